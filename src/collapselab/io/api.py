@@ -1,0 +1,132 @@
+"""Entry points: ``PATH[:KEY]`` specs -> validated :class:`EmbeddingSource` objects."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from collapselab.errors import InputError
+from collapselab.io._base import EmbeddingSource, fail
+from collapselab.io.parquet import open_parquet
+from collapselab.io.raw import open_npy, open_npz, open_safetensors
+from collapselab.io.text import open_csv, open_tsv
+from collapselab.io.torch_file import open_torch
+
+Spec = str | os.PathLike[str]
+Reader = Callable[[Path, str, str | None], EmbeddingSource]
+
+#: File extension -> reader(path, display name, key or None).
+READERS: dict[str, Reader] = {
+    ".npy": open_npy,
+    ".npz": open_npz,
+    ".safetensors": open_safetensors,
+    ".pt": open_torch,
+    ".pth": open_torch,
+    ".csv": open_csv,
+    ".tsv": open_tsv,
+    ".parquet": open_parquet,
+}
+#: Formats that hold exactly one array, so ``PATH:KEY`` makes no sense for them.
+SINGLE_ARRAY = (".npy", ".csv", ".tsv")
+SUPPORTED = tuple(sorted(READERS))
+
+
+def _split(spec: Spec) -> tuple[str, str | None]:
+    """``(path as written, key or None)``; see :func:`parse_spec`."""
+    if isinstance(spec, os.PathLike):
+        return os.fspath(spec), None
+    text = str(spec)
+    if not text:
+        raise InputError("(empty path): expected PATH or PATH:KEY")
+    lower = text.lower()
+    for i, ch in enumerate(text):
+        if ch == ":" and lower[:i].endswith(SUPPORTED):
+            path, key = text[:i], text[i + 1 :]
+            if not key:
+                raise fail(path, f"empty KEY in {text!r}; write {path}:KEY or just {path}")
+            return path, key
+    return text, None
+
+
+def parse_spec(spec: Spec) -> tuple[Path, str | None]:
+    """Split ``"PATH:KEY"`` into ``(Path(PATH), KEY)``; a plain path gives ``KEY=None``.
+
+    The split happens at the first ``:`` that follows a supported extension, so Windows
+    drive letters (``C:\\emb.npz:train``) and keys that contain ``:`` both work. A
+    :class:`os.PathLike` is taken literally, never split.
+
+    Raises:
+        InputError: the key after ``:`` is empty (``"emb.npz:"``) or the path is empty.
+    """
+    path, key = _split(spec)
+    return Path(path), key
+
+
+def _open(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
+    if not path.exists():
+        raise fail(path_name, "no such file")
+    if path.is_dir():
+        raise fail(path_name, "is a directory, not a file")
+    ext = path.suffix.lower()
+    if ext not in READERS:
+        kind = f"file type {ext!r}" if ext else "file without an extension"
+        raise fail(path_name, f"unsupported {kind}; supported: {', '.join(SUPPORTED)}")
+    if key is not None and ext in SINGLE_ARRAY:
+        raise fail(path_name, f"a {ext} file holds a single array; drop ':{key}'")
+    try:
+        return READERS[ext](path, path_name, key)
+    except OSError as e:  # e.g. permission denied; readers translate format errors
+        raise fail(path_name, f"cannot read ({e.strerror or e})") from e
+
+
+def open_embeddings(spec: Spec) -> EmbeddingSource:
+    """Open an embedding matrix ``Z`` of shape ``(N, d)`` for chunked reading.
+
+    Everything that can be checked without reading the data is checked here (file type,
+    key, dtype, shape, N >= 2, and for binary formats that the file is long enough), so
+    a bad input fails before any work starts.
+
+    Args:
+        spec: ``PATH`` or ``"PATH:KEY"``; ``KEY`` picks an array in ``.npz`` /
+            ``.safetensors`` / ``.pt`` files or a list column in ``.parquet``. A file
+            holding a single candidate needs no key.
+
+    Returns:
+        An :class:`EmbeddingSource` with ``name``, ``n``, ``d``, ``dtype`` and ``chunks()``.
+
+    Raises:
+        InputError: one line ``"<name>: <problem>"`` for any unusable input;
+            :class:`DegenerateInputError` (a subclass) for fewer than 2 rows.
+    """
+    path, key = _split(spec)
+    return _open(Path(path), path, key)
+
+
+def load_embeddings(spec: Spec) -> np.ndarray:
+    """The whole matrix as one ``(N, d)`` float32 / float64 array (see ``open_embeddings``)."""
+    return open_embeddings(spec).read()
+
+
+def iter_sources(specs: Sequence[Spec]) -> list[EmbeddingSource]:
+    """Open several specs, expanding globs (``"shard-*.npy"``, sorted by name) in order.
+
+    A key applies to every file a pattern matches (``"shard-*.npz:emb"``).
+
+    Raises:
+        InputError: a pattern matches no file, or any file fails to open.
+    """
+    sources = []
+    for spec in specs:
+        pattern, key = _split(spec)
+        if isinstance(spec, os.PathLike) or not any(c in pattern for c in "*?["):
+            sources.append(_open(Path(pattern), pattern, key))
+            continue
+        matches = sorted(glob.glob(pattern))
+        if not matches:
+            raise fail(pattern, "no files match this pattern")
+        sources.extend(_open(Path(m), m, key) for m in matches)
+    return sources

@@ -1,0 +1,310 @@
+"""Streaming readers for binary formats that store one array as raw bytes at an offset.
+
+``.npy`` files, the ``.npy`` members of ``.npz`` archives and ``.safetensors`` tensors all
+keep an ``(n, d)`` array as ``n * d`` contiguous elements after a small header. We parse
+the header, check that the file holds every byte the header promises (so a truncated file
+fails before any work is done), then ``readinto`` one reused buffer chunk by chunk.
+
+Why not ``np.load(mmap_mode="r")``: every page of a memory map that has been touched
+counts in the process's resident set until it is unmapped, so streaming a 100 GB file
+through a map shows ~100 GB RSS (and gets jobs killed by memory-limited schedulers).
+With ``readinto`` the peak grows with ``rows * d``, never with ``n``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from collapselab.errors import InputError
+from collapselab.io._base import (
+    ArraySource,
+    EmbeddingSource,
+    check_dtype,
+    check_shape,
+    convert_into,
+    fail,
+    output_dtype,
+    pick_key,
+)
+
+Opener = Callable[[], contextlib.AbstractContextManager[IO[bytes]]]
+
+#: safetensors dtype codes -> little-endian numpy dtypes (BF16 is read as its uint16 bits).
+_SAFETENSORS_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U64": "<u8",
+    "U32": "<u4",
+    "U16": "<u2",
+    "U8": "u1",
+    "BOOL": "?",
+}
+#: Errors a reader may hit mid-stream on a damaged or changing file.
+_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+class RawSource(EmbeddingSource):
+    """An ``(n, d)`` array stored as raw elements from byte ``offset`` of a stream.
+
+    Args:
+        name: Display name.
+        opener: Returns a context manager giving a seekable binary stream.
+        offset: Byte offset of element ``[0, 0]``.
+        shape: ``(n, d)``, validated.
+        raw: Element dtype in the file, byte order included (uint16 for bfloat16).
+        dtype_name: Source dtype name to report.
+        bf16: The elements are bfloat16 bit patterns.
+        fortran: Column-major layout: element ``[i, j]`` is at ``offset + (j*n + i) * size``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        opener: Opener,
+        offset: int,
+        shape: tuple[int, int],
+        raw: np.dtype,
+        dtype_name: str,
+        bf16: bool = False,
+        fortran: bool = False,
+    ) -> None:
+        super().__init__(name, shape[0], shape[1], dtype_name, output_dtype(raw, bf16))
+        self._open = opener
+        self._offset = offset
+        self._raw = raw
+        self._bf16 = bf16
+        self._fortran = fortran
+
+    def _chunks(self, rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
+        try:
+            with self._open() as f:
+                read = self._columns if self._fortran else self._rows
+                yield from read(f, rows, start, stop)
+        except _READ_ERRORS as e:
+            raise fail(self.name, f"read failed: {e}") from e
+
+    def _rows(self, f: IO[bytes], rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
+        k_max = min(rows, stop - start)
+        row_bytes = self.d * self._raw.itemsize
+        buf = np.empty(k_max * row_bytes, np.uint8)  # the one reused read buffer
+        raw = buf.view(self._raw).reshape(k_max, self.d)
+        same = raw.dtype == self._out and not self._bf16  # native float32/float64: no copy
+        out = raw if same else np.empty((k_max, self.d), self._out)
+        view = buf.data  # memoryview of the reused buffer
+        f.seek(self._offset + start * row_bytes)
+        for lo in range(start, stop, rows):
+            k = min(rows, stop - lo)
+            self._fill(f, view[: k * row_bytes], lo, k)
+            if not same:
+                convert_into(out[:k], raw[:k], self._bf16)
+            yield out[:k]
+
+    def _columns(self, f: IO[bytes], rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
+        # Column-major data: each chunk is d contiguous runs of k elements, one per column.
+        k_max = min(rows, stop - start)
+        size = self._raw.itemsize
+        buf = np.empty(self.d * k_max * size, np.uint8)
+        cols = buf.view(self._raw).reshape(self.d, k_max)  # (d, k_max)
+        out = np.empty((k_max, self.d), self._out)
+        view = buf.data  # memoryview of the reused buffer
+        for lo in range(start, stop, rows):
+            k = min(rows, stop - lo)
+            for j in range(self.d):
+                f.seek(self._offset + (j * self.n + lo) * size)
+                at = j * k_max * size
+                self._fill(f, view[at : at + k * size], lo, k)
+            convert_into(out[:k], cols[:, :k].T, self._bf16)
+            yield out[:k]
+
+    def _fill(self, f: IO[bytes], view: memoryview, lo: int, k: int) -> None:
+        got = 0
+        while got < len(view):
+            n = f.readinto(view[got:])  # type: ignore[attr-defined]
+            if not n:
+                raise fail(
+                    self.name,
+                    f"truncated: file ended while reading rows {lo}:{lo + k} "
+                    "(was it modified while being read?)",
+                )
+            got += n
+
+
+def _npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Parse a ``.npy`` header, leaving ``f`` at the first data byte."""
+    readers = {
+        (1, 0): np.lib.format.read_array_header_1_0,
+        (2, 0): np.lib.format.read_array_header_2_0,
+    }
+    try:
+        version = np.lib.format.read_magic(f)
+        if version not in readers:
+            raise fail(
+                name,
+                f".npy format version {version[0]}.{version[1]} is not supported "
+                "(expected 1.0 or 2.0, as numpy writes for numeric arrays)",
+            )
+        shape, fortran, dtype = readers[version](f)
+    except InputError:
+        raise
+    except ValueError as e:
+        raise fail(name, f"not a valid .npy file ({e})") from e
+    return tuple(shape), bool(fortran), np.dtype(dtype)
+
+
+def _validated_npy(
+    f: IO[bytes], name: str, available: int
+) -> tuple[tuple[int, int], bool, np.dtype, int]:
+    """Header of a ``.npy`` stream whose total size is ``available`` bytes, checked."""
+    shape, fortran, dtype = _npy_header(f, name)
+    check_dtype(name, dtype)
+    n, d = check_shape(name, shape)
+    offset = f.tell()
+    need = n * d * dtype.itemsize
+    have = available - offset
+    if have < need:
+        raise fail(
+            name,
+            f"truncated: header says shape {(n, d)} {dtype.name} ({need} bytes of data) "
+            f"but only {have} bytes follow the header",
+        )
+    return (n, d), fortran, dtype, offset
+
+
+def open_npy(path: Path, name: str, key: str | None = None) -> EmbeddingSource:
+    """Open a ``.npy`` file for streaming (C or Fortran order, any byte order).
+
+    ``key`` is unused (a ``.npy`` file holds one array; the caller rejects a key).
+    """
+    with open(path, "rb") as f:
+        shape, fortran, dtype, offset = _validated_npy(f, name, os.fstat(f.fileno()).st_size)
+    return RawSource(
+        name,
+        lambda: open(path, "rb", buffering=0),
+        offset,
+        shape,
+        dtype,
+        dtype.name,
+        fortran=fortran,
+    )
+
+
+def open_npz(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
+    """Open one array of a ``.npz`` archive (``np.savez`` or ``np.savez_compressed``).
+
+    Members are streamed straight out of the zip (decompressing as they go); nothing is
+    unpickled. A Fortran-order member is the exception: it is read whole into memory,
+    because column-wise seeks inside a compressed member would restart decompression.
+    """
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {
+                (m.filename[:-4] if m.filename.endswith(".npy") else m.filename): m
+                for m in zf.infolist()
+                if not m.is_dir()
+            }
+            key = pick_key(path_name, list(members), key)
+            member = members[key]
+            name = f"{path_name}:{key}"
+            with zf.open(member) as f:
+                shape, fortran, dtype, offset = _validated_npy(f, name, member.file_size)
+            if fortran:
+                with zf.open(member) as f:
+                    array = np.lib.format.read_array(f, allow_pickle=False)
+                return ArraySource(name, array, dtype.name)
+    except _READ_ERRORS as e:
+        raise fail(path_name, f"not a valid .npz (zip) archive ({e})") from e
+
+    @contextlib.contextmanager
+    def opener() -> Iterator[IO[bytes]]:
+        with zipfile.ZipFile(path) as zf, zf.open(member) as f:
+            yield f
+
+    return RawSource(name, opener, offset, shape, dtype, dtype.name)
+
+
+def _safetensors_header(path: Path, path_name: str) -> tuple[dict[str, Any], int, int]:
+    """Return ``(header, data_start, file_size)`` of a ``.safetensors`` file."""
+    corrupt = "not a valid .safetensors file"
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(8)
+        if len(head) < 8:
+            raise fail(path_name, f"{corrupt} (shorter than its 8-byte header length)")
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            raise fail(
+                path_name, f"{corrupt} (header length {length} exceeds the file size {size})"
+            )
+        try:
+            header = json.loads(f.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise fail(path_name, f"{corrupt} (header is not valid JSON: {e})") from e
+    if not isinstance(header, dict):
+        raise fail(path_name, f"{corrupt} (header is not a JSON object)")
+    return header, 8 + length, size
+
+
+def open_safetensors(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
+    """Open one tensor of a ``.safetensors`` file for streaming (bfloat16 included).
+
+    The format (https://github.com/huggingface/safetensors#format) is an 8-byte
+    little-endian header length, a JSON header mapping each name to ``dtype``, ``shape``
+    and ``data_offsets`` (relative to the end of the header), then the raw little-endian
+    data. Reading it directly lets us stream with bounded memory and decode bfloat16
+    without torch; the files themselves are written by the ``safetensors`` package.
+    """
+    header, data_start, size = _safetensors_header(path, path_name)
+    keys = [k for k in header if k != "__metadata__"]
+    key = pick_key(path_name, keys, key, what="tensor")
+    name = f"{path_name}:{key}"
+    info = header[key]
+    try:
+        code = str(info["dtype"])
+        shape = tuple(int(s) for s in info["shape"])
+        begin, end = (int(o) for o in info["data_offsets"])
+    except (TypeError, KeyError, ValueError) as e:
+        raise fail(name, f"not a valid .safetensors file (bad header entry: {e!r})") from e
+    if code not in _SAFETENSORS_DTYPES:
+        kind = "float8 dtypes are" if code.startswith("F8") else f"dtype {code} is"
+        raise fail(name, f"{kind} not supported (dtype {code}); expected a float or int dtype")
+    raw = np.dtype(_SAFETENSORS_DTYPES[code])
+    n, d = check_shape(name, shape)
+    need = math.prod(shape) * raw.itemsize
+    if begin < 0 or end - begin != need:
+        raise fail(
+            name,
+            f"not a valid .safetensors file (data_offsets [{begin}, {end}] do not match "
+            f"shape {shape} {code}, which needs {need} bytes)",
+        )
+    if data_start + end > size:
+        raise fail(
+            name,
+            f"truncated: tensor data ends at byte {data_start + end} but the file has "
+            f"{size} bytes",
+        )
+    bf16 = code == "BF16"
+    return RawSource(
+        name,
+        lambda: open(path, "rb", buffering=0),
+        data_start + begin,
+        (n, d),
+        raw,
+        "bfloat16" if bf16 else raw.name,
+        bf16=bf16,
+    )

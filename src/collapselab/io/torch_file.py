@@ -1,0 +1,87 @@
+"""Reader for ``.pt`` / ``.pth`` files: a tensor, or a dict of tensors picked by ``PATH:KEY``.
+
+Loaded with ``torch.load(weights_only=True)`` only: a file holding anything but tensors
+and plain containers is refused, never unpickled. Files in torch's zip format (the
+default since torch 1.6) are memory-mapped (``mmap=True``), so only the pages of the rows
+being read are brought in; legacy files are loaded whole.
+"""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collapselab.io._base import ArraySource, EmbeddingSource, check_shape, fail, pick_key
+
+
+def _detail(message: str) -> str:
+    """The informative line of torch's multi-line weights-only refusal."""
+    boiler = ("Weights only load failed", "Please file an issue", "Check the documentation")
+    lines = [ln.strip() for ln in message.splitlines()]
+    useful = [ln for ln in lines if ln and not ln.startswith(boiler)]
+    return useful[0] if useful else lines[0] if lines else "unknown reason"
+
+
+def _load(path: Path, path_name: str) -> Any:
+    import torch
+
+    try:
+        return torch.load(
+            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+        )
+    except pickle.UnpicklingError as e:
+        raise fail(
+            path_name,
+            f"torch.load(weights_only=True) refused the file ({_detail(str(e))}): it is "
+            "corrupt or holds Python objects besides tensors, and collapselab never "
+            "unpickles user data; save a tensor or a dict of tensors, or use .safetensors",
+        ) from e
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise fail(path_name, f"not a readable torch file ({_detail(str(e)) or 'empty'})") from e
+
+
+def open_torch(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
+    """Open a ``.pt``/``.pth`` file holding a tensor or a dict of tensors.
+
+    Args:
+        path: The file.
+        path_name: Display name of the file.
+        key: Name of the tensor in a dict; ``None`` takes the only tensor.
+
+    Returns:
+        An :class:`ArraySource` whose chunks come from the (memory-mapped) tensor.
+    """
+    import torch
+
+    obj = _load(path, path_name)
+    if isinstance(obj, torch.Tensor):
+        if key is not None:
+            raise fail(path_name, f"holds a single tensor, not a dict; drop ':{key}'")
+        name, tensor = path_name, obj
+    elif isinstance(obj, Mapping):
+        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        key = pick_key(path_name, list(tensors), key, what="tensor")
+        name, tensor = f"{path_name}:{key}", tensors[key]
+    else:
+        raise fail(
+            path_name,
+            f"holds a {type(obj).__name__}; expected a tensor or a dict of tensors",
+        )
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    if tensor.layout != torch.strided:
+        raise fail(name, f"{tensor.layout} tensor; expected a dense tensor")
+    if tensor.is_complex():
+        raise fail(name, f"complex dtype {dtype}; expected real numbers")
+    check_shape(name, tuple(tensor.shape))
+    bf16 = tensor.dtype == torch.bfloat16
+    try:
+        # bfloat16 has no numpy dtype: hand over its bits as uint16 (decoded per chunk).
+        array = tensor.view(torch.int16).numpy().view(np.uint16) if bf16 else tensor.numpy()
+    except (TypeError, RuntimeError) as e:
+        raise fail(name, f"dtype {dtype} is not supported; expected a float or int dtype") from e
+    return ArraySource(name, array, dtype, bf16=bf16)

@@ -1,0 +1,182 @@
+"""The one interface every method implements, and the registry.
+
+A method owns an encoder (backbone), its heads and its loss. One training step::
+
+    out = method.step((view1, view2))   # StepOutput(loss, terms, embeddings, paired)
+    out.loss.backward(); optimizer.step()
+    method.after_optimizer_step(progress)  # EMA teachers, schedules
+
+``embeddings`` are the detached rows the loss acts on (first view), the ones the
+:class:`~collapselab.train.callbacks.CollapseMonitor` watches; ``paired`` is the second
+view's, for alignment. ``embed(x)`` returns the backbone representation that evaluation
+(kNN, linear probe) reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from collapselab.errors import ConfigError
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class StepOutput:
+    """Result of one training step.
+
+    Attributes:
+        loss: scalar loss with its graph (call ``backward`` on it).
+        terms: unweighted loss terms as Python floats (``{"loss": ...}`` at least).
+        embeddings: ``(B, d)`` detached embeddings of the first view (what the loss sees).
+        paired: ``(B, d)`` detached embeddings of the second view, or None.
+    """
+
+    loss: Tensor
+    terms: dict[str, float]
+    embeddings: Tensor
+    paired: Tensor | None = None
+
+
+@dataclass
+class MethodConfig:
+    """Fields every method has; subclasses add theirs with the reason beside each.
+
+    ``lr`` and ``weight_decay`` are AdamW settings for these small data sets (the papers'
+    LARS / SGD settings are for batch 4096 on ImageNet); the trainer uses them unless the
+    run overrides them.
+    """
+
+    lr: float = 2e-3  # AdamW peak learning rate after warm-up (batch 256)
+    weight_decay: float = 1e-4  # decoupled AdamW decay; small, as for small networks
+
+
+class Method(nn.Module):
+    """Base class: encoder + heads + loss behind ``step`` / ``after_optimizer_step``.
+
+    Subclasses set ``name`` and ``config_class``, build their heads in ``__init__`` and
+    implement ``forward(v1, v2) -> StepOutput`` (``forward`` so that a
+    ``DistributedDataParallel`` wrapper sees the computation).
+
+    Args:
+        encoder: backbone mapping inputs to ``(B, encoder.out_dim)``.
+        config: the method's config dataclass.
+    """
+
+    name: ClassVar[str] = "method"
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    #: True for objectives known to collapse (the article's and the ablations)
+    collapse_expected: ClassVar[bool] = False
+
+    def __init__(self, encoder: nn.Module, config: MethodConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+        self.feature_dim = int(getattr(encoder, "out_dim"))  # noqa: B009
+
+    def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:  # pragma: no cover - abstract
+        """Compute the loss of one batch of two views ``(B, ...)`` each."""
+        raise NotImplementedError
+
+    def step(self, views: tuple[Tensor, Tensor]) -> StepOutput:
+        """One step's loss, terms and embeddings for ``views = (v1, v2)``."""
+        out: StepOutput = self(*views)
+        return out
+
+    def after_optimizer_step(self, progress: float) -> None:
+        """Called after each optimizer step with training progress in [0, 1] (EMA updates)."""
+
+    @torch.no_grad()
+    def embed(self, x: Tensor) -> Tensor:
+        """Backbone representation ``(B, feature_dim)`` used by the evaluation."""
+        out: Tensor = self.encoder(x)
+        return out
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        """Optimizer parameter groups: no weight decay on biases and norm parameters
+        (1-D tensors), as in SimCLR's / BYOL's LARS setups."""
+        decay, no_decay = [], []
+        for p in self.parameters():
+            if p.requires_grad:
+                (no_decay if p.ndim <= 1 else decay).append(p)
+        return [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to :data:`METHODS` under ``cls.name``."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def make_config(name: str, overrides: Mapping[str, Any] | None = None) -> MethodConfig:
+    """The config of method ``name`` with ``overrides`` applied (values are type-checked).
+
+    Raises:
+        ConfigError: unknown method or field, or a value of the wrong type.
+    """
+    cls = get_method_class(name)
+    cfg = cls.config_class()
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise ConfigError(
+                f"method {name!r} has no option {key!r}; options: {', '.join(sorted(fields))}"
+            )
+        setattr(cfg, key, coerce(f"{name}.{key}", value, type(getattr(cfg, key))))
+    return cfg
+
+
+def coerce(where: str, value: Any, typ: type) -> Any:
+    """Convert ``value`` (e.g. a CLI string) to ``typ`` (bool, int, float, str)."""
+    if isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
+        return value
+    try:
+        if typ is bool:
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError
+        if typ is float and isinstance(value, (int, str)) and not isinstance(value, bool):
+            return float(value)
+        if typ is int and isinstance(value, str):
+            return int(value)
+        if typ is str and isinstance(value, str):
+            return value
+    except ValueError:
+        pass
+    raise ConfigError(f"{where}: expected {typ.__name__}, got {value!r}")
+
+
+def get_method_class(name: str) -> type[Method]:
+    """The registered class of method ``name``.
+
+    Raises:
+        ConfigError: unknown method.
+    """
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ConfigError(
+            f"--method {name!r}: unknown method; choose one of {', '.join(METHODS)}"
+        ) from None
+
+
+def build_method(
+    name: str, encoder: nn.Module, overrides: Mapping[str, Any] | None = None
+) -> Method:
+    """Instantiate method ``name`` around ``encoder`` with config ``overrides``."""
+    cls = get_method_class(name)
+    return cls(encoder, make_config(name, overrides))

@@ -1,0 +1,25 @@
+"""Pure math on embedding matrices: streaming moments, spectrum, effective rank, geometry."""
+
+from collapselab.metrics.geometry import alignment, std_of_l2_normalized, uniformity
+from collapselab.metrics.moments import Moments
+from collapselab.metrics.spectral import (
+    effective_rank,
+    marchenko_pastur_edges,
+    participation_ratio,
+    rankme,
+)
+from collapselab.metrics.summary import EmbeddingMetrics, compute_metrics, summarize
+
+__all__ = [
+    "EmbeddingMetrics",
+    "Moments",
+    "alignment",
+    "compute_metrics",
+    "effective_rank",
+    "marchenko_pastur_edges",
+    "participation_ratio",
+    "rankme",
+    "std_of_l2_normalized",
+    "summarize",
+    "uniformity",
+]

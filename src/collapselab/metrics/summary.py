@@ -1,0 +1,155 @@
+"""Every metric of an embedding matrix, read off one :class:`~.moments.Moments`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from collapselab.errors import DegenerateInputError
+from collapselab.metrics import spectral
+from collapselab.metrics.geometry import sample_pair_stats
+from collapselab.metrics.moments import Moments
+
+
+@dataclass(frozen=True)
+class EmbeddingMetrics:
+    """The numbers behind a collapse verdict for an ``(n, d)`` embedding matrix.
+
+    Spectra are of the centred covariance ``C = (1/n) sum (z_i - mu)(z_i - mu)^T``
+    (``eigenvalues``) and of the uncentred second moment ``M = (1/n) Z^T Z``
+    (``uncentered_eigenvalues``): the article's "rank(Z) = 1" speaks of ``M``, its
+    "C = 0" of ``C``. Both descending; negative round-off is clipped to 0 and reported in
+    ``clipped_eigenvalues`` / ``most_negative_eigenvalue``.
+    """
+
+    n: int
+    d: int
+    eigenvalues: NDArray[np.float64]
+    uncentered_eigenvalues: NDArray[np.float64]
+    clipped_eigenvalues: int
+    most_negative_eigenvalue: float
+    effective_rank: float  #: canonical: exp entropy of centred eigenvalues (spectral.effective_rank)
+    rankme: float  #: Garrido et al. 2023, singular values of uncentred Z, eps 1e-7
+    effective_rank_normalized: float  #: MONAI: centred singular values, / min(n - 1, d)
+    isotropic_effective_rank: float  #: reference: an isotropic Gaussian of the same (n, d)
+    numerical_rank: int  #: centred eigenvalues above rank_rtol * largest
+    numerical_rank_uncentered: int
+    rank_rtol: float
+    participation_ratio: float
+    dims_90: int
+    dims_99: int
+    power_law_alpha: float
+    power_law_r2: float
+    total_variance: float  #: trace(C)
+    mean_sq_norm: float  #: E ||z_i||^2 = trace(M)
+    relative_variance: float  #: trace(C) / trace(M): 0 = all rows equal, ~1 = centred data
+    per_dim_std: NDArray[np.float64]
+    mean_norm: float
+    std_norm: float
+    min_norm: float
+    max_norm: float
+    zero_rows: int
+    std_of_l2_normalized: float  #: 0 collapsed, 1/sqrt(d) isotropic (SimSiam)
+    mean_cosine: float  #: exact mean of cos(z_i, z_j) over all pairs i != j
+    max_cosine: float  #: over pairs of the row sample
+    uniformity: float  #: Wang & Isola, t = 2, over the row sample
+    sample_size: int
+    alignment: float | None  #: Wang & Isola, alpha = 2, when paired views were given
+    nonfinite_rows: int
+    first_nonfinite: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: arrays become lists, nan/inf become None."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return [clean(x) for x in v.tolist()]
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return v
+
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+
+def _eigh_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], int, float]:
+    lam = np.linalg.eigvalsh((a + a.T) * 0.5)[::-1].copy()
+    neg = lam < 0
+    most_negative = float(lam.min()) if neg.any() else 0.0
+    lam[neg] = 0.0
+    return lam, int(neg.sum()), most_negative
+
+
+def summarize(m: Moments) -> EmbeddingMetrics:
+    """Compute every metric from accumulated moments (cost: two ``d x d`` eigensolves).
+
+    Raises:
+        DegenerateInputError: fewer than 2 finite rows.
+    """
+    n, d = m.n, m.d
+    if n < 2:
+        raise DegenerateInputError(
+            f"{n} finite row{'s' if n != 1 else ''}; need at least 2 to measure spread"
+        )
+    lam, clipped, most_neg = _eigh_desc(m.covariance())
+    mu2, _, _ = _eigh_desc(m.second_moment())
+    rtol = spectral.default_rank_rtol(d, m.input_eps)
+    total_var = float(lam.sum())
+    mean_sq = m.sq_norm_sum / n
+    mean_norm = m.norm_sum / n
+    nz = n - m.zero_rows
+    if nz >= 1:
+        u_mean = m.unit_sum / nz
+        u_var = np.maximum(m.unit_sq_sum / nz - u_mean**2, 0.0)
+        std_l2 = float(np.sqrt(u_var).mean())
+    else:
+        std_l2 = float("nan")
+    mean_cos = (float(m.unit_sum @ m.unit_sum) - nz) / (nz * (nz - 1)) if nz >= 2 else float("nan")
+    unif, max_cos = sample_pair_stats(m.sample_rows)
+    fit = spectral.power_law_alpha(lam)
+    per_dim_var = np.clip(np.diag(m.scatter) / n, 0.0, None)
+    return EmbeddingMetrics(
+        n=n,
+        d=d,
+        eigenvalues=lam,
+        uncentered_eigenvalues=mu2,
+        clipped_eigenvalues=clipped,
+        most_negative_eigenvalue=most_neg,
+        effective_rank=spectral.effective_rank(lam),
+        rankme=spectral.rankme(mu2, n),
+        effective_rank_normalized=spectral.effective_rank_normalized(lam, n),
+        isotropic_effective_rank=spectral.isotropic_effective_rank(n, d),
+        numerical_rank=spectral.numerical_rank(lam, rtol),
+        numerical_rank_uncentered=spectral.numerical_rank(mu2, rtol),
+        rank_rtol=rtol,
+        participation_ratio=spectral.participation_ratio(lam),
+        dims_90=spectral.dims_for_variance(lam, 0.90),
+        dims_99=spectral.dims_for_variance(lam, 0.99),
+        power_law_alpha=fit.alpha,
+        power_law_r2=fit.r2,
+        total_variance=total_var,
+        mean_sq_norm=mean_sq,
+        relative_variance=(total_var / mean_sq) if mean_sq > 0 else 0.0,
+        per_dim_std=np.sqrt(per_dim_var),
+        mean_norm=mean_norm,
+        std_norm=math.sqrt(max(mean_sq - mean_norm**2, 0.0)),
+        min_norm=m.norm_min,
+        max_norm=m.norm_max,
+        zero_rows=m.zero_rows,
+        std_of_l2_normalized=std_l2,
+        mean_cosine=mean_cos,
+        max_cosine=max_cos,
+        uniformity=unif,
+        sample_size=int(m.sample_keys.size),
+        alignment=(m.align_sum / m.align_n) if m.align_n else None,
+        nonfinite_rows=m.nonfinite_rows,
+        first_nonfinite=m.first_nonfinite,
+    )
+
+
+def compute_metrics(z: Any, z2: Any = None, sample_size: int = 2048) -> EmbeddingMetrics:
+    """One-shot metrics of ``z`` (shape ``(N, d)``, numpy or torch) and optional paired view."""
+    return summarize(Moments.of(z, paired=z2, sample_size=sample_size))

@@ -1,0 +1,154 @@
+"""Chunking contract, row ranges, spec parsing and glob expansion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from io_writers import WRITERS, Writer
+
+from collapselab.errors import ConfigError, InputError
+from collapselab.io import EmbeddingSource, iter_sources, open_embeddings, parse_spec
+from collapselab.io.api import SUPPORTED
+
+N, D = 53, 4  # 53 is prime: most chunk sizes leave a short last chunk
+
+
+def matrix(n: int = N, d: int = D, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+
+
+def collect(src: EmbeddingSource, rows: int, start: int = 0, stop: int | None = None) -> list:
+    return [c.copy() for c in src.chunks(rows=rows, start=start, stop=stop)]
+
+
+@pytest.mark.parametrize("rows", [1, 7, 53, 100])
+def test_chunks_cover_every_row_exactly_once_in_every_format(
+    tmp_path: Path, writer: Writer, rows: int
+) -> None:
+    z = matrix()
+    src = open_embeddings(writer(tmp_path / "z", z))
+    chunks = collect(src, rows)
+    sizes = [len(c) for c in chunks]
+    assert sizes == [rows] * (N // rows) + ([N % rows] if N % rows else [])
+    assert all(c.shape[1] == D and c.dtype == src.out_dtype for c in chunks)
+    np.testing.assert_array_equal(np.concatenate(chunks), z.astype(src.out_dtype))
+
+
+def test_chunks_when_rows_divide_n(tmp_path: Path, writer: Writer) -> None:
+    z = matrix(n=48)
+    src = open_embeddings(writer(tmp_path / "z", z))
+    chunks = collect(src, 12)
+    assert [len(c) for c in chunks] == [12, 12, 12, 12]
+    np.testing.assert_array_equal(np.concatenate(chunks), z.astype(src.out_dtype))
+
+
+@pytest.mark.parametrize(("start", "stop"), [(0, 53), (5, 40), (17, 18), (52, 53), (30, 30)])
+def test_row_ranges_in_every_format(tmp_path: Path, writer: Writer, start: int, stop: int) -> None:
+    z = matrix()
+    src = open_embeddings(writer(tmp_path / "z", z))
+    chunks = collect(src, 6, start, stop)
+    got = np.concatenate(chunks) if chunks else np.empty((0, D), src.out_dtype)
+    np.testing.assert_array_equal(got, z[start:stop].astype(src.out_dtype))
+    np.testing.assert_array_equal(src.read(start, stop), z[start:stop].astype(src.out_dtype))
+
+
+def test_shards_by_row_range_reassemble_the_matrix(tmp_path: Path) -> None:
+    # What each rank of a torchrun job does: rows [r*n/W, (r+1)*n/W).
+    z = matrix()
+    src = open_embeddings(WRITERS["npy"](tmp_path / "z", z))
+    world = 4
+    bounds = [src.n * r // world for r in range(world + 1)]
+    parts = [src.read(bounds[r], bounds[r + 1]) for r in range(world)]
+    np.testing.assert_array_equal(np.concatenate(parts), z)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, EmbeddingSource]:
+    tmp = tmp_path_factory.mktemp("prop")
+    return {name: open_embeddings(w(tmp / "z", matrix())) for name, w in WRITERS.items()}
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_property_any_rows_and_range(
+    sources: dict[str, EmbeddingSource], data: st.DataObject
+) -> None:
+    name = data.draw(st.sampled_from(sorted(sources)))
+    start = data.draw(st.integers(0, N))
+    stop = data.draw(st.integers(start, N))
+    rows = data.draw(st.integers(1, N + 3))
+    src = sources[name]
+    chunks = collect(src, rows, start, stop)
+    assert all(0 < len(c) <= rows for c in chunks)
+    assert all(len(c) == rows for c in chunks[:-1])
+    got = np.concatenate(chunks) if chunks else np.empty((0, D), src.out_dtype)
+    np.testing.assert_array_equal(got, matrix()[start:stop].astype(src.out_dtype))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"rows": 0}, "chunk rows must be a positive integer, got 0"),
+        ({"rows": 2.5}, "chunk rows must be a positive integer, got 2.5"),
+        ({"rows": 4, "start": 10, "stop": 5}, "row range 10:5 is outside 0:53"),
+        ({"rows": 4, "start": 0, "stop": 54}, "row range 0:54 is outside 0:53"),
+        ({"rows": 4, "start": -1}, "row range -1:53 is outside 0:53"),
+    ],
+)
+def test_bad_chunk_arguments(tmp_path: Path, kwargs: dict, problem: str) -> None:
+    src = open_embeddings(WRITERS["npy"](tmp_path / "z", matrix()))
+    with pytest.raises(ConfigError) as e:
+        src.chunks(**kwargs)  # raised at the call, before iterating
+    assert str(e.value) == f"{src.name}: {problem}"
+
+
+def test_default_rows_bounded_by_64_mib(tmp_path: Path) -> None:
+    np.save(tmp_path / "wide.npy", np.zeros((3, 200_000), np.float32))
+    src = open_embeddings(tmp_path / "wide.npy")
+    assert src.default_rows() == 64 * 2**20 // (200_000 * 8)
+    assert open_embeddings(WRITERS["npy"](tmp_path / "z", matrix())).default_rows() == 65536
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "key"),
+    [
+        ("emb.npy", "emb.npy", None),
+        ("emb.npz:train", "emb.npz", "train"),
+        ("dir.v2/emb.SAFETENSORS:a:b", "dir.v2/emb.SAFETENSORS", "a:b"),
+        ("C:\\data\\emb.pt:model.emb", "C:\\data\\emb.pt", "model.emb"),
+        ("x:y/emb.parquet:vec", "x:y/emb.parquet", "vec"),
+        ("notes.txt:key", "notes.txt:key", None),  # no supported extension before ':'
+    ],
+)
+def test_parse_spec(spec: str, path: str, key: str | None) -> None:
+    assert parse_spec(spec) == (Path(path), key)
+
+
+def test_parse_spec_takes_pathlike_literally_and_rejects_empty_key() -> None:
+    assert parse_spec(Path("a.npz:k")) == (Path("a.npz:k"), None)
+    with pytest.raises(InputError, match=r"^emb\.npz: empty KEY in 'emb\.npz:'"):
+        parse_spec("emb.npz:")
+    assert SUPPORTED == (".csv", ".npy", ".npz", ".parquet", ".pt", ".pth", ".safetensors", ".tsv")
+
+
+def test_iter_sources_expands_globs_sorted_and_keeps_keys(tmp_path: Path) -> None:
+    for i in (2, 0, 1):
+        np.savez(tmp_path / f"shard-{i}.npz", emb=matrix(seed=i), other=np.zeros((2, 2)))
+    np.save(tmp_path / "extra.npy", matrix(seed=9))
+    srcs = iter_sources([f"{tmp_path}/shard-*.npz:emb", str(tmp_path / "extra.npy")])
+    assert [s.name for s in srcs] == [
+        *(f"{tmp_path}/shard-{i}.npz:emb" for i in range(3)),
+        str(tmp_path / "extra.npy"),
+    ]
+    for i, s in enumerate(srcs[:3]):
+        np.testing.assert_array_equal(s.read(), matrix(seed=i))
+
+
+def test_iter_sources_glob_matching_nothing(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as e:
+        iter_sources([f"{tmp_path}/shard-*.npy"])
+    assert str(e.value) == f"{tmp_path}/shard-*.npy: no files match this pattern"
