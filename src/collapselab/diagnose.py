@@ -99,12 +99,14 @@ class Diagnosis:
             verdict=self.verdict,
             advice=self.advice,
             evidence=[
-                {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                 for k, v in asdict(e).items()}
+                {
+                    k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                    for k, v in asdict(e).items()
+                }
                 for e in self.evidence
             ],
             thresholds=asdict(self.thresholds),
-        )  # fmt: skip
+        )
         return out
 
 
@@ -131,25 +133,33 @@ def diagnose(metrics: EmbeddingMetrics, thresholds: Thresholds | None = None) ->
     frac = erank / ref if ref > 0 and math.isfinite(erank) else 0.0
     ev = [
         Evidence(
-            "relative_variance", rv, "<", th.complete_relative_variance,
+            "relative_variance",
+            rv,
+            "<",
+            th.complete_relative_variance,
             rv < th.complete_relative_variance,
             "centred variance / mean squared norm; 0 when all rows are equal",
         ),
         Evidence(
-            "effective_rank_fraction", frac, "<", th.dimensional_rank_fraction,
+            "effective_rank_fraction",
+            frac,
+            "<",
+            th.dimensional_rank_fraction,
             frac < th.dimensional_rank_fraction,
             f"effective rank {erank:.3g} / {ref:.3g} of an isotropic Gaussian of the same shape",
         ),
-    ]  # fmt: skip
+    ]
     if metrics.d > 1:
         ev.append(
             Evidence(
-                "effective_rank", erank if math.isfinite(erank) else 0.0, "<",
+                "effective_rank",
+                erank if math.isfinite(erank) else 0.0,
+                "<",
                 th.min_effective_rank,
                 not (erank >= th.min_effective_rank),
                 "exp entropy of the centred eigenvalues (directions of variance)",
             )
-        )  # fmt: skip
+        )
     verdict: Verdict
     if ev[0].crossed:
         verdict = "complete"

@@ -19,6 +19,12 @@ def write_npy(path: Path, z: np.ndarray) -> str:
     return str(path.with_suffix(".npy"))
 
 
+def write_npy_fortran(path: Path, z: np.ndarray) -> str:
+    p = path.with_name(path.name + "_f.npy")
+    np.save(p, np.asfortranarray(z.astype(z.dtype.newbyteorder(">"))))  # column-major, BE
+    return str(p)
+
+
 def write_npz(path: Path, z: np.ndarray) -> str:
     p = path.with_suffix(".npz")
     np.savez(p, emb=z, labels=np.arange(len(z)))
@@ -74,6 +80,7 @@ def write_parquet(path: Path, z: np.ndarray) -> str:
 
 WRITERS: dict[str, Writer] = {
     "npy": write_npy,
+    "npy_fortran": write_npy_fortran,
     "npz": write_npz,
     "npz_compressed": write_npz_compressed,
     "safetensors": write_safetensors,

@@ -109,7 +109,7 @@ def test_bad_chunk_arguments(tmp_path: Path, kwargs: dict, problem: str) -> None
 def test_default_rows_bounded_by_64_mib(tmp_path: Path) -> None:
     np.save(tmp_path / "wide.npy", np.zeros((3, 200_000), np.float32))
     src = open_embeddings(tmp_path / "wide.npy")
-    assert src.default_rows() == 64 * 2**20 // (200_000 * 8)
+    assert src.default_rows() == 64 * 2**20 // (200_000 * 4)  # float32 chunks
     assert open_embeddings(WRITERS["npy"](tmp_path / "z", matrix())).default_rows() == 65536
 
 

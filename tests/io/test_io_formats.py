@@ -226,3 +226,14 @@ def test_parquet_two_list_columns_by_key(tmp_path: Path) -> None:
     pq.write_table(table, tmp_path / "two.parquet")
     check_roundtrip(f"{tmp_path / 'two.parquet'}:p", z2, "float32")
     check_roundtrip(f"{tmp_path / 'two.parquet'}:q", z1, "float32")
+
+
+@pytest.mark.parametrize("rows", [1, 7, 3000, 20000])
+def test_npy_fortran_blocks_larger_than_a_chunk(tmp_path: Path, rows: int) -> None:
+    # Fortran files are read in blocks of >= 4096 rows and re-cut into `rows`-row chunks.
+    z = sample("float64", (10_000, 3))
+    np.save(tmp_path / "f.npy", np.asfortranarray(z))
+    src = open_embeddings(tmp_path / "f.npy")
+    chunks = [c.copy() for c in src.chunks(rows=rows, start=13, stop=9_990)]
+    assert all(len(c) == rows for c in chunks[:-1]) and 0 < len(chunks[-1]) <= rows
+    np.testing.assert_array_equal(np.concatenate(chunks), z[13:9_990])

@@ -50,7 +50,7 @@ def check_dtype(name: str, dtype: np.dtype) -> None:
     elif dtype.kind in "US":
         problem = f"string dtype {dtype.str}; expected a numeric array"
     else:
-        problem = f"non-numeric dtype {dtype.str}; expected a numeric array"
+        problem = f"non-numeric dtype {dtype}; expected a numeric array"
     raise fail(name, problem)
 
 
@@ -124,7 +124,7 @@ class EmbeddingSource(abc.ABC):
 
     def default_rows(self) -> int:
         """Rows per chunk when none are asked for: 65536, fewer if that exceeds 64 MiB."""
-        return max(1, min(DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_BYTES // (self.d * 8)))
+        return max(1, min(DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_BYTES // (self.d * self._out.itemsize)))
 
     def chunks(
         self, rows: int | None = None, start: int = 0, stop: int | None = None

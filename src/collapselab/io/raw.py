@@ -116,21 +116,24 @@ class RawSource(EmbeddingSource):
             yield out[:k]
 
     def _columns(self, f: IO[bytes], rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
-        # Column-major data: each chunk is d contiguous runs of k elements, one per column.
-        k_max = min(rows, stop - start)
+        # Column-major data: a block of k rows is d contiguous runs of k elements, one per
+        # column, so it costs d seeks. Blocks hold at least ~4096 rows (a multiple of
+        # `rows`) so that small chunks do not turn into d seeks per chunk.
+        block = min(stop - start, rows * max(1, 4096 // rows))
         size = self._raw.itemsize
-        buf = np.empty(self.d * k_max * size, np.uint8)
-        cols = buf.view(self._raw).reshape(self.d, k_max)  # (d, k_max)
-        out = np.empty((k_max, self.d), self._out)
-        view = buf.data  # memoryview of the reused buffer
-        for lo in range(start, stop, rows):
-            k = min(rows, stop - lo)
+        buf = np.empty(self.d * block * size, np.uint8)
+        cols = buf.view(self._raw).reshape(self.d, block)  # (d, block)
+        out = np.empty((block, self.d), self._out)
+        view = buf.data
+        for lo in range(start, stop, block):
+            k = min(block, stop - lo)
             for j in range(self.d):
                 f.seek(self._offset + (j * self.n + lo) * size)
-                at = j * k_max * size
+                at = j * block * size
                 self._fill(f, view[at : at + k * size], lo, k)
             convert_into(out[:k], cols[:, :k].T, self._bf16)
-            yield out[:k]
+            for i in range(0, k, rows):
+                yield out[i : min(i + rows, k)]
 
     def _fill(self, f: IO[bytes], view: memoryview, lo: int, k: int) -> None:
         got = 0

@@ -2,8 +2,10 @@
 
 Loaded with ``torch.load(weights_only=True)`` only: a file holding anything but tensors
 and plain containers is refused, never unpickled. Files in torch's zip format (the
-default since torch 1.6) are memory-mapped (``mmap=True``), so only the pages of the rows
-being read are brought in; legacy files are loaded whole.
+default since torch 1.6) are memory-mapped (``mmap=True``): opening is cheap and rows are
+paged in as they are read, but pages already read stay resident (counted in RSS, though
+reclaimable page cache) until the source is dropped. Legacy files are loaded whole. For
+bounded memory on very large matrices prefer ``.npy`` or ``.safetensors``.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def _load(path: Path, path_name: str) -> Any:
             "corrupt or holds Python objects besides tensors, and collapselab never "
             "unpickles user data; save a tensor or a dict of tensors, or use .safetensors",
         ) from e
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise fail(path_name, f"not a readable torch file ({_detail(str(e)) or 'empty'})") from e
+    except Exception as e:  # torch's parsers raise anything (IndexError, KeyError, ...) on junk
+        detail = _detail(str(e)) if str(e) else type(e).__name__
+        raise fail(path_name, f"not a readable torch file ({detail})") from e
 
 
 def open_torch(path: Path, path_name: str, key: str | None) -> EmbeddingSource:

@@ -28,13 +28,14 @@ def std_of_l2_normalized(z: Any) -> float:
     """Mean over dimensions of the per-dimension std of L2-normalised rows.
 
     The SimSiam collapse indicator (Chen & He 2021, Sec. 4.1): 0 for a collapsed batch,
-    about ``1/sqrt(d)`` for an isotropic one. Population std (divide by N).
+    about ``1/sqrt(d)`` for an isotropic one and exactly ``1/sqrt(d)`` for ``eye(d)``.
+    Unbiased std (divide by N - 1), as in SimSiam's and lightly's code.
 
     Args:
         z: embeddings of shape ``(N, d)``.
     """
     u = _unit(_as_f64(z))
-    return float(u.std(dim=0, unbiased=False).mean())
+    return float(u.std(dim=0, unbiased=True).mean())
 
 
 def alignment(z1: Any, z2: Any, alpha: float = 2.0) -> float:

@@ -151,11 +151,12 @@ class Moments:
         if self._buf is None or self._buf.shape[0] < k:
             self._buf = np.empty((k, self.d))
         b = self._buf[:k]
-        m = x.mean(axis=0, dtype=np.float64)  # (d,)
-        np.subtract(x, m, out=b, casting="unsafe")  # b: centred block, float64, (k, d)
-        mm = float(m @ m)
-        # ||z_i||^2 = ||b_i||^2 + 2 b_i.m + ||m||^2, in float64 (no overflow for f32 input)
-        sq = np.einsum("ij,ij->i", b, b) + 2.0 * (b @ m) + mm  # (k,)
+        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf rows: handled below
+            m = x.mean(axis=0, dtype=np.float64)  # (d,)
+            np.subtract(x, m, out=b, casting="unsafe")  # b: centred block, float64, (k, d)
+            mm = float(m @ m)
+            # ||z_i||^2 = ||b_i||^2 + 2 b_i.m + ||m||^2 in float64 (no overflow for f32 input)
+            sq = np.einsum("ij,ij->i", b, b) + 2.0 * (b @ m) + mm  # (k,)
         if not np.isfinite(sq).all():
             # Rare path: find the offending rows directly (a NaN row poisons the block mean).
             x64 = np.asarray(x, dtype=np.float64)
@@ -192,7 +193,9 @@ class Moments:
         self.unit_sq_sum += b.T @ inv2 + 2.0 * m * bw[:, 1] + m * m * inv2.sum()
         self._update_sample(x)
 
-    def _merge_moments(self, n_b: int, mean_b: NDArray[np.float64], s_b: NDArray[np.float64]) -> None:
+    def _merge_moments(
+        self, n_b: int, mean_b: NDArray[np.float64], s_b: NDArray[np.float64]
+    ) -> None:
         """Chan et al. (1979) pairwise update of (n, mean, scatter)."""
         n_a = self.n
         n = n_a + n_b
@@ -219,7 +222,7 @@ class Moments:
         keys. Mergeable (the union's bottom-k is the bottom-k of the union) and O(k) work
         per block once the sample is full: only rows whose key beats the current k-th
         enter, into the slots they evict."""
-        keys = self._rng.random(x.shape[0])
+        keys: NDArray[np.float64] = self._rng.random(x.shape[0])
         if self.sample_keys.size >= self.sample_size:
             sel = np.flatnonzero(keys < self.sample_keys.max())
             if sel.size:
@@ -236,9 +239,9 @@ class Moments:
             return
         keep = np.argpartition(all_keys, self.sample_size - 1)[: self.sample_size]
         if old < self.sample_size:  # still filling: rebuild once
-            self.sample_rows = np.concatenate(
-                [self.sample_rows, np.asarray(rows, np.float64)]
-            )[keep]
+            self.sample_rows = np.concatenate([self.sample_rows, np.asarray(rows, np.float64)])[
+                keep
+            ]
             self.sample_keys = all_keys[keep]
             return
         entering = keep[keep >= old] - old  # new rows that make the cut
@@ -311,16 +314,34 @@ class Moments:
         return self
 
     _SCALARS = (
-        "n", "rows_seen", "sq_norm_sum", "norm_sum", "norm_min", "norm_max", "zero_rows",
-        "nonfinite_rows", "first_nonfinite", "input_eps", "align_sum", "align_n",
-    )  # fmt: skip
+        "n",
+        "rows_seen",
+        "sq_norm_sum",
+        "norm_sum",
+        "norm_min",
+        "norm_max",
+        "zero_rows",
+        "nonfinite_rows",
+        "first_nonfinite",
+        "input_eps",
+        "align_sum",
+        "align_n",
+    )
 
     def _pack(self) -> NDArray[np.float64]:
         scal = np.array([float(getattr(self, k)) for k in self._SCALARS])
         return np.concatenate(
-            [scal, [self.sample_keys.size], self.mean, self.scatter.ravel(), self.unit_sum,
-             self.unit_sq_sum, self.sample_keys, self.sample_rows.ravel()]
-        )  # fmt: skip
+            [
+                scal,
+                [self.sample_keys.size],
+                self.mean,
+                self.scatter.ravel(),
+                self.unit_sum,
+                self.unit_sq_sum,
+                self.sample_keys,
+                self.sample_rows.ravel(),
+            ]
+        )
 
     @classmethod
     def _unpack(cls, v: NDArray[np.float64], d: int, sample_size: int) -> Moments:
@@ -331,9 +352,13 @@ class Moments:
         m = int(v[ns])
         pos = ns + 1
         for name, size, shape in (
-            ("mean", d, (d,)), ("scatter", d * d, (d, d)), ("unit_sum", d, (d,)),
-            ("unit_sq_sum", d, (d,)), ("sample_keys", m, (m,)), ("sample_rows", m * d, (m, d)),
-        ):  # fmt: skip
+            ("mean", d, (d,)),
+            ("scatter", d * d, (d, d)),
+            ("unit_sum", d, (d,)),
+            ("unit_sq_sum", d, (d,)),
+            ("sample_keys", m, (m,)),
+            ("sample_rows", m * d, (m, d)),
+        ):
             setattr(out, name, v[pos : pos + size].reshape(shape).copy())
             pos += size
         return out

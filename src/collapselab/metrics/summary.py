@@ -32,11 +32,11 @@ class EmbeddingMetrics:
     uncentered_eigenvalues: NDArray[np.float64]
     clipped_eigenvalues: int
     most_negative_eigenvalue: float
-    effective_rank: float  #: canonical: exp entropy of centred eigenvalues (spectral.effective_rank)
+    effective_rank: float  #: canonical (spectral.effective_rank); nan if numerical_rank is 0
     rankme: float  #: Garrido et al. 2023, singular values of uncentred Z, eps 1e-7
     effective_rank_normalized: float  #: MONAI: centred singular values, / min(n - 1, d)
     isotropic_effective_rank: float  #: reference: an isotropic Gaussian of the same (n, d)
-    numerical_rank: int  #: centred eigenvalues above rank_rtol * largest
+    numerical_rank: int  #: centred eigenvalues above rank_rtol * largest uncentred one
     numerical_rank_uncentered: int
     rank_rtol: float
     participation_ratio: float
@@ -53,7 +53,7 @@ class EmbeddingMetrics:
     min_norm: float
     max_norm: float
     zero_rows: int
-    std_of_l2_normalized: float  #: 0 collapsed, 1/sqrt(d) isotropic (SimSiam)
+    std_of_l2_normalized: float  #: 0 collapsed, ~1/sqrt(d) isotropic, exactly so for eye(d)
     mean_cosine: float  #: exact mean of cos(z_i, z_j) over all pairs i != j
     max_cosine: float  #: over pairs of the row sample
     uniformity: float  #: Wang & Isola, t = 2, over the row sample
@@ -101,16 +101,19 @@ def summarize(m: Moments) -> EmbeddingMetrics:
     mean_sq = m.sq_norm_sum / n
     mean_norm = m.norm_sum / n
     nz = n - m.zero_rows
-    if nz >= 1:
-        u_mean = m.unit_sum / nz
-        u_var = np.maximum(m.unit_sq_sum / nz - u_mean**2, 0.0)
-        std_l2 = float(np.sqrt(u_var).mean())
+    if nz >= 2:
+        # unbiased (n - 1) per-dimension variance, the convention of SimSiam / lightly
+        u_var = (m.unit_sq_sum - m.unit_sum**2 / nz) / (nz - 1)
+        std_l2 = float(np.sqrt(np.maximum(u_var, 0.0)).mean())
     else:
         std_l2 = float("nan")
     mean_cos = (float(m.unit_sum @ m.unit_sum) - nz) / (nz * (nz - 1)) if nz >= 2 else float("nan")
     unif, max_cos = sample_pair_stats(m.sample_rows)
     fit = spectral.power_law_alpha(lam)
     per_dim_var = np.clip(np.diag(m.scatter) / n, 0.0, None)
+    num_rank = spectral.numerical_rank(lam, rtol, reference=float(mu2[0]))
+    # when every direction of variance is below rounding, there is nothing to count
+    erank = spectral.effective_rank(lam) if num_rank else float("nan")
     return EmbeddingMetrics(
         n=n,
         d=d,
@@ -118,11 +121,11 @@ def summarize(m: Moments) -> EmbeddingMetrics:
         uncentered_eigenvalues=mu2,
         clipped_eigenvalues=clipped,
         most_negative_eigenvalue=most_neg,
-        effective_rank=spectral.effective_rank(lam),
+        effective_rank=erank,
         rankme=spectral.rankme(mu2, n),
         effective_rank_normalized=spectral.effective_rank_normalized(lam, n),
         isotropic_effective_rank=spectral.isotropic_effective_rank(n, d),
-        numerical_rank=spectral.numerical_rank(lam, rtol),
+        numerical_rank=num_rank,
         numerical_rank_uncentered=spectral.numerical_rank(mu2, rtol),
         rank_rtol=rtol,
         participation_ratio=spectral.participation_ratio(lam),

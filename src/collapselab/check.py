@@ -1,0 +1,138 @@
+"""The diagnose road: files -> validated chunks -> streaming moments -> metrics -> verdict.
+
+This module joins ``io`` (reading), ``metrics`` (one float64 streaming accumulator) and
+``diagnose`` (the verdict). It is what ``collapselab check`` runs, and a library entry
+point in its own right: :func:`check_files`.
+
+Several files (or a glob of shards) are reduced into one result through the mergeable
+accumulator. Under ``torchrun`` every rank reads an equal slice of the rows of every
+file and the accumulators are all-reduced, so a corpus spread over machines is checked
+as one matrix; only ``d x d`` states travel, never rows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from collapselab.diagnose import Diagnosis, Thresholds, diagnose
+from collapselab.errors import InputError
+from collapselab.io import EmbeddingSource, iter_sources
+from collapselab.metrics import Moments, summarize
+
+#: rows per read: 64k rows x 256 float32 columns = 64 MiB; bounded whatever N is.
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Verdict and metrics of the files checked as one matrix."""
+
+    diagnosis: Diagnosis
+    files: list[str]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = self.diagnosis.to_dict()
+        out.update(files=self.files, seconds=round(self.seconds, 4))
+        return out
+
+
+def _world() -> tuple[int, int]:
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover
+        return 0, 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def check_sources(
+    sources: Sequence[EmbeddingSource],
+    *,
+    thresholds: Thresholds | None = None,
+    chunk_rows: int | None = None,
+    sample_size: int = 2048,
+    progress: Progress | None = None,
+) -> CheckResult:
+    """Stream every source through one accumulator and diagnose the whole.
+
+    Args:
+        sources: opened embedding files (same number of columns).
+        thresholds: verdict thresholds (defaults: :class:`Thresholds`).
+        chunk_rows: rows per read (default: about 64 MiB of float32 per chunk).
+        sample_size: rows kept for pairwise statistics (uniformity, max cosine).
+        progress: called as ``progress(rows_done, rows_total)`` after each chunk (this
+            rank's rows when distributed).
+
+    Raises:
+        InputError: files disagree on d, or a file has NaN/Inf rows (named, with the
+            count and the first bad row).
+    """
+    t0 = time.perf_counter()
+    if not sources:
+        raise InputError("no input files")
+    d = sources[0].d
+    for s in sources[1:]:
+        if s.d != d:
+            raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
+    rank, world = _world()
+    rows = chunk_rows or max(1024, DEFAULT_CHUNK_BYTES // (4 * d))
+    moments = Moments(d, sample_size=sample_size, seed=rank)
+    spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
+    total, done = sum(b - a for _, a, b in spans), 0
+    bad: list[str] = []
+    for src, start, stop in spans:
+        before, seen_before = moments.nonfinite_rows, moments.rows_seen
+        for chunk in src.chunks(rows, start=start, stop=stop):
+            moments.update(chunk)
+            done += chunk.shape[0]
+            if progress is not None:
+                progress(done, total)
+        if moments.nonfinite_rows > before:
+            count = moments.nonfinite_rows - before
+            first = moments.first_nonfinite - seen_before + start if before == 0 else start
+            bad.append(
+                f"{src.name}: {count} row{'s' if count != 1 else ''} contain NaN or Inf "
+                f"(first: row {first})"
+            )
+            if world == 1:
+                raise InputError(bad[0])
+    moments.all_reduce()
+    if moments.nonfinite_rows:
+        raise InputError(
+            bad[0] if bad else f"{moments.nonfinite_rows} rows on other ranks contain NaN or Inf"
+        )
+    metrics = summarize(moments)
+    return CheckResult(
+        diagnose(metrics, thresholds), [s.name for s in sources], time.perf_counter() - t0
+    )
+
+
+def check_files(
+    specs: Sequence[str],
+    *,
+    thresholds: Thresholds | None = None,
+    chunk_rows: int | None = None,
+    sample_size: int = 2048,
+    progress: Progress | None = None,
+) -> CheckResult:
+    """Check embedding files (``PATH``, ``PATH:KEY`` or globs) as one matrix.
+
+    Example:
+        >>> from collapselab.check import check_files
+        >>> result = check_files(["embeddings.npy"])          # doctest: +SKIP
+        >>> result.diagnosis.verdict, result.diagnosis.metrics.effective_rank  # doctest: +SKIP
+    """
+    return check_sources(
+        iter_sources(list(specs)),
+        thresholds=thresholds,
+        chunk_rows=chunk_rows,
+        sample_size=sample_size,
+        progress=progress,
+    )

@@ -1,0 +1,1 @@
+"""Named, reproducible experiments: the article's demos, method comparison, examples."""

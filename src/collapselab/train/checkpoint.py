@@ -1,0 +1,71 @@
+"""Atomic checkpoints that a resumed run continues from bit for bit.
+
+A checkpoint holds the method (weights, EMA teacher, queue, centre: its ``state_dict``),
+the optimizer, the step, the data order of the current epoch, the states of every random
+generator and the monitor's accumulators. It is written to a temporary file in the same
+directory and renamed (``os.replace``), so an interrupted write leaves the previous
+checkpoint intact; it is read back with ``torch.load(weights_only=True)`` (no unpickling
+of arbitrary objects).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from collapselab.errors import InputError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (tensors, numbers, strings, lists, dicts) atomically to ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"format": FORMAT_VERSION, **state}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (weights-only unpickler).
+
+    Raises:
+        InputError: missing, unreadable, or not a collapselab checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no checkpoint to resume from (run without --resume first)")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt files
+        raise InputError(f"{p}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
+        raise InputError(f"{p}: not a collapselab checkpoint (format {FORMAT_VERSION})")
+    return state
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,244 @@
+"""Exact-value and property tests of the metrics room.
+
+Tolerances: float64 accumulation of float64 data is exact to ~1e-12 relative; we use
+1e-9 where the reference is another float64 computation (different summation order),
+and state a wider bound where sampling or finite-size fluctuations enter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collapselab.metrics import Moments, compute_metrics, summarize
+from collapselab.metrics import spectral as sp
+from collapselab.metrics.geometry import alignment, std_of_l2_normalized, uniformity
+
+RNG = np.random.default_rng(1234)
+
+
+def _entropy_rank(w: np.ndarray) -> float:
+    p = w / w.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+# ----------------------------------------------------------------------------- exact values
+def test_collapsed_batch_is_exactly_degenerate() -> None:
+    c = RNG.standard_normal(16)
+    z = np.tile(c, (100, 1))
+    m = compute_metrics(z)
+    assert m.total_variance == pytest.approx(0.0, abs=1e-24)
+    assert m.relative_variance == pytest.approx(0.0, abs=1e-24)
+    assert m.std_of_l2_normalized == pytest.approx(0.0, abs=1e-7)
+    assert m.mean_cosine == pytest.approx(1.0, abs=1e-12)
+    assert m.uniformity == pytest.approx(0.0, abs=1e-12)  # every pair at distance 0
+    # uncentred second moment: rank 1 with lambda_1 = |c|^2 (the article's rank(Z) = 1)
+    assert m.uncentered_eigenvalues[0] == pytest.approx(float(c @ c), rel=1e-12)
+    assert m.numerical_rank_uncentered == 1
+    assert m.numerical_rank == 0  # centred covariance C = 0: no direction of variance
+    assert math.isnan(m.effective_rank)
+
+
+def test_eye_gives_one_over_sqrt_d() -> None:
+    d = 32
+    m = compute_metrics(np.eye(d))
+    assert m.std_of_l2_normalized == pytest.approx(1 / math.sqrt(d), rel=1e-12)
+    assert std_of_l2_normalized(torch.eye(d)) == pytest.approx(1 / math.sqrt(d), rel=1e-12)
+    assert m.mean_cosine == pytest.approx(0.0, abs=1e-15)
+    assert m.max_cosine == pytest.approx(0.0, abs=1e-15)
+
+
+@pytest.mark.parametrize("n,d", [(20000, 50), (4000, 200), (3000, 1000)])
+def test_isotropic_gaussian_within_marchenko_pastur_edges(n: int, d: int) -> None:
+    z = RNG.standard_normal((n, d)).astype(np.float32) * 3.0
+    m = compute_metrics(z)
+    lo, hi = sp.marchenko_pastur_edges(n, d, variance=9.0)
+    # finite-size edge fluctuations are O(n^{-2/3}) (Tracy-Widom); 5% covers them at these n
+    assert m.eigenvalues[0] <= hi * 1.05
+    assert m.eigenvalues[0] >= hi * 0.9
+    assert m.eigenvalues[-1] >= lo * 0.9
+    assert m.eigenvalues[-1] <= lo * 1.2 + 1e-9
+    # MP reference of the effective rank: within 1%
+    assert m.effective_rank == pytest.approx(m.isotropic_effective_rank, rel=0.01)
+    assert m.std_of_l2_normalized == pytest.approx(1 / math.sqrt(d), rel=0.02)
+    assert abs(m.mean_cosine) < 5e-3
+
+
+@pytest.mark.parametrize("r", [1, 3, 17])
+def test_rank_r_construction_gives_numerical_rank_r(r: int) -> None:
+    n, d = 3000, 64
+    a = RNG.standard_normal((n, r))
+    b = RNG.standard_normal((r, d))
+    z = (a @ b).astype(np.float32)  # rank r up to float32 rounding
+    m = compute_metrics(z)
+    assert m.numerical_rank == r
+    assert m.numerical_rank_uncentered == r
+
+
+@pytest.mark.parametrize("offset", [1e2, 1e4])
+def test_nearly_collapsed_matches_float64_svd(offset: float) -> None:
+    # z_i = c + eps_i, |c| >> |eps|, half the directions 3e-3 smaller, rotated so no axis
+    # is special: the case where float32 Z^T Z loses every small eigenvalue.
+    n, d = 10000, 128
+    c = RNG.standard_normal(d) * offset
+    q, _ = np.linalg.qr(RNG.standard_normal((d, d)))
+    scales = np.r_[np.ones(d // 2), np.full(d // 2, 3e-3)]  # variance ratio 1e-5
+    z = (c + (RNG.standard_normal((n, d)) * scales) @ q.T).astype(np.float32)
+    z64 = z.astype(np.float64)
+    ref = np.linalg.svd(z64 - z64.mean(0), compute_uv=False) ** 2 / n
+    m = compute_metrics(z)
+    keep = ref > 1e-6 * ref[0]
+    rel = np.abs(m.eigenvalues[keep] - ref[keep]) / ref[keep]
+    assert rel.max() < 1e-5  # the issue's accuracy target
+    assert m.clipped_eigenvalues == 0
+    # the naive float32 uncentred computation really fails here (the bug we guard against)
+    zt = torch.from_numpy(z)
+    naive = torch.linalg.eigvalsh(zt.T @ zt / n - torch.outer(zt.mean(0), zt.mean(0)))
+    naive = naive.flip(0).double().numpy()
+    assert np.max(np.abs(naive[keep] - ref[keep]) / ref[keep]) > 1.0
+
+
+def test_rankme_matches_paper_definition_on_singular_values() -> None:
+    z = RNG.standard_normal((500, 40)) @ np.diag(np.linspace(0.1, 3, 40)) + 0.5
+    m = compute_metrics(z)
+    s = np.linalg.svd(z, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    assert m.rankme == pytest.approx(float(np.exp(-(p * np.log(p)).sum())), rel=1e-9)
+
+
+def test_centred_sigma2_and_normalized_adapters() -> None:
+    n = 300
+    z = RNG.standard_normal((n, 20)) @ RNG.standard_normal((20, 20)) + 2.0
+    m = compute_metrics(z)
+    sc = np.linalg.svd(z - z.mean(0), compute_uv=False)
+    # reptrix: entropy of sklearn's explained_variance_ratio_ = sigma^2 of centred data
+    evr = sc**2 / (sc**2).sum()
+    assert sp.effective_rank_centered_sigma2(m.eigenvalues) == pytest.approx(
+        _entropy_rank(evr), rel=1e-9
+    )
+    assert m.effective_rank == pytest.approx(_entropy_rank(sc**2), rel=1e-9)
+    # MONAI: entropy rank of centred singular values / min(N - 1, d)
+    assert m.effective_rank_normalized == pytest.approx(_entropy_rank(sc) / 20, rel=1e-9)
+
+
+def test_participation_ratio_dims_and_power_law() -> None:
+    assert sp.participation_ratio(np.ones(10)) == pytest.approx(10.0)
+    assert sp.participation_ratio(np.r_[5.0, np.zeros(9)]) == pytest.approx(1.0)
+    lam = np.arange(1, 101, dtype=float) ** -2.0
+    fit = sp.power_law_alpha(lam)
+    assert fit.alpha == pytest.approx(2.0, rel=1e-9) and fit.r2 == pytest.approx(1.0)
+    assert sp.dims_for_variance(np.array([6.0, 3.0, 1.0]), 0.9) == 2
+    assert sp.dims_for_variance(np.array([6.0, 3.0, 1.0]), 0.99) == 3
+    assert sp.effective_rank(np.ones(7)) == pytest.approx(7.0)
+
+
+def test_pairwise_statistics_against_brute_force() -> None:
+    z = RNG.standard_normal((300, 8)) + 0.7
+    z2 = z + 0.1 * RNG.standard_normal(z.shape)
+    m = compute_metrics(z, z2, sample_size=1000)  # sample holds every row
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    u2 = z2 / np.linalg.norm(z2, axis=1, keepdims=True)
+    cos = u @ u.T
+    iu = np.triu_indices(300, 1)
+    assert m.mean_cosine == pytest.approx(cos[iu].mean(), rel=1e-10)
+    assert m.max_cosine == pytest.approx(cos[iu].max(), rel=1e-12)
+    d2 = 2 - 2 * cos[iu]
+    assert m.uniformity == pytest.approx(math.log(np.exp(-2 * d2).mean()), rel=1e-10)
+    assert uniformity(torch.from_numpy(z), block=37) == pytest.approx(m.uniformity, rel=1e-10)
+    ref_align = float((np.linalg.norm(u - u2, axis=1) ** 2).mean())
+    assert m.alignment == pytest.approx(ref_align, rel=1e-10)
+    assert alignment(z, z2) == pytest.approx(ref_align, rel=1e-10)
+
+
+def test_uniformity_never_minus_inf_for_spread_small_batches() -> None:
+    # two antipodal points at t=2: exp(-8) ... fine; at t=200 a naive exp underflows to 0
+    z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+    assert uniformity(z, t=200) == pytest.approx(-800.0)
+
+
+# ----------------------------------------------------------------------------- streaming
+def test_merge_equals_whole_and_chunking_is_irrelevant() -> None:
+    z = RNG.standard_normal((9001, 24)) * RNG.uniform(0.1, 5, 24) + 3.0
+    whole = Moments.of(z)
+    parts = [
+        Moments(24, seed=i).update(z[a:b])
+        for i, (a, b) in enumerate([(0, 1), (1, 4000), (4000, 9001)])
+    ]
+    merged = parts[0].merge(parts[1]).merge(parts[2])
+    assert merged.n == whole.n == 9001
+    np.testing.assert_allclose(merged.mean, whole.mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(merged.scatter, whole.scatter, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(merged.unit_sum, whole.unit_sum, rtol=1e-10)
+    np.testing.assert_allclose(merged.unit_sq_sum, whole.unit_sq_sum, rtol=1e-10)
+    a, b = summarize(merged), summarize(whole)
+    for key in ("effective_rank", "std_of_l2_normalized", "mean_cosine", "total_variance"):
+        assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-9)
+    ref = np.cov(z.T, bias=True)
+    np.testing.assert_allclose(whole.covariance(), ref, rtol=1e-9, atol=1e-10)
+
+
+def test_nonfinite_rows_are_counted_and_excluded() -> None:
+    z = RNG.standard_normal((50, 4))
+    z[7, 2] = np.nan
+    z[30, 0] = np.inf
+    m = Moments.of(z)
+    assert (m.nonfinite_rows, m.first_nonfinite, m.n) == (2, 7, 48)
+    clean = Moments.of(np.delete(z, [7, 30], axis=0))
+    np.testing.assert_allclose(m.scatter, clean.scatter, rtol=1e-12)
+
+
+def test_torch_and_low_precision_inputs() -> None:
+    z = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    for t in (z, z.half(), z.bfloat16(), z.to(torch.float64)):
+        m = compute_metrics(t)
+        ref = compute_metrics(t.double().numpy())
+        assert m.effective_rank == pytest.approx(ref.effective_rank, rel=1e-6)
+    assert compute_metrics(np.arange(40).reshape(10, 4)).n == 10  # ints
+
+
+def test_sample_is_uniform_bottom_k() -> None:
+    m = Moments(1, sample_size=500, seed=3)
+    for start in range(0, 100000, 7000):
+        m.update(np.arange(start, min(start + 7000, 100000), dtype=float)[:, None])
+    s = m.sample_rows[:, 0]
+    assert s.size == 500 and np.unique(s).size == 500
+    assert abs(s.mean() - 50000) < 4 * 100000 / math.sqrt(12 * 500)  # 4 sigma
+
+
+# ----------------------------------------------------------------------------- properties
+mats = st.tuples(st.integers(3, 40), st.integers(1, 8), st.integers(0, 2**31 - 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(mats)
+def test_invariances(spec: tuple[int, int, int]) -> None:
+    n, d, seed = spec
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, d)) * rng.uniform(0.1, 3, d) + rng.standard_normal(d)
+    base = compute_metrics(z)
+    # row order
+    perm = compute_metrics(z[rng.permutation(n)])
+    np.testing.assert_allclose(perm.eigenvalues, base.eigenvalues, rtol=1e-9, atol=1e-12)
+    # rotation of the space leaves the spectrum unchanged
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    rot = compute_metrics(z @ q)
+    np.testing.assert_allclose(rot.eigenvalues, base.eigenvalues, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(
+        rot.uncentered_eigenvalues, base.uncentered_eigenvalues, rtol=1e-8, atol=1e-10
+    )
+    # scaling by s scales eigenvalues by s^2, leaves ranks and cosines unchanged
+    s = 7.5
+    sc = compute_metrics(z * s)
+    np.testing.assert_allclose(sc.eigenvalues, base.eigenvalues * s**2, rtol=1e-9, atol=1e-10)
+    assert sc.mean_cosine == pytest.approx(base.mean_cosine, rel=1e-9, abs=1e-12)
+    if base.total_variance > 1e-9 * base.mean_sq_norm:
+        assert sc.effective_rank == pytest.approx(base.effective_rank, rel=1e-8)
+    # translation leaves the centred spectrum unchanged
+    tr = compute_metrics(z + 10.0)
+    np.testing.assert_allclose(tr.eigenvalues, base.eigenvalues, rtol=1e-7, atol=1e-9)
