@@ -1,7 +1,16 @@
 """Every training method behind one interface (:class:`Method`), in the registry
 :data:`METHODS`."""
 
-from collapselab.methods import collapse, simclr  # noqa: F401  (registration)
+from collapselab.methods import (  # noqa: F401  (registration, in table order)
+    collapse,
+    simclr,
+    moco,
+    byol,
+    simsiam,
+    dino,
+    redundancy,
+)
+from collapselab.methods.teacher import EMATeacher
 from collapselab.methods.base import (
     METHODS,
     Method,
@@ -14,6 +23,7 @@ from collapselab.methods.base import (
 
 __all__ = [
     "METHODS",
+    "EMATeacher",
     "Method",
     "MethodConfig",
     "StepOutput",

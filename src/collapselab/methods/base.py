@@ -4,12 +4,13 @@ A method owns an encoder (backbone), its heads and its loss. One training step::
 
     out = method.step((view1, view2))   # StepOutput(loss, terms, embeddings, paired)
     out.loss.backward(); optimizer.step()
-    method.after_optimizer_step(progress)  # EMA teachers, schedules
+    method.after_optimizer_step(step, total_steps)  # EMA teachers, schedules
 
 ``embeddings`` are the detached rows the loss acts on (first view), the ones the
 :class:`~collapselab.train.callbacks.CollapseMonitor` watches; ``paired`` is the second
 view's, for alignment. ``embed(x)`` returns the backbone representation that evaluation
-(kNN, linear probe) reads.
+(kNN, linear probe) reads; ``monitor_embed(x)`` the embeddings the loss acts on, in
+evaluation mode (the end-of-run verdict reads them).
 """
 
 from __future__ import annotations
@@ -89,13 +90,22 @@ class Method(nn.Module):
         out: StepOutput = self(*views)
         return out
 
-    def after_optimizer_step(self, progress: float) -> None:
-        """Called after each optimizer step with training progress in [0, 1] (EMA updates)."""
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        """Called after each optimizer step; ``step`` counts completed steps (EMA updates)."""
 
     @torch.no_grad()
     def embed(self, x: Tensor) -> Tensor:
         """Backbone representation ``(B, feature_dim)`` used by the evaluation."""
         out: Tensor = self.encoder(x)
+        return out
+
+    @torch.no_grad()
+    def monitor_embed(self, x: Tensor) -> Tensor:
+        """The embeddings the loss acts on (``StepOutput.embeddings``) for inputs ``x``.
+
+        Default: ``self.projector(self.encoder(x))``; methods without a projector override.
+        """
+        out: Tensor = self.projector(self.encoder(x))
         return out
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:

@@ -222,7 +222,7 @@ class Moments:
         keys. Mergeable (the union's bottom-k is the bottom-k of the union) and O(k) work
         per block once the sample is full: only rows whose key beats the current k-th
         enter, into the slots they evict."""
-        keys: NDArray[np.float64] = self._rng.random(x.shape[0])
+        keys = np.asarray(self._rng.random(x.shape[0]), dtype=np.float64)
         if self.sample_keys.size >= self.sample_size:
             sel = np.flatnonzero(keys < self.sample_keys.max())
             if sel.size:

@@ -129,7 +129,9 @@ def _build_augment(data: Dataset, options: dict[str, Any]) -> Augment:
         raise ConfigError(f"augment_options: {exc}") from None
 
 
-def _make_optimizer(method: Method, cfg: TrainConfig, lr: float, wd: float) -> torch.optim.Optimizer:
+def _make_optimizer(
+    method: Method, cfg: TrainConfig, lr: float, wd: float
+) -> torch.optim.Optimizer:
     groups = method.param_groups(wd)
     for g in groups:
         g["base_lr"] = lr * g.pop("lr_scale", 1.0)
@@ -291,7 +293,7 @@ def _train(
             optimizer.zero_grad(set_to_none=True)
             out.loss.backward()
             optimizer.step()
-            method.after_optimizer_step((step + 1) / total_steps)
+            method.after_optimizer_step(step + 1, total_steps)
             state = (
                 monitor.update(out.embeddings, step, paired=out.paired) if cfg.monitor else None
             )
@@ -345,7 +347,9 @@ def _train(
     return summary
 
 
-def _views(x: torch.Tensor, augment: Augment, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _views(
+    x: torch.Tensor, augment: Augment, g: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     return augment(x, g), augment(x, g)
 
 

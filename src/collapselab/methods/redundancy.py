@@ -1,0 +1,87 @@
+"""Barlow Twins (Zbontar et al., ICML 2021) and VICReg (Bardes, Ponce & LeCun, ICLR 2022).
+
+Both: encoder -> 3-layer expander MLP, and a loss on batch statistics of the two views'
+embeddings (cross-correlation to identity; variance-invariance-covariance), computed over
+the global batch under torch.distributed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from collapselab.dist import is_distributed
+from collapselab.losses import barlow_twins_components, vicreg_components
+from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
+from collapselab.models import MLPHead
+
+
+@dataclass
+class BarlowConfig(MethodConfig):
+    """Barlow Twins defaults scaled to small images (paper: 8192-8192-8192, batch 2048)."""
+
+    proj_hidden_dim: int = 512  # paper 8192
+    proj_dim: int = 512  # paper 8192; accuracy grows with it (Fig. 4), cost d^2
+    lambda_: float = 0.0051  # paper 0.0051 (~1/D for D = 8192 would be smaller; stable here)
+    lr: float = 1e-3  # AdamW for batch 256 (paper: LARS 0.2)
+    weight_decay: float = 1e-4  # paper 1.5e-6 with LARS
+
+
+@register
+class BarlowTwins(Method):
+    """Barlow Twins: cross-correlation of standardised embeddings driven to the identity."""
+
+    name = "barlow"
+    config_class = BarlowConfig
+
+    def __init__(self, encoder: nn.Module, config: BarlowConfig) -> None:
+        super().__init__(encoder, config)
+        self.cfg = config
+        self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, 3)
+
+    def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
+        z1 = self.projector(self.encoder(v1))  # (B, proj_dim)
+        z2 = self.projector(self.encoder(v2))
+        t = barlow_twins_components(z1, z2, gather_distributed=is_distributed())
+        loss = t.invariance + self.cfg.lambda_ * t.redundancy
+        terms = {"loss": loss.item(), "invariance": t.invariance.item(),
+                 "redundancy": t.redundancy.item()}  # fmt: skip
+        return StepOutput(loss, terms, z1.detach(), z2.detach())
+
+
+@dataclass
+class VICRegConfig(MethodConfig):
+    """VICReg defaults scaled to small images (paper: 8192-8192-8192, batch 2048)."""
+
+    proj_hidden_dim: int = 512  # paper 8192
+    proj_dim: int = 512  # paper 8192
+    invariance_weight: float = 25.0  # paper lambda = 25
+    variance_weight: float = 25.0  # paper mu = 25
+    covariance_weight: float = 1.0  # paper nu = 1
+    lr: float = 1e-3  # AdamW for batch 256 (paper: LARS 0.2 x B/256)
+    weight_decay: float = 1e-4  # paper 1e-6 with LARS
+
+
+@register
+class VICReg(Method):
+    """VICReg: invariance + variance hinge + covariance decorrelation."""
+
+    name = "vicreg"
+    config_class = VICRegConfig
+
+    def __init__(self, encoder: nn.Module, config: VICRegConfig) -> None:
+        super().__init__(encoder, config)
+        self.cfg = config
+        self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, 3)
+
+    def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
+        z1 = self.projector(self.encoder(v1))  # (B, proj_dim)
+        z2 = self.projector(self.encoder(v2))
+        t = vicreg_components(z1, z2, gather_distributed=is_distributed())
+        c = self.cfg
+        loss = (c.invariance_weight * t.invariance + c.variance_weight * t.variance
+                + c.covariance_weight * t.covariance)  # fmt: skip
+        terms = {"loss": loss.item(), "invariance": t.invariance.item(),
+                 "variance": t.variance.item(), "covariance": t.covariance.item()}  # fmt: skip
+        return StepOutput(loss, terms, z1.detach(), z2.detach())
