@@ -51,10 +51,16 @@ class ProgressBar:
         self.stream.flush()
         self._drawn = True
 
+    def reset(self, label: str) -> None:
+        """End the current line and start a new bar under ``label``."""
+        self.close()
+        self.label, self.t0, self._last, self._drawn = label, time.perf_counter(), -math.inf, False
+
     def close(self) -> None:
         if self._drawn:
             self.stream.write("\n")
             self.stream.flush()
+            self._drawn = False
 
 
 def human(x: float) -> str:

@@ -11,8 +11,8 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from collapselab._term import ProgressBar, fmt, table
 from collapselab.diagnose import Thresholds
@@ -160,45 +160,249 @@ def render_check(result: CheckResult, plot: str | None = None) -> str:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="run the built-in demonstration")
+    p = sub.add_parser(
+        "demo",
+        help="run the built-in demonstration and write an HTML report",
+        description="Reproduce and referee the article: its two demos (as written and "
+        "corrected), every claim checked, methods compared on digits, and the charged "
+        "particles picture. Writes DIR/report.html (self-contained), DIR/report.json and "
+        "the figures as PNG. About 5 minutes on 2 cores; --quick under a minute.",
+    )
     p.add_argument("--out", default="collapselab-demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
     p.set_defaults(func=_cmd_demo)
 
 
+def _train_bar(label: str) -> tuple[ProgressBar, Callable[[Any], None]]:
+    bar = ProgressBar(label, unit="steps")
+
+    def update(p: Any) -> None:
+        rank = "-" if p.effective_rank is None else f"{p.effective_rank:.1f}"
+        bar(p.step, p.total_steps, f"loss {p.loss:.4g} rank {rank}")
+
+    return bar, update
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from collapselab.experiments.examples import builtin_examples
+    from collapselab.experiments.demo import run_demo
 
-    rows = []
-    for name, z in builtin_examples().items():
-        from collapselab.diagnose import diagnose
-        from collapselab.metrics import compute_metrics
+    bar, update = _train_bar("train")
 
-        dg = diagnose(compute_metrics(z))
-        m = dg.metrics
-        rows.append(
-            (
-                name,
-                f"{m.n}x{m.d}",
-                m.effective_rank,
-                m.relative_variance,
-                m.std_of_l2_normalized,
-                dg.verdict,
-            )
-        )
-    print(
-        table(
-            rows,
-            header=(
-                "example",
-                "shape",
-                "effective rank",
-                "relative variance",
-                "std of L2-normalised",
-                "verdict",
-            ),
-        )
+    def status(msg: str) -> None:
+        bar.close()
+        print(f"[demo] {msg}", file=sys.stderr, flush=True)
+
+    try:
+        path, report = run_demo(args.out, quick=args.quick, status=status, on_progress=update)
+    finally:
+        bar.close()
+    for section in report.sections:
+        for t in section.tables:
+            if t.id in ("compare", "demo2", "theory"):
+                print(f"\n{section.title}")
+                print(table(t.rows, header=t.header))
+    print(f"\nreport: {path}")
+    return 0
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "compare",
+        help="train several methods (and seeds) and report them side by side",
+        description="Train each method on DATA for N seeds and write DIR/report.html, "
+        "DIR/report.json and figures (variance and effective rank over steps, final spectra, "
+        "alignment-uniformity trajectories, loss vs effective rank). Finished runs are cached "
+        "in DIR/runs and reused when the command is run again (resume).",
     )
+    p.add_argument("--methods", required=True, help="comma-separated, e.g. simclr,byol,variance")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=None, help="default: each data set's default")
+    p.add_argument("--out", default="collapselab-compare", help="output folder")
+    p.add_argument("--json", action="store_true", help="print the comparison table as JSON")
+    p.set_defaults(func=_cmd_compare)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from collapselab.experiments.compare import compare_section, run_compare
+    from collapselab.report.html import Report, write_report
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    bar, update = _train_bar("train")
+
+    def on_run(method: str, seed: int, i: int, total: int) -> None:
+        bar.reset(f"[{i + 1}/{total}] {method} seed {seed}")
+        if not bar.enabled:
+            print(f"[compare] {i + 1}/{total}: {method} seed {seed}", file=sys.stderr, flush=True)
+
+    try:
+        records = run_compare(methods, args.data, args.seeds, args.epochs, args.out,
+                              on_run=on_run, on_progress=update)  # fmt: skip
+    finally:
+        bar.close()
+    report = Report(f"collapselab compare: {', '.join(methods)} on {args.data}")
+    sec = compare_section(records, report, args.data)
+    report.sections.append(sec)
+    path = write_report(report, args.out)
+    t = sec.tables[0]
+    if args.json:
+        print(json.dumps({"header": t.header, "rows": t.rows, "report": str(path)}))
+    else:
+        print(table(t.rows, header=t.header))
+        print(f"\nreport: {path}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    import typing
+
+    from collapselab.train.config import TrainConfig
+
+    p = sub.add_parser(
+        "train",
+        help="train a self-supervised method on a data set, watched by the CollapseMonitor",
+        description="Train METHOD on DATA, watch its embeddings with the CollapseMonitor, "
+        "then evaluate the frozen representation (kNN, linear probe, 5-label 1-NN) and "
+        "the collapse verdict of the test-set embeddings. Every setting can come from "
+        "--config FILE.toml (keys named like the flags, with underscores; tables "
+        "[method_options] and [augment_options]); flags override the file. Under "
+        "`torchrun --nproc_per_node=N -m collapselab train ...` it trains with DDP. "
+        "Exit 0 ok, 1 collapse with --stop-on-collapse, 2 input/config error, "
+        "3 non-finite loss.",
+    )
+    helps = {
+        "method": "alignment, variance, simclr (default), moco, byol, byol-no-predictor, "
+        "simsiam, simsiam-no-stopgrad, dino, barlow, vicreg",
+        "data": "digits (default), fashion-mnist, gaussian-mixture, low-rank",
+        "data_root": "directory of the Fashion-MNIST IDX files "
+        "(default /usr/share/datasets/fashion-mnist)",
+        "epochs": "passes over the training split (default: 300 on digits, 10 on fashion-mnist)",
+        "out": "output directory: metrics.jsonl, checkpoint.pt, summary.json",
+        "resume": "continue the run in --out from its checkpoint, bit for bit",
+        "lr": "peak learning rate (default: the method's)",
+        "weight_decay": "weight decay (default: the method's)",
+    }
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("method_options", "augment_options"):
+            continue
+        hint = hints[f.name]
+        kind = hint if hint in (bool, int, float, str) else typing.get_args(hint)[0]
+        flag = "--" + f.name.replace("_", "-")
+        text = helps.get(f.name, f.name.replace("_", " "))
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=text)  # fmt: skip
+        else:
+            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text,
+                           metavar=f.name.upper())  # fmt: skip
+    p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
+    p.add_argument("-o", "--method-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the method's config, e.g. -o temperature=0.5")  # fmt: skip
+    p.add_argument("--augment-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a field of the augmentation, e.g. max_rotation=10")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print only the summary JSON object")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from collapselab.train.callbacks import MonitorState
+    from collapselab.train.config import TrainConfig, build_config
+    from collapselab.train.trainer import Progress, train
+
+    def key_values(items: Sequence[str], flag: str) -> dict[str, object]:
+        out: dict[str, object] = {}
+        for item in items:
+            key, sep, raw = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+            try:
+                out[key] = json.loads(raw)
+            except json.JSONDecodeError:
+                out[key] = raw  # a bare string
+        return out
+
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    cfg = build_config(args.config, given, key_values(args.method_option, "-o"))
+    if args.augment_option:
+        extra = key_values(args.augment_option, "--augment-option")
+        cfg.augment_options = {**cfg.augment_options, **extra}
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    bar = ProgressBar("train", unit="steps", enabled=None if main_rank else False)
+
+    def on_progress(p: Progress) -> None:
+        erank = "-" if p.effective_rank is None else f"{p.effective_rank:.3g}"
+        bar(p.step, p.total_steps, f"loss {p.loss:.4g} erank {erank} {p.verdict or ''}")
+
+    def on_monitor(state: MonitorState) -> None:
+        if state.changed:
+            bar.close()
+            m = state.metrics
+            print(f"collapselab train: step {state.step}: verdict {state.verdict} "
+                  f"(effective rank {fmt(m['effective_rank'])}, relative variance "
+                  f"{fmt(m['relative_variance'])}, std of L2-normalised "
+                  f"{fmt(m['std_of_l2_normalized'])})", file=sys.stderr)  # fmt: skip
+
+    try:
+        summary = train(cfg, progress=on_progress, on_monitor=on_monitor)
+    finally:
+        bar.close()
+    if not main_rank:
+        return 0
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    labels = [
+        ("method", "method"), ("data", "data"), ("steps", "steps"),
+        ("knn_accuracy", "kNN accuracy (k=20, cosine)"),
+        ("linear_accuracy", "linear-probe accuracy"),
+        ("knn_accuracy_5_per_class", "1-NN accuracy, 5 labels/class"),
+        ("effective_rank", "effective rank (test embeddings)"),
+        ("verdict", "verdict (test embeddings)"),
+        ("representation_effective_rank", "effective rank (test representation)"),
+        ("representation_verdict", "verdict (test representation)"),
+        ("first_collapse_step", "monitor: first collapse at step"),
+        ("seconds", "seconds"),
+    ]  # fmt: skip
+    rows = [(label, summary[k]) for k, label in labels if k in summary]
+    if cfg.out:
+        rows.append(("output", cfg.out))
+    print(table(rows))
+    return 0
+
+
+def _add_theory(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "theory",
+        help="check every claim of the seed article and print the verdicts",
+        description="Run the executable check of each claim of the article (verdict: holds, "
+        "holds-with-correction, or fails, with the numbers behind it). Deterministic; "
+        "under a minute on 2 cores. Exit 0 (verdicts are findings, not errors), 2 for an "
+        "unknown claim id.",
+    )
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list, one object per claim")  # fmt: skip
+    p.add_argument("--claim", action="append", metavar="ID",
+                   help="run only this claim (repeatable); see the table for ids")  # fmt: skip
+    p.set_defaults(func=_cmd_theory)
+
+
+def _cmd_theory(args: argparse.Namespace) -> int:
+    from collapselab.theory import run_all
+
+    results = run_all(args.claim)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+        return 0
+    rows = [(r.id, r.verdict, r.summary) for r in results]
+    print(table(rows, header=("claim", "verdict", "evidence")))
+    counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "holds-with-correction",
+                                                                "fails")}  # fmt: skip
+    print(f"\n{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+          + f" ({sum(r.seconds for r in results):.1f} s)")  # fmt: skip
     return 0
 
 
@@ -210,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_check(sub)
     _add_demo(sub)
+    _add_compare(sub)
+    _add_train(sub)
+    _add_theory(sub)
     return parser
 
 

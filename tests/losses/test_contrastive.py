@@ -183,3 +183,14 @@ def test_module_forms_and_errors() -> None:
         NTXentLoss(block_size=0)
     with pytest.raises(InputError, match="expected a floating-point"):
         nt_xent(torch.ones(3, 2, dtype=torch.int64), torch.ones(3, 2, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("block_size", [None, 4])
+def test_no_grad_value_and_repeated_backward(block_size: int | None) -> None:
+    z1, z2 = _rand(6, 3, seed=19).requires_grad_(True), _rand(6, 3, seed=20)
+    loss = nt_xent(z1, z2, block_size=block_size)
+    with torch.no_grad():
+        assert nt_xent(z1, z2, block_size=block_size).item() == loss.item()
+    (g1,) = torch.autograd.grad(loss, z1, retain_graph=True)
+    (g2,) = torch.autograd.grad(loss, z1)  # backward does not consume its saved buffers
+    assert torch.equal(g1, g2)

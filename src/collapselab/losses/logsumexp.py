@@ -64,10 +64,11 @@ class _PlainLSE(torch.autograd.Function):
         s = a.new_empty((a.shape[0], c.shape[0]))
         _logits_into(s, a * scale, c, exclude)
         lse, tot = _lse_inplace(s)
-        s.div_(tot)  # exp(s - m) / sum_k exp(s_k - m) = P(k|i), in place
-        ctx.save_for_backward(a, c)
-        ctx.p = s  # (M, K) softmax over candidates, the only M x K buffer
-        ctx.scale = scale
+        if any(ctx.needs_input_grad[:2]):
+            s.div_(tot)  # exp(s - m) / sum_k exp(s_k - m) = P(k|i), in place
+            ctx.save_for_backward(a, c)
+            ctx.p = s  # (M, K) softmax over candidates, the only M x K buffer
+            ctx.scale = scale
         return lse
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -47,15 +48,16 @@ def check_demo1_variance(
 ) -> Evidence:
     """"As training progresses, variance approaches zero": the printed ``z.var(0).mean()``
     decreases at every print and ends below 1e-4 of its start."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seed in seeds:
         run = variance_demo(loss, seed, steps)
         v = run.printed
         rows.append({
             "seed": seed,
-            "printed": [f"Step {s}, variance {x:.6f}" for s, x in zip(run.printed_steps, v)],
+            "printed": [f"Step {s}, variance {x:.6f}"
+                        for s, x in zip(run.printed_steps, v, strict=True)],
             "values": v,
-            "monotone_decreasing": all(b < a for a, b in zip(v, v[1:])),
+            "monotone_decreasing": all(b < a for a, b in zip(v, v[1:], strict=False)),
             "last_over_first": v[-1] / v[0],
             "final_variance": float(run.z_final.var(dim=0).mean()),
         })
@@ -85,7 +87,7 @@ def check_demo1_eigenvalues(
     Reads the centred spectrum the demo's ``eigenvalues()`` computes, before and after
     training: how many eigenvalues are non-zero relative to the largest, the ratio of the
     two largest, and the uncentred spectrum for comparison."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seed in seeds:
         run = variance_demo(loss, seed, steps)
         printed_init = article.eigenvalues(run.z_init)
@@ -171,9 +173,9 @@ def _corrected_run(
 
 def check_demo2_min_eig(
     loss: LossFn = article_info_nce,
-    seeds: tuple[int, ...] = (0, 1),
+    seeds: tuple[int, ...] = (0,),
     steps: int = 500,
-    corrected_steps: int = 150,
+    corrected_steps: int = 100,
 ) -> Evidence:
     """"Initially, eigenvalues are spread out. As training progresses, smaller eigenvalues
     increase": the printed ``min eig`` of ``torch.cov(z.T)`` over the demo's 500 steps.
@@ -181,7 +183,7 @@ def check_demo2_min_eig(
     Also runs the corrected experiment (two noisy views, normalised NT-Xent, tau = 0.1) with
     an encoder whose output rank is not capped (Linear(128, 128)) and with the article's
     Linear(32, 128), to separate the loss from the architecture."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for seed in seeds:
         run = infonce_demo(loss, seed, steps)
         cov0 = torch.cov(run.z_init.T)
@@ -207,7 +209,8 @@ def check_demo2_min_eig(
             "mean_norm_final": float(run.z_final.norm(dim=1).mean()),
         })
     corrected = _corrected_run(128, seeds[0], corrected_steps)
-    capped = _corrected_run(32, seeds[0], corrected_steps)
+    # the capped encoder's rank is 32 whatever the training: a short run shows it
+    capped = _corrected_run(32, seeds[0], max(1, corrected_steps // 2))
     numbers = {"per_seed": rows, "corrected_linear_128_to_128": corrected,
                "corrected_loss_article_encoder_32_to_128": capped}
     r = rows[0]

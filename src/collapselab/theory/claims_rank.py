@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from collapselab.losses import article_info_nce, info_nce, nt_xent
 from collapselab.metrics import compute_metrics
+from collapselab.metrics.spectral import effective_rank
 from collapselab.theory.numerics import LossFn
 from collapselab.theory.registry import Evidence
 
@@ -30,8 +32,10 @@ TwoViewLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def _rank_restricted_optimum(
     loss: LossFn, n: int, d: int, r: int, steps: int, generator: torch.Generator
-) -> float:
-    """Minimise ``loss`` over (n, d) matrices whose last d - r columns are 0 (Adam, lr 0.05)."""
+) -> tuple[float, torch.Tensor]:
+    """Minimise ``loss`` over (n, d) matrices whose last d - r columns are 0 (Adam, lr 0.05).
+
+    Returns the loss reached and the (n, d) minimiser."""
     w = torch.randn(n, r, generator=generator, dtype=torch.float64).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=0.05)
     value = torch.tensor(0.0)
@@ -40,7 +44,8 @@ def _rank_restricted_optimum(
         opt.zero_grad()
         value.backward()
         opt.step()
-    return float(loss(F.pad(w.detach(), (0, d - r))))
+    z = F.pad(w.detach(), (0, d - r))
+    return float(loss(z)), z
 
 
 def check_rank_maximised(
@@ -63,11 +68,16 @@ def check_rank_maximised(
     f = loss if loss is not None else (
         lambda z: info_nce(z, z, temperature=tau, normalize=True))
     g = torch.Generator().manual_seed(seed)
-    best = {str(r): _rank_restricted_optimum(f, n, d, r, steps, g) for r in ranks}
+    optima = {str(r): _rank_restricted_optimum(f, n, d, r, steps, g) for r in ranks}
+    best = {r: v for r, (v, _) in optima.items()}
+    # "implicitly maximizes variance": unit rows have total variance 1 - |mean|^2 <= 1
+    top = optima[str(max(ranks))][1]
+    optimum_variance = compute_metrics(F.normalize(top, dim=1)).total_variance
     simplex = math.log(1 + (n - 1) * math.exp(-n / ((n - 1) * tau)))
     values = [best[str(r)] for r in ranks]
     # 1e-3 absolute: Adam's residual after 200 steps is < 1e-6 here; real gaps are > 1e-2
-    decreasing = all(b < a - 1e-3 for a, b in zip(values, values[1:]) if b > simplex + 1e-3)
+    pairs = zip(values, values[1:], strict=False)
+    decreasing = all(b < a - 1e-3 for a, b in pairs if b > simplex + 1e-3)
     angles = torch.arange(n, dtype=torch.float64) * (2 * math.pi / n)
     ring = torch.stack([angles.cos(), angles.sin()], dim=1)  # (n, 2) -> pad to d
     ring = F.pad(ring, (0, d - 2))
@@ -78,6 +88,7 @@ def check_rank_maximised(
         "normalised_optimum_by_rank": best,
         "simplex_value": simplex,
         "optimum_needs_rank": n - 1,
+        "optimum_total_variance_of_unit_rows": optimum_variance,
         "raw_dot_product_loss_by_scale": raw,
         "ring_effective_rank": compute_metrics(ring).effective_rank,
     }
@@ -96,7 +107,9 @@ def check_rank_maximised(
         f"to n - 1 = {n - 1} and is flat after. With raw dot products (the article's own demo "
         "loss) there is no minimum: z_i^T z_i - z_i^T z_k grows with the scale, so any "
         "configuration of distinct equal-norm points, already a ring in a plane (rank 2), "
-        "drives the loss to its infimum 0; rank is not rewarded, norm is.",
+        "drives the loss to its infimum 0; rank is not rewarded, norm is. 'Maximizes "
+        "variance' holds in the same normalised sense: the optimum's unit rows have total "
+        f"variance {optimum_variance:.6f}, the maximum 1 - |mean|^2 = 1 for unit vectors.",
         correction="Only for normalised (bounded) similarities, and only up to rank "
         "min(N - 1, d): there the optimum is the regular simplex. With raw dot products the "
         "infimum 0 is approached at rank 2 by growing norms.",
@@ -154,15 +167,15 @@ def check_small_eigenvalues_grow(
         "weak": torch.full((dim,), weak),
         "strong_in_half": torch.cat([torch.full((half,), weak), torch.full((dim - half,), strong)]),
     }
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name, noise in sides.items():
         before, after = _jing_run(f, noise, seed, n, steps, lr)
         small = slice(half, dim)  # the smaller half of the spectrum (descending order)
         grew = int((after[small] > before[small]).sum())
         dead = int((after < 1e-6 * after[0]).sum())
         rows[name] = {
-            "effective_rank_before": compute_effective_rank(before),
-            "effective_rank_after": compute_effective_rank(after),
+            "effective_rank_before": effective_rank(before.numpy()),
+            "effective_rank_after": effective_rank(after.numpy()),
             "smaller_half_grew": grew,
             "smaller_half_size": dim - half,
             "eigenvalues_below_1e-6_of_largest_after": dead,
@@ -201,10 +214,3 @@ def check_small_eigenvalues_grow(
         "directions dominated by augmentation collapse to 0 (dimensional collapse, Jing et "
         "al. 2022).",
     )
-
-
-def compute_effective_rank(eigenvalues: torch.Tensor) -> float:
-    """The library's canonical effective rank (exp entropy) of a spectrum."""
-    from collapselab.metrics.spectral import effective_rank
-
-    return effective_rank(eigenvalues.numpy())

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -167,3 +168,22 @@ def select(claims: Sequence[Claim], ids: Sequence[str] | None) -> list[Claim]:
         )
     wanted = set(ids)
     return [c for c in claims if c.id in wanted]
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, restoring the previous setting.
+
+    The checks work on tiny matrices (at most 1024 x 1024), where extra threads cost more in
+    synchronisation than they gain and, on a loaded machine, oversubscription makes them
+    10x slower. ``None`` leaves the setting alone.
+    """
+    if n is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -5,18 +5,18 @@ Two lines in any training loop::
     monitor = CollapseMonitor(every=10)
     state = monitor.update(z, step)          # None between evaluations
 
-Every ``every`` steps the monitor folds the batch's detached embeddings into a
-:class:`~collapselab.metrics.Moments` accumulator, merges the accumulators of the last
-``window`` evaluated batches (one noisy batch never decides), and passes
-:func:`~collapselab.metrics.summarize` of the merge to
+The detached embeddings of the ``window`` consecutive steps ending at every ``every``-th
+step are folded into :class:`~collapselab.metrics.Moments` accumulators, merged (one
+noisy batch never decides; consecutive steps, so a drifting mean is not mistaken for
+spread), and :func:`~collapselab.metrics.summarize` of the merge goes to
 :func:`collapselab.diagnose.diagnose`, the function ``collapselab check`` uses, so the
-live verdict and the offline one cannot disagree. Under torch.distributed each rank's
+live verdict and the offline one cannot disagree. Under torch.distributed the merged
 accumulator is all-reduced first (every rank must call ``update`` at the same steps), so
 the verdict describes the global batch.
 
-Cost: nothing between evaluations; at an evaluation one ``(B, d)`` device-to-host copy,
-a float64 ``d x d`` scatter update, a merge of ``window`` ``d x d`` matrices and two
-``d x d`` eigensolves, plus pairwise statistics over a small row sample.
+Cost: nothing outside the windows; per window step one ``(B, d)`` device-to-host copy
+and a float64 ``d x d`` scatter update; per evaluation a merge of ``window`` ``d x d``
+matrices, two ``d x d`` eigensolves and pairwise statistics over a small row sample.
 """
 
 from __future__ import annotations
@@ -95,9 +95,9 @@ class CollapseMonitor:
     """Live collapse verdicts over a window of recent batches.
 
     Args:
-        every: evaluate every ``every``-th call (or every step divisible by it when steps
-            are passed); between evaluations ``update`` returns None at no cost.
-        window: number of evaluated batches whose accumulators are merged.
+        every: evaluate at steps divisible by ``every`` (steps count calls when not
+            passed); ``update`` returns None in between.
+        window: consecutive batches (ending at the evaluation step) merged per evaluation.
         thresholds: verdict thresholds (default: the same as ``collapselab check``).
         on_collapse: when the verdict first becomes (or worsens to) ``dimensional`` /
             ``complete``: ``"warn"`` (``warnings.warn`` + log), ``"raise"``
@@ -141,7 +141,7 @@ class CollapseMonitor:
         self.distributed = distributed
         self.emit = emit
         self._calls = 0
-        self._batches: deque[Moments] = deque(maxlen=window)
+        self._batches: deque[tuple[int, Moments]] = deque(maxlen=window)
         self._history: deque[tuple[int, dict[str, float | None]]] = deque(maxlen=trend_window)
         self._streak = 0
         self._fired_severity = 0
@@ -153,6 +153,9 @@ class CollapseMonitor:
     # ---------------------------------------------------------------------------- update
     def update(self, z: Any, step: int | None = None, paired: Any = None) -> MonitorState | None:
         """Feed one batch of embeddings; evaluate every ``every`` steps.
+
+        The batches of the ``window`` steps ending at an evaluation step (a multiple of
+        ``every``) are accumulated; other batches are ignored at no cost.
 
         Args:
             z: ``(B, d)`` embeddings (torch, any device / dtype, or numpy); detached here.
@@ -168,13 +171,13 @@ class CollapseMonitor:
         if step is None:
             step = self._calls
         self._calls += 1
-        if step % self.every != 0:
-            return None
+        if (step + self.window - 1) % self.every >= self.window:
+            return None  # not in the window before an evaluation step
         moments = Moments(_dim(z), sample_size=self.sample_size, seed=step)
         moments.update(_host(z), paired=None if paired is None else _host(paired))
-        if self._use_distributed():
-            moments.all_reduce()
-        self._batches.append(moments)
+        self._batches.append((step, moments))
+        if step % self.every != 0:
+            return None
         return self._evaluate(step)
 
     def _use_distributed(self) -> bool:
@@ -185,9 +188,12 @@ class CollapseMonitor:
         return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
     def _evaluate(self, step: int) -> MonitorState:
-        merged = Moments(self._batches[0].d, sample_size=self.window * self.sample_size)
-        for m in self._batches:
+        recent = [m for s, m in self._batches if s > step - self.window]
+        merged = Moments(recent[0].d, sample_size=self.window * self.sample_size)
+        for m in recent:
             merged.merge(m)
+        if self._use_distributed():
+            merged.all_reduce()  # one collective per evaluation: the global batch's moments
         met = summarize(merged)
         dg = diagnose(met, self.thresholds)
         lam = met.eigenvalues
@@ -272,8 +278,9 @@ class CollapseMonitor:
             "fired_severity": self._fired_severity,
             "first_collapse_step": -1 if self.first_collapse_step is None else
             self.first_collapse_step,
-            "batches": [torch.from_numpy(m._pack()) for m in self._batches],
-            "d": self._batches[0].d if self._batches else 0,
+            "batch_steps": [s for s, _ in self._batches],
+            "batches": [torch.from_numpy(m._pack()) for _, m in self._batches],
+            "d": self._batches[0][1].d if self._batches else 0,
             "history_steps": [s for s, _ in self._history],
             "history": [torch.tensor([_nan(m.get(k)) for k in TRACKED], dtype=torch.float64)
                         for _, m in self._history],
@@ -289,8 +296,8 @@ class CollapseMonitor:
         self.first_collapse_step = None if fcs < 0 else fcs
         d = int(state["d"])
         self._batches.clear()
-        for packed in state["batches"]:
-            self._batches.append(Moments._unpack(packed.numpy(), d, self.sample_size))
+        for s, packed in zip(state["batch_steps"], state["batches"], strict=True):
+            self._batches.append((int(s), Moments._unpack(packed.numpy(), d, self.sample_size)))
         self._history.clear()
         for s, vals in zip(state["history_steps"], state["history"], strict=True):
             self._history.append(

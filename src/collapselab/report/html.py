@@ -1,0 +1,235 @@
+"""A self-contained report: one HTML file (figures embedded, no network, no JavaScript),
+the same figures as PNG files, and a JSON file holding every number the report shows.
+
+Every table is stored in the JSON under ``tables[<id>]`` with its raw values, and the
+HTML cells are rendered from those values with :func:`cell_text`, so a number in the
+report is always a number in the JSON. Every file is written atomically: an interrupted
+run never leaves a half-written report, and re-running into the same folder replaces it
+cleanly.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from collapselab.report.plots import save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def cell_text(v: Any) -> str:
+    """How a table value is shown (the JSON keeps the raw value)."""
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return "nan" if not math.isfinite(v) else f"{v:.4g}"
+    return str(v)
+
+
+@dataclass
+class Table:
+    """A table: ``id`` keys it in the JSON; ``rows`` hold raw values (str / int / float)."""
+
+    id: str
+    header: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+
+@dataclass
+class FigureRef:
+    """A rendered figure: saved as ``<name>.png`` and embedded in the HTML."""
+
+    name: str
+    caption: str
+    png: bytes = b""
+
+
+@dataclass
+class Section:
+    """One section of the report, rendered in order: paragraphs, tables, figures."""
+
+    id: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    figures: list[FigureRef] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)  # numbers behind the section
+
+
+@dataclass
+class Report:
+    """Sections plus free-form data; :func:`write_report` renders it."""
+
+    title: str
+    subtitle: str = ""
+    sections: list[Section] = field(default_factory=list)
+
+    def add_figure(self, section: Section, name: str, fig: Figure, caption: str) -> None:
+        """Render ``fig`` to PNG bytes now (figures are not kept open)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = save_figure(fig, Path(tmp) / f"{name}.png")
+            section.figures.append(FigureRef(name, caption, path.read_bytes()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sections": {
+                s.id: {
+                    "title": s.title,
+                    "data": s.data,
+                    "figures": [f"{f.name}.png" for f in s.figures],
+                }
+                for s in self.sections
+            },
+            "tables": {
+                t.id: {"header": t.header, "rows": t.rows, "caption": t.caption}
+                for s in self.sections
+                for t in s.tables
+            },
+        }
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.7em;margin-bottom:.2em}
+h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:1em 0;font-size:.92em}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444} .subtitle{color:#555} nav li{margin:.15em 0}
+.v-healthy{color:#00734d;font-weight:600} .v-dimensional{color:#b35900;font-weight:600}
+.v-complete{color:#b3003b;font-weight:600} .v-fails{color:#b3003b;font-weight:600}
+.v-holds{color:#00734d;font-weight:600} .v-holds-with-correction{color:#b35900;font-weight:600}
+"""
+
+
+def _render_cell(v: Any) -> str:
+    text = html.escape(cell_text(v))
+    if isinstance(v, str) and v in {"healthy", "dimensional", "complete", "holds", "fails",
+                                    "holds-with-correction"}:  # fmt: skip
+        return f'<td class="v-{v}">{text}</td>'
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return f'<td class="num">{text}</td>'
+    return f"<td>{text}</td>"
+
+
+def render_html(report: Report) -> str:
+    """The report as one HTML string (figures inlined as base64 PNG data URIs)."""
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(report.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(report.title)}</h1>",
+    ]
+    if report.subtitle:
+        out.append(f'<p class="subtitle">{html.escape(report.subtitle)}</p>')
+    out.append("<nav><ol>")
+    out += [f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in report.sections]
+    out.append("</ol></nav>")
+    for s in report.sections:
+        out.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>')
+        out += [f"<p>{html.escape(p)}</p>" for p in s.paragraphs]
+        for t in s.tables:
+            out.append(f'<table id="table-{t.id}">')
+            if t.caption:
+                out.append(f"<caption>{html.escape(t.caption)}</caption>")
+            out.append("<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.header) + "</tr>")
+            out += ["<tr>" + "".join(_render_cell(v) for v in row) + "</tr>" for row in t.rows]
+            out.append("</table>")
+        for f in s.figures:
+            data = base64.b64encode(f.png).decode("ascii")
+            out.append(
+                f'<figure id="figure-{f.name}"><img src="data:image/png;base64,{data}" '
+                f'alt="{html.escape(f.caption)}" data-file="{f.name}.png">'
+                f"<figcaption>{html.escape(f.caption)}</figcaption></figure>"
+            )
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def _json_default(v: Any) -> Any:
+    import numpy as np
+
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_finite(x) for x in v]
+    return v
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(report: Report, out_dir: str | Path) -> Path:
+    """Write ``report.html``, ``report.json`` and every figure's PNG into ``out_dir``.
+
+    Each file is written atomically (temp file, then rename), figures first, the JSON
+    next and the self-contained HTML last; PNGs of an earlier report in the same folder
+    that this one no longer has are removed. Other files in ``out_dir`` (e.g. the cached
+    runs of ``compare``) are left alone.
+
+    Returns:
+        The path of ``report.html``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    previous: set[str] = set()
+    old_json = out / "report.json"
+    if old_json.exists():
+        try:
+            old = json.loads(old_json.read_text())
+            previous = {f for sec in old.get("sections", {}).values() for f in sec["figures"]}
+        except (ValueError, KeyError, TypeError, AttributeError):
+            previous = set()
+    current = set()
+    for s in report.sections:
+        for f in s.figures:
+            atomic_write_bytes(out / f"{f.name}.png", f.png)
+            current.add(f"{f.name}.png")
+    data = json.loads(json.dumps(report.to_json(), default=_json_default))
+    text = json.dumps(_finite(data), indent=1, allow_nan=False)
+    atomic_write_bytes(old_json, text.encode())
+    atomic_write_bytes(out / "report.html", render_html(report).encode("utf-8"))
+    for name in previous - current:
+        if "/" not in name and name.endswith(".png"):
+            (out / name).unlink(missing_ok=True)
+    return out / "report.html"

@@ -1,0 +1,175 @@
+"""Collapse-side claims: attraction, variance, rank and spectra (float64, exact values).
+
+Tolerances: identities in float64 are asserted to 1e-10 relative (rounding of a few hundred
+operations is ~1e-14); finite-difference Hessians to 1e-6 relative (truncation ~1e-10,
+rounding ~1e-11, see collapselab.theory.numerics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+
+from collapselab.losses import pairwise_attraction_loss
+from collapselab.theory import Evidence, article
+from collapselab.theory import claims_collapse as cc
+from collapselab.theory.numerics import collapsed, curvature, hessian, perturbation_growth
+
+Get = Callable[[str], Evidence]
+
+
+def reference_attraction(z: torch.Tensor) -> torch.Tensor:
+    """The article's sum over ordered pairs, written as the double loop it is."""
+    n = z.shape[0]
+    return sum(((z[i] - z[j]) ** 2).sum() for i in range(n) for j in range(n))  # type: ignore[return-value]
+
+
+def test_library_attraction_matches_the_double_sum() -> None:
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert torch.allclose(pairwise_attraction_loss(z), reference_attraction(z), rtol=1e-12)
+
+
+def test_attraction_minimum(claim_evidence: Get) -> None:
+    ev = claim_evidence("attraction-minimum")
+    n, d = 6, 3
+    assert max(abs(v) for v in ev.numbers["loss_at_collapse"]) < 1e-20
+    assert ev.numbers["min_loss_random"] > 1.0
+    # Hessian of sum_ij ||z_i - z_j||^2 is 4 (N I - 1 1^T) kron I_d: {0 (d times), 4N}
+    assert ev.numbers["hessian_eigenvalues_distinct"] == pytest.approx([0.0, 4 * n], abs=1e-6)
+    assert ev.numbers["hessian_zero"] == d
+    assert ev.numbers["positive_pairs_only_loss_at_noncollapsed"] == 0.0
+    assert ev.numbers["spread_of_that_minimiser"] > 0.1
+
+
+def test_attraction_minimum_rejects_a_loss_maximised_by_collapse() -> None:
+    ev = cc.check_attraction_minimum(loss=lambda z: -pairwise_attraction_loss(z))
+    assert ev.verdict == "fails"
+
+
+def test_attraction_stable(claim_evidence: Get) -> None:
+    ev = claim_evidence("attraction-stable")
+    num = ev.numbers
+    assert (num["hessian_negative"], num["hessian_zero"], num["hessian_positive"]) == (0, 3, 15)
+    assert num["null_space_is_translations"]
+    # lr = 0.5 / 4N halves every non-flat mode per step: 20 steps -> 2^-20 ~ 9.5e-7
+    assert num["perturbation_ratio"] == pytest.approx(0.5**20, rel=1e-3)
+    assert num["predicted_per_step_factor"] == pytest.approx(0.5, rel=1e-6)
+    assert num["gd_mean_drift"] < 1e-12  # sum_i grad_i = 0: the mean is conserved
+    assert max(num["gd_end_variance"]) < 1e-20
+    ends = torch.tensor(num["gd_end_points"])
+    assert (ends[0] - ends[1]).norm() > 0.1  # two starts, two different minimisers
+    assert ev.correction is not None and "d-dimensional family" in ev.correction
+
+
+def test_attraction_stable_rejects_an_unstable_loss() -> None:
+    assert cc.check_attraction_stable(loss=lambda z: -pairwise_attraction_loss(z)).verdict == (
+        "fails")
+
+
+def test_variance_gradient(claim_evidence: Get) -> None:
+    ev = claim_evidence("variance-gradient")
+    for row in ev.numbers["per_n"]:
+        assert row["ratio_claimed_to_autograd"] == pytest.approx(row["n"], rel=1e-12)
+        assert row["rel_err_times_1_over_n"] < 1e-12
+
+
+def test_variance_gradient_correct_formula_holds() -> None:
+    ev = cc.check_variance_gradient(formula=lambda z: (2 / z.shape[0]) * (z - z.mean(0)))
+    assert ev.verdict == "holds"
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda z: (z - z.mean(0)) / z.shape[0],  # the factor 2 missing
+        lambda z: 2 * z / z.shape[0],  # mu forgotten
+        lambda z: -2 * (z - z.mean(0)),  # sign flipped
+    ],
+    ids=["missing-2", "missing-mu", "sign"],
+)
+def test_variance_gradient_wrong_variants_fail(wrong: cc.GradFn) -> None:
+    assert cc.check_variance_gradient(formula=wrong).verdict == "fails"
+
+
+def test_variance_stationary(claim_evidence: Get) -> None:
+    ev = claim_evidence("variance-stationary")
+    assert max(ev.numbers["grad_norm_at_collapse_by_norm_of_c"].values()) < 1e-14
+    # the uncentred second moment is not stationary at c != 0
+    assert cc.check_variance_stationary(loss=lambda z: (z**2).mean()).verdict == "fails"
+
+
+def test_training_stops(claim_evidence: Get) -> None:
+    ev = claim_evidence("training-stops")
+    num = ev.numbers
+    n = 6
+    assert num["hessian_eigenvalues_distinct"] == pytest.approx([0.0, 2 / n], abs=1e-8)
+    # lr = 0.5 / (2/N): minimising multiplies by 1 - 0.5, maximising by 1 + 0.5 per step.
+    # rel 1e-4: the shrinking spread ends near 1e-12, where float64 rounding of |c| = 1 rows
+    # (~1e-16) is a 1e-4 relative error.
+    assert num["minimise_per_step_factor"] == pytest.approx(0.5, rel=1e-4)
+    assert num["negated_per_step_factor"] == pytest.approx(1.5, rel=1e-6)
+    assert num["negated_perturbation_ratio"] == pytest.approx(1.5**20, rel=1e-3)
+
+
+def test_training_stops_fails_for_an_objective_that_repels() -> None:
+    assert cc.check_training_stops(loss=lambda z: -article.variance(z)).verdict == "fails"
+
+
+def test_collapsed_rank(claim_evidence: Get) -> None:
+    ev = claim_evidence("collapsed-rank")
+    assert ev.numbers["rank_by_norm_of_c"] == {"0.0": 0, "0.001": 1, "1.0": 1, "1000.0": 1}
+    assert cc.check_collapsed_rank(claimed_rank=2).verdict == "fails"
+
+
+def test_second_moment_spectrum(claim_evidence: Get) -> None:
+    ev = claim_evidence("second-moment-spectrum")
+    for row in ev.numbers["collapsed"]:
+        assert row["lambda_1"] == pytest.approx(row["c_squared"], rel=1e-12)
+        assert row["library_uncentered_top"] == pytest.approx(row["c_squared"], rel=1e-12)
+        assert abs(row["lambda_2"]) < 1e-12 * row["c_squared"]
+        assert row["library_centred_total_variance"] < 1e-20
+    assert ev.numbers["max_abs_eigenvalue_c_0"] == 0.0
+    # with the centred covariance the one-non-zero pattern disappears
+    assert cc.check_second_moment_spectrum(matrix=article.covariance).verdict == "fails"
+
+
+def test_covariance_zero(claim_evidence: Get) -> None:
+    ev = claim_evidence("covariance-zero")
+    assert ev.numbers["max_abs_entry_relative_to_c_squared"] < 1e-14
+    assert cc.check_covariance_zero(matrix=article.second_moment).verdict == "fails"
+
+
+def test_centred_spectrum(claim_evidence: Get) -> None:
+    ev = claim_evidence("centred-spectrum")
+    assert abs(ev.numbers["collapse_lambda_1"]) < 1e-14
+    line = ev.numbers["line_configuration_eigenvalues"]
+    assert line[0] > 0.1 and max(line[1:]) < 1e-12 * line[0]
+    assert ev.numbers["line_configuration_effective_rank"] == pytest.approx(1.0, abs=1e-9)
+    # the check is not hard-wired: the uncentred matrix does show the pattern
+    assert cc.check_centred_spectrum(matrix=article.second_moment).verdict == "holds"
+
+
+def test_fd_hessian_of_library_attraction_is_the_analytic_one() -> None:
+    n, d = 4, 2
+    z = collapsed(n, d, 1.0, torch.Generator().manual_seed(0))
+    expected = 4 * torch.kron(n * torch.eye(n) - torch.ones(n, n), torch.eye(d)).double()
+    assert torch.allclose(hessian(pairwise_attraction_loss, z), expected, atol=1e-6)
+
+
+def test_curvature_counts_and_kinds() -> None:
+    c = curvature(torch.tensor([-2.0, 0.0, 1e-9, 3.0], dtype=torch.float64))
+    assert (c.negative, c.zero, c.positive, c.kind) == (1, 2, 1, "saddle")
+    assert curvature(torch.tensor([-1.0, 0.0])).kind == "maximum"
+    assert curvature(torch.tensor([1.0, 0.0])).kind == "minimum"
+
+
+def test_perturbation_growth_on_a_quadratic_is_exact() -> None:
+    # L = -(a/2) |z|^2 on centred data: each step multiplies the spread by 1 + lr a exactly
+    g = torch.Generator().manual_seed(0)
+    z0 = torch.zeros(5, 2, dtype=torch.float64)
+    out = perturbation_growth(lambda z: -0.5 * 0.4 * (z - z.mean(0)).pow(2).sum(), z0, 1e-3, 8,
+                              0.5, g)  # fmt: skip
+    assert out.ratio == pytest.approx(1.2**8, rel=1e-10)
+    assert out.rate == pytest.approx(1.2, rel=1e-10)

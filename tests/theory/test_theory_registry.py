@@ -1,0 +1,136 @@
+"""The claim registry, the JSON contract and the ``collapselab theory`` command."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from collapselab.cli import main
+from collapselab.errors import ConfigError
+from collapselab.theory import CLAIMS, VERDICTS, Evidence, run_all
+from collapselab.theory.registry import jsonable, select, torch_threads
+
+# Every claim id with the verdict its test asserts (tests in test_theory_*.py). A claim
+# added to the registry without a test here fails test_every_claim_has_an_expected_verdict.
+EXPECTED_VERDICTS = {
+    "intro-gradients-vanish": "holds-with-correction",
+    "collapsed-rank": "holds-with-correction",
+    "attraction-minimum": "holds",
+    "attraction-stable": "holds-with-correction",
+    "variance-gradient": "holds-with-correction",
+    "variance-stationary": "holds",
+    "training-stops": "holds-with-correction",
+    "second-moment-spectrum": "holds-with-correction",
+    "demo1-variance": "holds",
+    "demo1-eigenvalues": "fails",
+    "infonce-softmax": "holds",
+    "infonce-gradient": "holds-with-correction",
+    "uniform-softmax": "holds",
+    "infonce-stationary": "holds",
+    "infonce-collapse-unstable": "holds",
+    "perturbation-argument": "fails",
+    "perturbation-growth": "holds",
+    "covariance-zero": "holds",
+    "rank-maximised": "holds-with-correction",
+    "centred-spectrum": "fails",
+    "small-eigenvalues-grow": "holds-with-correction",
+    "energy-softmax": "holds",
+    "energy-collapse": "holds-with-correction",
+    "charged-particles": "holds-with-correction",
+    "demo2-min-eig": "fails",
+}
+
+
+def test_every_claim_has_an_expected_verdict() -> None:
+    assert [c.id for c in CLAIMS] == list(EXPECTED_VERDICTS)
+    assert len({c.id for c in CLAIMS}) == len(CLAIMS)
+    for c in CLAIMS:
+        assert c.section and c.quote and c.statement, c.id
+
+
+@pytest.mark.parametrize("claim_id", list(EXPECTED_VERDICTS))
+def test_verdict_of_each_claim(claim_id: str, claim_evidence: Callable[[str], Evidence]) -> None:
+    ev = claim_evidence(claim_id)
+    assert ev.verdict == EXPECTED_VERDICTS[claim_id], ev.summary
+    assert ev.summary and ev.explanation and ev.numbers
+    # the JSON form of the numbers is strict JSON (no NaN) and round-trips
+    json.loads(json.dumps(jsonable(ev.numbers), allow_nan=False))
+
+
+def test_evidence_requires_correction_exactly_for_holds_with_correction() -> None:
+    Evidence("holds-with-correction", "s", {}, "e", correction="fixed statement")
+    with pytest.raises(ConfigError):
+        Evidence("holds-with-correction", "s", {}, "e")
+    with pytest.raises(ConfigError):
+        Evidence("holds", "s", {}, "e", correction="not allowed")
+    with pytest.raises(ConfigError):
+        Evidence("maybe", "s", {}, "e")  # type: ignore[arg-type]
+    assert VERDICTS == ("holds", "holds-with-correction", "fails")
+
+
+def test_jsonable_converts_tensors_arrays_and_non_finite() -> None:
+    out = jsonable({"t": torch.tensor([1.5, math.nan]), "a": np.array([1, 2]), "f": math.inf,
+                    "n": np.float32(0.25), "b": np.bool_(True), 3: (1, 2)})  # fmt: skip
+    assert out == {"t": [1.5, None], "a": [1, 2], "f": None, "n": 0.25, "b": True, "3": [1, 2]}
+
+
+def test_select_keeps_registry_order_and_rejects_unknown_ids() -> None:
+    ids = ["demo2-min-eig", "collapsed-rank"]
+    assert [c.id for c in select(CLAIMS, ids)] == ["collapsed-rank", "demo2-min-eig"]
+    with pytest.raises(ConfigError, match="unknown id 'nope'"):
+        select(CLAIMS, ["nope"])
+
+
+def test_torch_threads_restores_the_setting() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_run_all_subset_and_to_dict_contract() -> None:
+    results = run_all(["variance-gradient", "centred-spectrum"])
+    assert [r.id for r in results] == ["variance-gradient", "centred-spectrum"]
+    d = results[0].to_dict()
+    for key in ("id", "section", "quote", "statement", "verdict", "evidence"):
+        assert key in d
+    assert d["verdict"] == "holds-with-correction"
+    assert d["correction"] == "grad_{z_i} Var(Z) = (2/N)(z_i - mu)."
+    assert results[1].to_dict()["correction"] is None
+
+
+def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["theory", "--json", "--claim", "uniform-softmax", "--claim",
+                 "covariance-zero"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert [d["id"] for d in data] == ["uniform-softmax", "covariance-zero"]
+    assert data[0]["quote"] == "Softmax probabilities become uniform: P(k|i) = 1/N"
+    assert data[0]["evidence"]["max_abs_P_minus_1_over_N"] == 0.0
+
+
+def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["theory", "--claim", "centred-spectrum"]) == 0
+    out = capsys.readouterr().out
+    assert "centred-spectrum" in out and "fails" in out
+    assert "1 claims: 0 holds, 0 holds-with-correction, 1 fails" in out
+
+
+def test_cli_unknown_claim_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["theory", "--claim", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("collapselab theory: error: --claim: unknown id 'nope'")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_cli_full_run_under_a_minute(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["theory", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["id"] for d in data] == list(EXPECTED_VERDICTS)
+    assert [d["verdict"] for d in data] == list(EXPECTED_VERDICTS.values())
+    assert sum(d["seconds"] for d in data) < 60
