@@ -20,9 +20,10 @@ InfoNCE family (one-directional, N anchors, N x N logits); baseline ``ref_info_n
 Columns: median wall time of forward + backward (min and max in brackets), ratio to the
 family's baseline measured in the same run, multiple of the flop floor (6 M K d flops for
 M anchors and K candidates: 24 N^2 d for NT-Xent, 6 N^2 d for InfoNCE, at the float32 GEMM
-rate measured in the same run), and peak resident-memory growth of the call (the kernel's
-high-water mark, reset before each call). A cell that cannot allocate (address space
-capped at ``--mem-limit-gb`` so the machine never swaps) reads "out of memory".
+rate measured in the cell's own process, so machine load moves both alike), and peak
+resident-memory growth of the call (the kernel's high-water mark, reset before each call).
+A cell that cannot allocate (address space capped at ``--mem-limit-gb`` so the machine never
+swaps) reads "out of memory".
 
 Usage: ``python benchmarks/bench_losses.py [--sizes 256,1024,4096] [--impls nt_xent,...]
 [--block-size 256] [--threads 2] [--reps 5] [--out benchmarks/results/losses.md]``
@@ -138,6 +139,19 @@ def _reset_peak() -> bool:
         return False
 
 
+def _gemm_gflops() -> float:
+    """The float32 GEMM rate right now (best of 3 2048^3 products), for the flop floor."""
+    import torch
+
+    x, y = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        x @ y
+        times.append(time.perf_counter() - t0)
+    return 2 * 2048**3 / min(times) / 1e9
+
+
 def child(impl: str, n: int, d: int, tau: float, block: int, reps: int, budget_s: float,
           threads: int, mem_limit_gb: float) -> dict[str, object]:
     import torch
@@ -147,14 +161,8 @@ def child(impl: str, n: int, d: int, tau: float, block: int, reps: int, budget_s
     if mem_limit_gb > 0:  # fail allocations cleanly instead of swapping / OOM-killing
         limit = _kib("VmSize") * 1024 + int(mem_limit_gb * 2**30)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    if impl == "gemm":  # the machine's float32 GEMM rate, for the flop floor
-        x, y = torch.randn(2048, 2048), torch.randn(2048, 2048)
-        times = []
-        for _ in range(5):
-            t0 = time.perf_counter()
-            x @ y
-            times.append(time.perf_counter() - t0)
-        return {"gflops": 2 * 2048**3 / min(times) / 1e9}
+    if impl == "gemm":
+        return {"gflops": _gemm_gflops()}
     try:
         fn = _build(impl, tau, block)
     except ImportError as exc:
@@ -183,9 +191,11 @@ def child(impl: str, n: int, d: int, tau: float, block: int, reps: int, budget_s
     except (RuntimeError, MemoryError) as exc:
         msg = str(exc).lower()
         if "memory" in msg or "allocate" in msg or isinstance(exc, MemoryError):
-            return {"error": "out of memory", "detail": str(exc)[:200]}
+            cap = f" (cap {mem_limit_gb:g} GB)" if mem_limit_gb > 0 else ""
+            return {"error": "out of memory" + cap, "detail": str(exc)[:200]}
         raise
-    return {"times": times, "peak_mib": max(peaks)}
+    # the GEMM rate in this process, just after the cell, so that the floor sees the same load
+    return {"times": times, "peak_mib": max(peaks), "gflops": _gemm_gflops()}
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -207,7 +217,7 @@ def run_cell(impl: str, n: int, args: argparse.Namespace) -> dict[str, object]:
 
 
 def fmt_row(impl: str, n: int, cell: dict[str, object], base: dict[str, object] | None,
-            floor_s: float) -> str:
+            flops: float) -> str:
     if "error" in cell:
         return f"| {n} | {impl} | {cell['error']} | | | |"
     times = sorted(cast(list[float], cell["times"]))
@@ -218,6 +228,7 @@ def fmt_row(impl: str, n: int, cell: dict[str, object], base: dict[str, object] 
     spread = f"{med * 1e3:.1f} [{times[0] * 1e3:.1f}, {times[-1] * 1e3:.1f}]"
     if len(times) == 1:
         spread = f"{med * 1e3:.1f} (1 run)"
+    floor_s = flops / (float(cast(float, cell["gflops"])) * 1e9)
     return (
         f"| {n} | {impl} | {spread} | {ratio or '-'} | {med / floor_s:.1f} | "
         f"{cell['peak_mib']:.0f} |"
@@ -258,8 +269,9 @@ def main() -> None:
         f"Command: `python benchmarks/bench_losses.py {' '.join(sys.argv[1:])}`",
         "",
         f"d={args.d}, tau={args.tau}, block size {args.block_size}, threads "
-        f"{args.threads or 'torch default'}, float32 GEMM rate {gflops:.0f} GFLOP/s "
-        f"(measured in this run; flop floor = 6 x anchors x candidates x d at this rate).",
+        f"{args.threads or 'torch default'}, address space capped at {args.mem_limit_gb:g} GB "
+        f"per cell. Flop floor = 6 x anchors x candidates x d at the float32 GEMM rate "
+        f"measured in each cell's process right after it ({gflops:.0f} GFLOP/s at the start).",
         "Times in ms: median [min, max] of forward + backward; ratio to the family's plain-torch "
         "reference; peak = growth of resident memory during the call (MiB).",
         "",
@@ -280,8 +292,8 @@ def main() -> None:
                 cells[impl] = run_cell(impl, n, args)
             fam = FAMILY[impl]
             anchors = 2 * n if fam == "nt_xent" else n
-            floor_s = 6 * anchors * anchors * args.d / (gflops * 1e9)
-            row = fmt_row(impl, n, cells[impl], cells.get(BASELINE[fam]), floor_s)
+            flops = 6.0 * anchors * anchors * args.d
+            row = fmt_row(impl, n, cells[impl], cells.get(BASELINE[fam]), flops)
             lines.append(row)
             print(row, flush=True)
     if args.out is not None:
@@ -289,6 +301,7 @@ def main() -> None:
         fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write("# NT-Xent / InfoNCE benchmark\n\n" + "\n".join(lines) + "\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, args.out)
 
 

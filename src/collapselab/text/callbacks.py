@@ -28,7 +28,9 @@ from collapselab.text.monitor import ProbeMonitor, ProbeRecord
 try:  # sentence-transformers >= 6
     from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
 except ImportError:  # pragma: no cover - 3.x to 5.x
-    from sentence_transformers.evaluation import SentenceEvaluator as BaseEvaluator
+    from sentence_transformers.evaluation import (  # type: ignore[no-redef]
+        SentenceEvaluator as BaseEvaluator,
+    )
 
 
 def record_metrics(record: ProbeRecord) -> dict[str, float]:
@@ -130,7 +132,7 @@ class CollapseMonitorEvaluator(BaseEvaluator):  # type: ignore[misc]
         assert record is not None  # every = 1
         metrics: dict[str, float] = self.prefix_name_to_metrics(record_metrics(record), self.name)
         try:
-            self.store_metrics_in_model_card_data(model, metrics, epoch, steps)
+            self.store_metrics_in_model_card_data(model, metrics, epoch, steps)  # type: ignore[arg-type]
         except AttributeError:  # a model without model-card data
             pass
         return metrics

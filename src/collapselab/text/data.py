@@ -166,7 +166,9 @@ def lee_background(path: str | os.PathLike[str] | None = None) -> list[str]:
     return _read_lines(gensim_test_data(path) / "lee_background.cor")
 
 
-def word_pairs(name: str, path: str | os.PathLike[str] | None = None) -> list[tuple[str, str, float]]:
+def word_pairs(
+    name: str, path: str | os.PathLike[str] | None = None
+) -> list[tuple[str, str, float]]:
     """Word pairs with human scores: ``"simlex999"`` or ``"wordsim353"``.
 
     Returns:

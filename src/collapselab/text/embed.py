@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from collapselab.check import CheckResult, check_sources
+from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
 from collapselab.io import EmbeddingSource
 from collapselab.text.model import embedding_dim, encode, load_model
@@ -239,3 +241,29 @@ def open_text_source(
     lines = TextFile(texts)
     st = load_model(model, device=device)
     return TextEmbeddingSource(st, lines, f"{os.fspath(model)}:{lines.name}", batch_size)
+
+
+def check_texts(
+    model: str | os.PathLike[str],
+    texts: str | os.PathLike[str],
+    *,
+    batch_size: int = 32,
+    thresholds: Thresholds | None = None,
+    chunk_rows: int | None = None,
+    sample_size: int = 2048,
+    progress: Progress | None = None,
+    device: str = "cpu",
+) -> CheckResult:
+    """``collapselab check --model M --texts T``: embed and diagnose in one streaming pass.
+
+    The embeddings go straight into the check pipeline's float64 accumulator chunk by
+    chunk (``chunk_rows`` texts at a time, default 256); nothing is written to disk.
+    """
+    source = open_text_source(model, texts, batch_size, device)
+    return check_sources(
+        [source],
+        thresholds=thresholds,
+        chunk_rows=chunk_rows or DEFAULT_CHUNK_TEXTS,
+        sample_size=sample_size,
+        progress=progress,
+    )

@@ -146,6 +146,6 @@ def forward(model: Any, texts: Sequence[str]) -> torch.Tensor:
     prep = getattr(model, "preprocess", None) or model.tokenize
     features = prep(list(texts))
     device = next(model.parameters()).device
-    features = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+    features = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in features.items()}
     out: torch.Tensor = model(features)["sentence_embedding"]
     return out

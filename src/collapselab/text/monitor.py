@@ -20,9 +20,9 @@ from typing import Any
 
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError
-from collapselab.train.callbacks import CollapseMonitor, MonitorState, OnCollapse
 from collapselab.text.evaluate import recall_at_k
 from collapselab.text.model import encode
+from collapselab.train.callbacks import CollapseMonitor, MonitorState, OnCollapse
 
 #: CollapseMonitor's pairwise-statistics sample for probe sets (rows per evaluation)
 PROBE_SAMPLE = 512
@@ -122,110 +122,12 @@ class ProbeMonitor:
         assert state is not None  # due(step): the monitor evaluates at this step
         recall = None
         if self.heldout is not None:
-            q = encode(model, self.heldout[0], self.batch_size)
-            d = encode(model, self.heldout[1], self.batch_size)
+            q = encode(model, self.heldout[0], self.batch_size)  # (M, d)
+            d = encode(model, self.heldout[1], self.batch_size)  # (M, d)
             recall = recall_at_k(q, d, k=1)
         record = ProbeRecord(step, state, recall)
         self.records.append(record)
         return record
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.state.to_dict(), "recall_at_1": self.recall_at_1}
-
-
-class ProbeMonitor:
-    """Embed a fixed probe set every ``every`` steps and feed a :class:`CollapseMonitor`.
-
-    Args:
-        probe_texts: the probe sentences (at least 2; a few hundred or more gives a stable
-            spectrum: the effective rank cannot exceed the number of texts).
-        every: evaluate at steps divisible by ``every``.
-        on_collapse: passed to the monitor (``"warn"``, ``"raise"``, ``"ignore"`` or a
-            callable receiving the :class:`MonitorState`).
-        heldout_pairs: optional ``(queries, documents)`` texts, row ``i`` relevant to row
-            ``i``, scored by recall@1 at each evaluation.
-        batch_size: texts per forward pass when embedding the probe.
-        thresholds: verdict thresholds (default: those of ``collapselab check``).
-        monitor: a ready monitor to feed instead (its ``every`` is then used; keep its
-            ``window`` at 1 for a fixed probe set: merging older evaluations of the same
-            texts would blur the current state).
-
-    Example:
-        >>> probe = ProbeMonitor(glosses[:1000], every=25)       # doctest: +SKIP
-        >>> for step, batch in enumerate(loader):                # doctest: +SKIP
-        ...     train_step(model, batch)
-        ...     record = probe(model, step)       # None between evaluations
-    """
-
-    def __init__(
-        self,
-        probe_texts: Sequence[str],
-        every: int = 25,
-        on_collapse: OnCollapse = "warn",
-        heldout_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
-        batch_size: int = 64,
-        thresholds: Thresholds | None = None,
-        monitor: CollapseMonitor | None = None,
-    ) -> None:
-        if len(probe_texts) < 2:
-            raise ConfigError(f"the probe set needs at least 2 texts, got {len(probe_texts)}")
-        if heldout_pairs is not None and len(heldout_pairs[0]) != len(heldout_pairs[1]):
-            raise ConfigError("held-out queries and documents must pair up one to one")
-        self.probe_texts = list(probe_texts)
-        self.heldout = heldout_pairs
-        self.batch_size = batch_size
-        self.monitor = monitor or CollapseMonitor(
-            every=every,
-            window=1,
-            thresholds=thresholds,
-            on_collapse=on_collapse,
-            sample_size=min(PROBE_SAMPLE, len(self.probe_texts)),
-            distributed=False,  # every rank embeds the same probe: nothing to reduce
-        )
-        self.records: list[ProbeRecord] = []
-
-    @property
-    def every(self) -> int:
-        return self.monitor.every
-
-    @property
-    def first_collapse_step(self) -> int | None:
-        """Step at which the monitor first fired ``on_collapse`` (None if never)."""
-        return self.monitor.first_collapse_step
-
-    def due(self, step: int) -> bool:
-        """True when ``step`` is an evaluation step."""
-        return step % self.every == 0
-
-    def __call__(self, model: Any, step: int) -> ProbeRecord | None:
-        """Evaluate at ``step`` if it is due, else return None at no cost.
-
-        Args:
-            model: a ``SentenceTransformer`` (its train/eval mode is kept).
-            step: the training step.
-        """
-        if not self.due(step):
-            return None
-        z = encode(model, self.probe_texts, self.batch_size)  # (P, d)
-        state = self.monitor.update(z, step)
-        assert state is not None  # due(step): the monitor evaluates at this step
-        recall = None
-        if self.heldout is not None:
-            q = encode(model, self.heldout[0], self.batch_size)
-            d = encode(model, self.heldout[1], self.batch_size)
-            recall = recall_at_k(q, d, k=1)
-        record = ProbeRecord(step, state, recall)
-        self.records.append(record)
-        return record
-
-    def _update(self, z: Any, step: int) -> MonitorState:
-        every = self.monitor.every
-        if step % every == 0:
-            state = self.monitor.update(z, step)
-        else:  # forced off-schedule evaluation: feed it as the next scheduled step
-            state = self.monitor.update(z, math.ceil(step / every) * every)
-        assert state is not None  # the step is a multiple of every
-        return state
 
     def to_dict(self) -> dict[str, Any]:
         """Every record, plus the first step at which the monitor fired."""

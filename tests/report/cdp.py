@@ -1,0 +1,133 @@
+"""A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe``.
+
+Enough to open a page in headless Chromium, wait for it to load, evaluate an expression
+and collect console / log errors, with no extra Python dependency (messages are
+NUL-terminated JSON on file descriptors 3 and 4 of the browser).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from typing import Any
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+class Browser:
+    def __init__(self, binary: str) -> None:
+        self._to_r, self._to_w = os.pipe()  # we write commands -> browser fd 3
+        self._from_r, self._from_w = os.pipe()  # browser fd 4 -> we read
+        self._profile = tempfile.mkdtemp(prefix="cdp-profile-")
+        self.proc = subprocess.Popen(
+            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             "--no-first-run", "--no-default-browser-check", f"--user-data-dir={self._profile}",
+             "about:blank"],
+            pass_fds=(3, 4),
+            preexec_fn=self._dup_fds,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(self._to_r)
+        os.close(self._from_w)
+        self._id = 0
+        self._buf = b""
+        self.events: list[dict[str, Any]] = []
+
+    def _dup_fds(self) -> None:
+        os.dup2(self._to_r, 3)
+        os.dup2(self._from_w, 4)
+
+    def send(self, method: str, params: dict[str, Any] | None = None,
+             session: str | None = None, timeout: float = 30.0) -> dict[str, Any]:  # fmt: skip
+        self._id += 1
+        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._to_w, json.dumps(msg).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            reply = self._read()
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return dict(reply.get("result", {}))
+            self.events.append(reply)
+        raise TimeoutError(method)
+
+    def _read(self) -> dict[str, Any]:
+        while b"\0" not in self._buf:
+            chunk = os.read(self._from_r, 1 << 16)
+            if not chunk:
+                raise RuntimeError("browser closed the pipe")
+            self._buf += chunk
+        raw, self._buf = self._buf.split(b"\0", 1)
+        return dict(json.loads(raw))
+
+    def wait_event(self, method: str, timeout: float = 30.0) -> dict[str, Any]:
+        for i, ev in enumerate(self.events):
+            if ev.get("method") == method:
+                return self.events.pop(i)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ev = self._read()
+            if ev.get("method") == method:
+                return ev
+            self.events.append(ev)
+        raise TimeoutError(method)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except Exception:  # noqa: BLE001 - best effort on shutdown
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        os.close(self._to_w)
+        os.close(self._from_r)
+        shutil.rmtree(self._profile, ignore_errors=True)
+
+
+def load_and_inspect(url: str, expression: str, binary: str) -> tuple[Any, list[str]]:
+    """Open ``url``, wait for the load event, evaluate ``expression`` (JSON-returnable).
+
+    Returns:
+        The expression's value and every console error / log error / exception text.
+    """
+    b = Browser(binary)
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
+        for domain in ("Page", "Runtime", "Log"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=60)
+        value = b.send(
+            "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=session
+        )["result"].get("value")
+        errors = []
+        for ev in b.events:
+            p = ev.get("params", {})
+            if ev.get("method") == "Runtime.exceptionThrown":
+                errors.append(str(p.get("exceptionDetails", {}).get("text")))
+            elif ev.get("method") == "Runtime.consoleAPICalled" and p.get("type") == "error":
+                errors.append(str(p.get("args")))
+            elif ev.get("method") == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+                errors.append(str(p["entry"].get("text")))
+        return value, errors
+    finally:
+        b.close()

@@ -1,0 +1,167 @@
+"""`collapselab demo --quick` end to end, and the report writer's guarantees."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collapselab.cli import main
+from collapselab.report.html import Report, Section, Table, cell_text, write_report
+from collapselab.report.plots import new_figure
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cdp import find_chromium, load_and_inspect  # noqa: E402
+
+
+class _Tables(HTMLParser):
+    """Collects table cells (by table id) and img attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[dict[str, str | None]] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self._table = str(a.get("id", "")).removeprefix("table-")
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table is not None:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "img":
+            self.images.append(a)
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None and self._table is not None:
+            self.tables[self._table][-1].append("".join(self._cell))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "report"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    return out
+
+
+def test_demo_writes_every_section_and_figure(demo_dir: Path) -> None:
+    data = json.loads((demo_dir / "report.json").read_text())
+    assert set(data) >= {"title", "generated", "sections", "tables"}
+    assert list(data["sections"]) == ["demo1", "demo2", "theory", "compare", "particles"]
+    html = (demo_dir / "report.html").read_text()
+    parser = _Tables()
+    parser.feed(html)
+    embedded = {img["data-file"] for img in parser.images}
+    figures = [f for sec in data["sections"].values() for f in sec["figures"]]
+    assert len(figures) >= 7
+    for f in figures:
+        png = demo_dir / f
+        assert png.read_bytes()[:4] == b"\x89PNG", f
+        assert f in embedded, f"{f} not referenced in the HTML"
+    assert all(str(img["src"]).startswith("data:image/png;base64,") for img in parser.images)
+    assert "<script" not in html.lower() and "http://" not in html and "https://" not in html
+
+
+def test_every_table_number_is_in_the_json(demo_dir: Path) -> None:
+    data = json.loads((demo_dir / "report.json").read_text())
+    parser = _Tables()
+    parser.feed((demo_dir / "report.html").read_text())
+    assert set(parser.tables) == set(data["tables"])
+    number = re.compile(r"^-?\d+(\.\d+)?(e[-+]?\d+)?$")
+    checked = 0
+    for tid, rows in parser.tables.items():
+        ref = data["tables"][tid]
+        assert rows[0] == ref["header"]
+        assert len(rows) - 1 == len(ref["rows"])
+        for html_row, json_row in zip(rows[1:], ref["rows"], strict=True):
+            for text, value in zip(html_row, json_row, strict=True):
+                if number.match(text):
+                    assert cell_text(value) == text, (tid, text, value)
+                    checked += 1
+    assert checked > 50
+
+
+def test_demo_numbers_tell_the_story(demo_dir: Path) -> None:
+    data = json.loads((demo_dir / "report.json").read_text())
+    secs = data["sections"]
+    assert secs["demo1"]["data"]["final_verdict"] == "complete"
+    art, cor = secs["demo2"]["data"]["traces"]
+    # the article's printed min eig stays at rounding level; the corrected rank rises
+    assert max(abs(v) for v in art["min_eig"]) < 1e-4 * max(art["kth_eig"][0], 1e-12) + 1e-6
+    assert cor["effective_rank"][-1] > cor["effective_rank"][0] + 5
+    claims = {c["id"]: c["verdict"] for c in secs["theory"]["data"]["claims"]}
+    assert "fails" in claims.values()
+    runs = {r["method"]: r for r in secs["compare"]["data"]["runs"]}
+    assert runs["byol-no-predictor"]["verdict"] in ("complete", "dimensional")
+    att, nce = secs["particles"]["data"]["runs"]
+    assert att["mean_cosine"][-1] > 0.99 and nce["mean_cosine"][-1] < 0.5
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="headless Chromium not installed "
+                    "(Debian: apt-get install chromium); .ci/run installs it")  # fmt: skip
+def test_report_renders_in_headless_chromium(demo_dir: Path) -> None:
+    expr = ("JSON.stringify({n: document.images.length, ok: Array.from(document.images)"
+            ".filter(i => i.complete && i.naturalWidth > 0).length, "
+            "h2: document.querySelectorAll('h2').length})")  # fmt: skip
+    value, errors = load_and_inspect((demo_dir / "report.html").as_uri(), expr, find_chromium())  # type: ignore[arg-type]
+    res = json.loads(value)
+    assert errors == []
+    assert res["n"] >= 7 and res["ok"] == res["n"]
+    assert res["h2"] == 5
+
+
+def _tiny_report(names: list[str]) -> Report:
+    rep = Report("t")
+    sec = Section("s", "S", tables=[Table("t1", ["a", "b"], [["x", 1.23456789], ["y", None]])])
+    for n in names:
+        fig = new_figure()
+        fig.subplots().plot([0, 1], [1, 0])
+        rep.add_figure(sec, n, fig, n)
+    rep.sections.append(sec)
+    return rep
+
+
+def test_rewrite_replaces_cleanly_and_keeps_other_files(tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    write_report(_tiny_report(["one", "two"]), out)
+    (out / "runs").mkdir()
+    (out / "runs" / "keep.json").write_text("{}")
+    write_report(_tiny_report(["two", "three"]), out)
+    assert sorted(p.name for p in out.glob("*.png")) == ["three.png", "two.png"]
+    assert (out / "runs" / "keep.json").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    data = json.loads((out / "report.json").read_text())
+    assert data["tables"]["t1"]["rows"] == [["x", 1.23456789], ["y", None]]
+    assert "1.235" in (out / "report.html").read_text()
+
+
+def test_interrupted_write_leaves_previous_report(tmp_path: Path, monkeypatch: Any) -> None:
+    out = tmp_path / "r"
+    write_report(_tiny_report(["one"]), out)
+    before = (out / "report.html").read_bytes()
+    import collapselab.report.html as h
+
+    def boom(report: Report) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(h, "render_html", boom)
+    with pytest.raises(KeyboardInterrupt):
+        write_report(_tiny_report(["one", "two"]), out)
+    assert (out / "report.html").read_bytes() == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
