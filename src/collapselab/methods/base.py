@@ -6,11 +6,17 @@ A method owns an encoder (backbone), its heads and its loss. One training step::
     out.loss.backward(); optimizer.step()
     method.after_optimizer_step(step, total_steps)  # EMA teachers, schedules
 
-``embeddings`` are the detached rows the loss acts on (first view), the ones the
-:class:`~collapselab.train.callbacks.CollapseMonitor` watches; ``paired`` is the second
-view's, for alignment. ``embed(x)`` returns the backbone representation that evaluation
-(kNN, linear probe) reads; ``monitor_embed(x)`` the embeddings the loss acts on, in
-evaluation mode (the end-of-run verdict reads them).
+``embeddings`` are the detached encoder outputs (representations) of the first view,
+the rows the :class:`~collapselab.train.callbacks.CollapseMonitor` watches; ``paired``
+are the second view's, for alignment. ``embed(x)`` returns the same representation in
+evaluation mode, which the evaluation (kNN, linear probe, verdict) reads; ``project(x)``
+returns the embeddings the loss acts on (projector output), reported for comparison.
+
+Why the representation and not the projector output: it is what a user keeps and what
+downstream accuracy depends on (RankMe, Garrido et al. 2023, measures the rank of the
+representation for this reason), and projector outputs are legitimately low-rank in
+healthy runs (SimSiam's 512-d output has an effective rank of ~7 on digits while its
+representation has ~20; Jing et al. 2022 discuss the projector absorbing collapse).
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ class StepOutput:
     Attributes:
         loss: scalar loss with its graph (call ``backward`` on it).
         terms: unweighted loss terms as Python floats (``{"loss": ...}`` at least).
-        embeddings: ``(B, d)`` detached embeddings of the first view (what the loss sees).
-        paired: ``(B, d)`` detached embeddings of the second view, or None.
+        embeddings: ``(B, d)`` detached representations (encoder outputs) of the first view.
+        paired: ``(B, d)`` detached representations of the second view, or None.
     """
 
     loss: Tensor
@@ -100,10 +106,10 @@ class Method(nn.Module):
         return out
 
     @torch.no_grad()
-    def monitor_embed(self, x: Tensor) -> Tensor:
-        """The embeddings the loss acts on (``StepOutput.embeddings``) for inputs ``x``.
+    def project(self, x: Tensor) -> Tensor:
+        """The embeddings the loss acts on (projector output) for inputs ``x``.
 
-        Default: ``self.projector(self.encoder(x))``; methods without a projector override.
+        Default: ``self.projector(self.encoder(x))``; methods with another head override.
         """
         out: Tensor = self.projector(self.encoder(x))
         return out

@@ -52,11 +52,12 @@ class BYOL(Method):
         self.target = EMATeacher(self.online, config.momentum, cosine=True)
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1, z2 = self.online(v1), self.online(v2)  # (B, proj_dim) online projections
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim) online projections
         p1, p2 = self.predictor(z1), self.predictor(z2)  # (B, proj_dim) predictions
         t1, t2 = self.target(v1), self.target(v2)  # (B, proj_dim) target projections
         loss = byol_loss(p1, p2, t1, t2)
-        return StepOutput(loss, {"loss": loss.item()}, z1.detach(), z2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         self.target.update(self.online, step, total_steps)

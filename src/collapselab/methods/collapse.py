@@ -45,8 +45,9 @@ class _CollapseMethod(Method):
             self.feature_dim, config.proj_hidden_dim, config.proj_dim, config.proj_layers
         )
 
-    def _project(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor]:
-        return self.projector(self.encoder(v1)), self.projector(self.encoder(v2))
+    def _forward(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        return h1, h2, self.projector(h1), self.projector(h2)
 
 
 @register
@@ -57,10 +58,10 @@ class Alignment(_CollapseMethod):
     config_class = CollapseConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1, z2 = self._project(v1, v2)  # (B, d) each
+        h1, h2, z1, z2 = self._forward(v1, v2)  # z: (B, d) each
         pairs = torch.stack([z1, z2], dim=1)  # (B, 2, d): the two views of each image
         loss = torch.vmap(pairwise_attraction_loss)(pairs).mean() / 2.0  # = mean ||z1-z2||^2
-        return StepOutput(loss, {"loss": loss.item()}, z1.detach(), z2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
 
 
 @register
@@ -71,6 +72,6 @@ class Variance(_CollapseMethod):
     config_class = CollapseConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1, z2 = self._project(v1, v2)
+        h1, h2, z1, z2 = self._forward(v1, v2)
         loss = variance_loss(torch.cat([z1, z2]))  # over the 2B rows
-        return StepOutput(loss, {"loss": loss.item()}, z1.detach(), z2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())

@@ -69,16 +69,16 @@ class DINO(Method):
         )
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        u1 = self.head.bottleneck(self.encoder(v1))  # (B, bottleneck) unit rows
-        u2 = self.head.bottleneck(self.encoder(v2))
-        s = torch.stack([self.head.logits(u1), self.head.logits(u2)])  # (2, B, K)
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        s = torch.stack([self.head(h1), self.head(h2)])  # (2, B, K) student logits
         t = torch.stack([self.teacher(v1), self.teacher(v2)])  # (2, B, K), no gradient
         loss = self.loss_fn(s, t)
-        return StepOutput(loss, {"loss": loss.item()}, u1.detach(), u2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         self.teacher.update(self.student, step, total_steps)
 
     @torch.no_grad()
-    def monitor_embed(self, x: Tensor) -> Tensor:
+    def project(self, x: Tensor) -> Tensor:
+        """The L2-normalised bottleneck of the DINO head, ``(B, bottleneck_dim)``."""
         return self.head.bottleneck(self.encoder(x))

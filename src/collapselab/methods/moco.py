@@ -49,14 +49,15 @@ class MoCo(Method):
         self.queue = KeyQueue(config.queue_size, config.proj_dim)
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        q1, q2 = self.online(v1), self.online(v2)  # (B, d) queries
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        q1, q2 = self.projector(h1), self.projector(h2)  # (B, d) queries
         k1, k2 = self.key_encoder(v1), self.key_encoder(v2)  # (B, d) keys, no gradient
         negatives = self.queue.current()  # (K', d), K' <= queue_size
         t = self.cfg.temperature
         loss = 0.5 * (moco_loss(q1, k2, negatives, t) + moco_loss(q2, k1, negatives, t))
         keys = F.normalize(0.5 * (k1 + k2), dim=1)  # one key per image enters the queue
         self.queue.dequeue_and_enqueue(keys, gather_distributed=is_distributed())
-        return StepOutput(loss, {"loss": loss.item()}, q1.detach(), q2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         self.key_encoder.update(self.online, step, total_steps)

@@ -41,13 +41,13 @@ class BarlowTwins(Method):
         self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, 3)
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1 = self.projector(self.encoder(v1))  # (B, proj_dim)
-        z2 = self.projector(self.encoder(v2))
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
         t = barlow_twins_components(z1, z2, gather_distributed=is_distributed())
         loss = t.invariance + self.cfg.lambda_ * t.redundancy
         terms = {"loss": loss.item(), "invariance": t.invariance.item(),
                  "redundancy": t.redundancy.item()}  # fmt: skip
-        return StepOutput(loss, terms, z1.detach(), z2.detach())
+        return StepOutput(loss, terms, h1.detach(), h2.detach())
 
 
 @dataclass
@@ -76,12 +76,12 @@ class VICReg(Method):
         self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, 3)
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1 = self.projector(self.encoder(v1))  # (B, proj_dim)
-        z2 = self.projector(self.encoder(v2))
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
         t = vicreg_components(z1, z2, gather_distributed=is_distributed())
         c = self.cfg
         loss = (c.invariance_weight * t.invariance + c.variance_weight * t.variance
                 + c.covariance_weight * t.covariance)  # fmt: skip
         terms = {"loss": loss.item(), "invariance": t.invariance.item(),
                  "variance": t.variance.item(), "covariance": t.covariance.item()}  # fmt: skip
-        return StepOutput(loss, terms, z1.detach(), z2.detach())
+        return StepOutput(loss, terms, h1.detach(), h2.detach())

@@ -44,9 +44,9 @@ class SimCLR(Method):
         )
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1 = self.projector(self.encoder(v1))  # (B, proj_dim)
-        z2 = self.projector(self.encoder(v2))
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
         loss = nt_xent(
             z1, z2, temperature=self.cfg.temperature, gather_distributed=is_distributed()
         )
-        return StepOutput(loss, {"loss": loss.item()}, z1.detach(), z2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())

@@ -50,15 +50,15 @@ class SimSiam(Method):
         self.predictor = MLPHead(config.proj_dim, config.pred_hidden_dim, config.proj_dim)
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        z1 = self.projector(self.encoder(v1))  # (B, proj_dim)
-        z2 = self.projector(self.encoder(v2))
+        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
+        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
         p1, p2 = self.predictor(z1), self.predictor(z2)
         if self.stop_gradient:
             loss = simsiam_loss(p1, p2, z1, z2)
         else:
             # the ablation: D(p, z) with gradients into both p and z (no sg)
             loss = -0.5 * (F.cosine_similarity(p1, z2).mean() + F.cosine_similarity(p2, z1).mean())
-        return StepOutput(loss, {"loss": loss.item()}, z1.detach(), z2.detach())
+        return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         groups = super().param_groups(weight_decay)

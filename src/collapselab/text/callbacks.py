@@ -37,6 +37,8 @@ def record_metrics(record: ProbeRecord) -> dict[str, float]:
     """Flat float metrics of a probe record (None values dropped), for trainer logs."""
     out = {k: float(v) for k, v in record.state.metrics.items() if v is not None}
     out["verdict_severity"] = float(SEVERITY[record.verdict])
+    out["relative_spread"] = record.relative_spread
+    out["spread_alarm"] = float(record.alarm)
     if record.recall_at_1 is not None:
         out["recall_at_1"] = record.recall_at_1
     return out
@@ -51,7 +53,8 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         heldout_pairs: optional (queries, documents) texts scored by recall@1.
         on_collapse: the monitor's reaction (``"warn"``, ``"raise"``, ``"ignore"``,
             callable).
-        stop_on_collapse: set ``control.should_training_stop`` once the monitor fires.
+        stop_on_collapse: set ``control.should_training_stop`` once the verdict or the
+            spread alarm fires (see :class:`ProbeMonitor`).
         batch_size: texts per forward pass for the probe.
         thresholds: verdict thresholds.
 
@@ -79,7 +82,8 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         record = self.probe(model, int(state.global_step))
         if record is None:
             return
-        if self.stop_on_collapse and self.probe.first_collapse_step is not None:
+        fired = self.probe.first_collapse_step is not None or record.alarm
+        if self.stop_on_collapse and fired:
             control.should_training_stop = True
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:

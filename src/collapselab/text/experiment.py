@@ -16,8 +16,9 @@ collapsing": random pairs scoring 0.996 after positives-only fine-tuning):
 
 - every ``every`` steps a :class:`~collapselab.text.monitor.ProbeMonitor` embeds the
   probe set and the held-out pairs: effective rank, mean random-pair cosine and verdict
-  (the CollapseMonitor), recall@1 (query: gloss, document: example, among all held-out
-  examples), and the Lee-50 correlation when gensim's test data is installed.
+  (the CollapseMonitor), the spread alarm (relative variance below half its step-0
+  value), recall@1 (query: gloss, document: example, among all held-out examples), and
+  the Lee-50 correlation when gensim's test data is installed.
 
 Step 0 of either run is the frozen model: the baseline. CPU training runs with
 denormals flushed to zero (``torch.set_flush_denormal``): once a run collapses,
@@ -39,6 +40,7 @@ import torch
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError, NonFiniteLossError
 from collapselab.losses import info_nce
+from collapselab.text.anisotropy import anisotropy
 from collapselab.text.evaluate import lee_correlation, word_similarity_spearman
 from collapselab.text.model import encode, forward, load_model
 from collapselab.text.monitor import ProbeMonitor
@@ -66,6 +68,8 @@ class FinetuneConfig:
     word_pairs: bool = True  # SimLex-999 / WordSim-353 Spearman at start and end
     encode_batch: int = 64  # texts per forward pass when probing
     thresholds: Thresholds = field(default_factory=Thresholds)  # the monitor's verdicts
+    alarm_ratio: float = 0.5  # spread alarm: half of the probe's initial spread is gone
+    repair_corpus: int = 2048  # texts to fit centring / top-k removal / whitening on (0: skip)
 
     def __post_init__(self) -> None:
         unknown = [x for x in self.losses if x not in LOSSES]
@@ -91,6 +95,8 @@ class TrackPoint:
     recall_at_1: float
     lee_pearson: float | None
     verdict: str
+    relative_spread: float  #: probe relative variance / its value at step 0
+    alarm: bool
 
 
 @dataclass(frozen=True)
@@ -99,11 +105,13 @@ class RunResult:
 
     loss: str
     points: list[TrackPoint]
-    first_collapse_step: int | None  #: when the monitor first fired (None: never)
+    first_collapse_step: int | None  #: first collapsed verdict (None: never)
+    first_alarm_step: int | None  #: first spread alarm (None: never)
     simlex_spearman: float | None  #: at the end of the run
     wordsim_spearman: float | None
     seconds: float
     seconds_per_step: float
+    corrections: dict[str, Any] | None  #: AnisotropyReport.to_dict() of the final model
 
     @property
     def final(self) -> TrackPoint:
@@ -121,6 +129,7 @@ class Baseline:
     simlex_spearman: float | None
     wordsim_spearman: float | None
     verdict: str
+    corrections: dict[str, Any] | None  #: AnisotropyReport.to_dict() of the frozen model
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,7 @@ class _Data:
     train: list[Pair]
     heldout: list[Pair]
     probe: list[str]
+    repair: list[str]
     lee: Any  # LeeCorpus | None
     word_pairs: dict[str, list[tuple[str, str, float]]]
     source: str
@@ -187,6 +197,7 @@ def _load_data(cfg: FinetuneConfig, pairs: Sequence[Pair] | None) -> _Data:
     heldout = shuffled[: cfg.heldout]
     probe = [g for g, _ in shuffled[cfg.heldout : cfg.heldout + cfg.probe_size]]
     train = shuffled[cfg.heldout + cfg.probe_size :]
+    repair = [t for pair in train[: cfg.repair_corpus // 2] for t in pair]
     lee, words = None, {}
     if cfg.lee or cfg.word_pairs:
         try:
@@ -197,7 +208,7 @@ def _load_data(cfg: FinetuneConfig, pairs: Sequence[Pair] | None) -> _Data:
             lee = textdata.lee_corpus() if cfg.lee else None
             if cfg.word_pairs:
                 words = {n: textdata.word_pairs(n) for n in ("simlex999", "wordsim353")}
-    return _Data(train, heldout, probe, lee, words, source)
+    return _Data(train, heldout, probe, repair, lee, words, source)
 
 
 def _word_scores(model: Any, d: _Data, batch: int) -> dict[str, float | None]:
@@ -207,16 +218,30 @@ def _word_scores(model: Any, d: _Data, batch: int) -> dict[str, float | None]:
     return out
 
 
+def _corrections(model: Any, d: _Data, batch: int) -> dict[str, Any] | None:
+    """Centring / top-k removal / whitening fitted on the repair corpus, scored on held-out."""
+    if len(d.repair) < 4:
+        return None
+    z = encode(model, d.repair, batch)  # (R, d)
+    q = encode(model, [g for g, _ in d.heldout], batch)
+    p = encode(model, [e for _, e in d.heldout], batch)
+    return anisotropy(z, remove=(1, 3, 10), whiten=True, pairs=(q, p)).to_dict()
+
+
 def _run(
     name: str, cfg: FinetuneConfig, d: _Data, progress: Progress | None, baseline_words: bool
-) -> tuple[RunResult, dict[str, float | None]]:
+) -> tuple[RunResult, dict[str, Any]]:
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     model = load_model(cfg.model)
-    start_words = _word_scores(model, d, cfg.encode_batch) if baseline_words else {}
+    start: dict[str, Any] = {}
+    if baseline_words:
+        start = {**_word_scores(model, d, cfg.encode_batch),
+                 "corrections": _corrections(model, d, cfg.encode_batch)}  # fmt: skip
     queries, docs = [g for g, _ in d.heldout], [e for _, e in d.heldout]
     probe = ProbeMonitor(d.probe, cfg.every, on_collapse="ignore", heldout_pairs=(queries, docs),
-                         batch_size=cfg.encode_batch, thresholds=cfg.thresholds)  # fmt: skip
+                         batch_size=cfg.encode_batch, thresholds=cfg.thresholds,
+                         alarm_ratio=cfg.alarm_ratio)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     points: list[TrackPoint] = []
     losses: list[float] = []
@@ -238,6 +263,8 @@ def _run(
                     recall_at_1=float(record.recall_at_1 or 0.0),
                     lee_pearson=lee,
                     verdict=record.verdict,
+                    relative_spread=record.relative_spread,
+                    alarm=record.alarm,
                 ))  # fmt: skip
                 losses = []
                 if progress is not None:
@@ -262,16 +289,19 @@ def _run(
             train_seconds += time.perf_counter() - ts
             losses.append(float(loss.detach()))
     end_words = _word_scores(model, d, cfg.encode_batch)
+    corrections = _corrections(model, d, cfg.encode_batch)
     result = RunResult(
         loss=name,
         points=points,
         first_collapse_step=probe.first_collapse_step,
+        first_alarm_step=probe.first_alarm_step,
         simlex_spearman=end_words["simlex999"],
         wordsim_spearman=end_words["wordsim353"],
         seconds=time.perf_counter() - t0,
         seconds_per_step=train_seconds / cfg.steps,
+        corrections=corrections,
     )
-    return result, start_words
+    return result, start
 
 
 def run_finetune_experiment(
@@ -306,7 +336,7 @@ def run_finetune_experiment(
         cfg = dataclasses.replace(cfg, **overrides)
     d = _load_data(cfg, pairs)
     runs: dict[str, RunResult] = {}
-    words: dict[str, float | None] = {}
+    words: dict[str, Any] = {}
     for i, name in enumerate(cfg.losses):
         runs[name], start = _run(name, cfg, d, progress, baseline_words=i == 0)
         words = words or start
@@ -319,6 +349,7 @@ def run_finetune_experiment(
         simlex_spearman=words.get("simlex999"),
         wordsim_spearman=words.get("wordsim353"),
         verdict=first.verdict,
+        corrections=words.get("corrections"),
     )
     data = {"source": d.source, "train_pairs": len(d.train), "heldout_pairs": len(d.heldout),
             "probe_texts": len(d.probe), "lee": d.lee is not None,

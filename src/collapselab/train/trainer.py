@@ -367,11 +367,12 @@ def _evaluate(method: Method, data: Dataset, ctx: _Dist) -> dict[str, Any]:
     method.eval()
     rep_train = _embed_all(method.embed, data.x_train, ctx.device)
     rep_test = _embed_all(method.embed, data.x_test, ctx.device)
-    emb_test = _embed_all(method.monitor_embed, data.x_test, ctx.device)
+    proj_test = _embed_all(method.project, data.x_test, ctx.device)
     out: dict[str, Any] = {}
     if ctx.main:
         out.update(evaluate_features(rep_train, data.y_train, rep_test, data.y_test).to_dict())
-    for prefix, z in (("", emb_test), ("representation_", rep_test)):
+    # the representation (what the monitor watched), then the projector output for reference
+    for prefix, z in (("", rep_test), ("projection_", proj_test)):
         dg = diagnose(summarize(Moments.of(z)))
         out[f"{prefix}effective_rank"] = dg.metrics.effective_rank
         out[f"{prefix}relative_variance"] = dg.metrics.relative_variance
