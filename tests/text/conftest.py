@@ -39,3 +39,18 @@ def model() -> Any:
     from collapselab.text import load_model
 
     return load_model("all-MiniLM-L6-v2")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Any:
+    """Run the model tests on one intra-op thread, then restore the previous count.
+
+    Their batches are tiny (a few dozen short texts), where a second thread gains little,
+    while on a machine whose cores are shared OpenMP's spin-waiting made them ~10x slower.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

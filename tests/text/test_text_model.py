@@ -189,4 +189,10 @@ def test_tiny_finetune_experiment_positives_only_collapses(
     assert cos.final.mean_cosine > nce.final.mean_cosine + 0.3
     assert nce.final.mean_cosine < base.mean_cosine + 0.15  # negatives keep rows apart
     assert cos.final.effective_rank < nce.final.effective_rank
+    # the spread alarm catches the positives-only run (half of its initial spread gone)
+    assert cos.first_alarm_step is not None and cos.final.relative_spread < 0.5
+    assert nce.first_alarm_step is None
+    assert cos.corrections is not None and base.corrections is not None
+    names = [c["name"] for c in cos.corrections["corrections"]]
+    assert names == ["none", "center", "remove-top-1", "remove-top-3", "remove-top-10", "whiten"]
     json.dumps(exp.to_dict())  # JSON-ready

@@ -70,7 +70,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path: Path) -> None:
 def test_cli_json_prints_only_the_summary(capsys: pytest.CaptureFixture[str],
                                           tmp_path: Path) -> None:  # fmt: skip
     cfg = tmp_path / "c.toml"
-    cfg.write_text("batch_size = 64\nthreads = 1\n[method_options]\ntemperature = 0.5\n")
+    cfg.write_text("batch_size = 64\nthreads = 1\n[method_options]\nproj_dim = 64\n")
     code = main(["train", "--method", "byol", "--epochs", "1", "--max-steps", "3",
                  "--config", str(cfg), "-o", "momentum=0.9", "--json"])  # fmt: skip
     captured = capsys.readouterr()
@@ -78,7 +78,7 @@ def test_cli_json_prints_only_the_summary(capsys: pytest.CaptureFixture[str],
     summary = json.loads(captured.out)  # the whole stdout is one JSON object
     assert REQUIRED <= set(summary)
     assert summary["method"] == "byol" and summary["steps"] == 3
-    assert summary["config"]["method_options"] == {"temperature": 0.5, "momentum": 0.9}
+    assert summary["config"]["method_options"] == {"proj_dim": 64, "momentum": 0.9}
 
 
 def test_cli_user_errors_are_one_line(capsys: pytest.CaptureFixture[str],

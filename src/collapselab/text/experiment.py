@@ -110,7 +110,8 @@ class RunResult:
     simlex_spearman: float | None  #: at the end of the run
     wordsim_spearman: float | None
     seconds: float
-    seconds_per_step: float
+    seconds_per_step: float  #: one optimizer step (forward, backward, update)
+    seconds_per_probe: float  #: one ProbeMonitor evaluation (probe set + held-out pairs)
     corrections: dict[str, Any] | None  #: AnisotropyReport.to_dict() of the final model
 
     @property
@@ -245,10 +246,12 @@ def _run(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     points: list[TrackPoint] = []
     losses: list[float] = []
-    train_seconds = 0.0
+    train_seconds = probe_seconds = 0.0
     with flush_denormals():
         for step in range(cfg.steps + 1):
+            tp = time.perf_counter()
             record = probe(model, step)
+            probe_seconds += time.perf_counter() - tp
             if record is not None:
                 m = record.state.metrics
                 lee = None
@@ -299,6 +302,7 @@ def _run(
         wordsim_spearman=end_words["wordsim353"],
         seconds=time.perf_counter() - t0,
         seconds_per_step=train_seconds / cfg.steps,
+        seconds_per_probe=probe_seconds / max(1, len(points)),
         corrections=corrections,
     )
     return result, start

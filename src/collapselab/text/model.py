@@ -11,9 +11,10 @@ without it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +98,29 @@ def load_model(name: str | os.PathLike[str], device: str = "cpu") -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise ConfigError(f"sentence-transformers is not installed; {_INSTALL_HINT}") from None
+    with _quiet_loading():
+        try:
+            return SentenceTransformer(str(path), device=device, local_files_only=True)
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{os.fspath(name)}: cannot load the model ({first})") from e
+
+
+@contextlib.contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" progress bar (library code never prints)."""
     try:
-        return SentenceTransformer(str(path), device=device, local_files_only=True)
-    except (OSError, ValueError, KeyError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"{os.fspath(name)}: cannot load the model ({first})") from e
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def embedding_dim(model: Any) -> int:
