@@ -12,7 +12,7 @@ Needs ``pip install "collapselab[text]" gensim`` and ``apt-get install wordnet-b
 Usage::
 
     python benchmarks/bench_text_finetune.py                 # ~8 min on 2 CPU cores
-    python benchmarks/bench_text_finetune.py --quick         # ~2 min
+    python benchmarks/bench_text_finetune.py --quick         # ~1.5 min
     python benchmarks/bench_text_finetune.py --threads 1 --out benchmarks/results/text_finetune.md
 
 ``--threads 1`` is faster on a machine whose cores are shared with other jobs (OpenMP
@@ -34,7 +34,11 @@ from typing import Any
 
 import torch
 
-from collapselab.text.experiment import FinetuneExperiment, run_finetune_experiment
+from collapselab.text.experiment import (
+    QUICK_SETTINGS,
+    FinetuneExperiment,
+    run_finetune_experiment,
+)
 
 
 def fmt(v: Any, spec: str = ".3f") -> str:
@@ -119,21 +123,20 @@ def render(exp: FinetuneExperiment, wall: float, threads: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="20 steps, smaller probe (~2 min)")
+    ap.add_argument("--quick", action="store_true", help="QUICK_SETTINGS: 20 steps (~1.5 min)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--every", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-5)
+    ap.add_argument("--lr", type=float, default=2e-5, help="(--quick uses 5e-5)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     ap.add_argument("--out", default=None, help="write the markdown report here")
     ap.add_argument("--json", default=None, help="write the experiment's to_dict() here")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings: dict[str, Any] = {"steps": 80, "every": 10, "probe_size": 512, "heldout": 256}
+    settings: dict[str, Any] = {"steps": 80, "every": 10, "lr": args.lr}
     if args.quick:
-        settings = {"steps": 20, "every": 5, "probe_size": 256, "heldout": 128,
-                    "repair_corpus": 1024, "word_pairs": False}  # fmt: skip
+        settings = dict(QUICK_SETTINGS)
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.every is not None:
@@ -141,7 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     exp = run_finetune_experiment(
         batch_size=args.batch_size,
-        lr=args.lr,
         progress=lambda line: print(f"[{time.perf_counter() - t0:6.0f} s] {line}",
                                     file=sys.stderr, flush=True),  # fmt: skip
         **settings,

@@ -362,17 +362,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
         erank = "-" if p.effective_rank is None else f"{p.effective_rank:.3g}"
         bar(p.step, p.total_steps, f"loss {p.loss:.4g} erank {erank} {p.verdict or ''}")
 
-    def on_monitor(state: MonitorState) -> None:
-        if state.changed:
-            bar.close()
-            m = state.metrics
-            print(f"collapselab train: step {state.step}: verdict {state.verdict} "
-                  f"(effective rank {fmt(m['effective_rank'])}, relative variance "
-                  f"{fmt(m['relative_variance'])}, std of L2-normalised "
-                  f"{fmt(m['std_of_l2_normalized'])})", file=sys.stderr)  # fmt: skip
+    def on_collapse(state: MonitorState) -> None:
+        bar.close()
+        m = state.metrics
+        print(f"collapselab train: collapse warning at step {state.step}: verdict "
+              f"{state.verdict} (effective rank {fmt(m['effective_rank'])}, relative variance "
+              f"{fmt(m['relative_variance'])}, std of L2-normalised "
+              f"{fmt(m['std_of_l2_normalized'])}); {state.diagnosis.advice}",
+              file=sys.stderr)  # fmt: skip
 
     try:
-        summary = train(cfg, progress=on_progress, on_monitor=on_monitor)
+        summary = train(cfg, progress=on_progress, on_collapse=on_collapse)
     finally:
         bar.close()
     if not main_rank:

@@ -194,5 +194,6 @@ def test_tiny_finetune_experiment_positives_only_collapses(
     assert nce.first_alarm_step is None
     assert cos.corrections is not None and base.corrections is not None
     names = [c["name"] for c in cos.corrections["corrections"]]
-    assert names == ["none", "center", "remove-top-1", "remove-top-3", "remove-top-10", "whiten"]
+    assert names == ["none", "center", "remove-top-1", "remove-top-3", "remove-top-10", "whiten",
+                     "whiten-128"]  # fmt: skip
     json.dumps(exp.to_dict())  # JSON-ready

@@ -64,7 +64,8 @@ def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(4, 6)) * 2
     ytr, yte = rng.integers(0, 4, 120), rng.integers(0, 4, 40)
-    return centres[ytr] + rng.normal(size=(120, 6)), ytr, centres[yte] + rng.normal(size=(40, 6)), yte
+    xtr = centres[ytr] + rng.normal(size=(120, 6))
+    return xtr, ytr, centres[yte] + rng.normal(size=(40, 6)), yte
 
 
 def test_knn_matches_a_loop_reference() -> None:

@@ -64,7 +64,7 @@ def test_verdicts_on_known_matrices(make: object, verdict: str) -> None:
 
 
 def test_on_collapse_raise_warn_callable_and_patience() -> None:
-    mon = CollapseMonitor(every=1, window=1, on_collapse="raise")
+    mon = CollapseMonitor(every=1, window=1, on_collapse="raise", patience=1)
     mon.update(isotropic(), 0)
     with pytest.raises(CollapseDetected, match="step 1: verdict complete"):
         mon.update(collapsed(), 1)
@@ -76,7 +76,7 @@ def test_on_collapse_raise_warn_callable_and_patience() -> None:
     assert seen == [3]  # needs 2 consecutive collapsed evaluations; fires once per severity
     assert mon.first_collapse_step == 3
 
-    mon = CollapseMonitor(every=1, window=1, on_collapse="warn")
+    mon = CollapseMonitor(every=1, window=1, on_collapse="warn", patience=1)
     with pytest.warns(RuntimeWarning, match="collapse detected at step 0"):
         mon.update(collapsed(), 0)
     with warnings.catch_warnings():
@@ -144,7 +144,7 @@ def test_lightning_hooks_with_a_minimal_trainer() -> None:
             self.logged.append(d)
 
     trainer, module = Trainer(), Module()
-    cb = LightningHooks(every=2, window=1, on_collapse="stop")
+    cb = LightningHooks(every=2, window=1, on_collapse="stop", patience=1)
     for step in range(5):
         trainer.global_step = step
         z = isotropic(seed=step) if step < 3 else collapsed(seed=step)

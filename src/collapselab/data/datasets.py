@@ -2,8 +2,8 @@
 
 Every loader returns a :class:`Dataset`: images as ``(N, C, H, W)`` float32 in ``[0, 1]``,
 vector data as ``(N, D)`` float32 centred and scaled by one scalar on the training split,
-labels as ``(N,)`` int64. The split never depends on the training seed, so evaluations of different runs are
-comparable.
+labels as ``(N,)`` int64. The split never depends on the training seed, so evaluations
+of different runs are comparable.
 """
 
 from __future__ import annotations
@@ -94,7 +94,10 @@ def load_digits(test_fraction: float = 0.25) -> Dataset:
     )
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+#: IDX type byte -> numpy dtype (data are big-endian)
+_IDX_DTYPES: dict[int, str] = {
+    0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"
+}
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:

@@ -2,15 +2,14 @@
 :data:`METHODS`."""
 
 from collapselab.methods import (  # noqa: F401  (registration, in table order)
-    collapse,
-    simclr,
-    moco,
     byol,
-    simsiam,
+    collapse,
     dino,
+    moco,
     redundancy,
+    simclr,
+    simsiam,
 )
-from collapselab.methods.teacher import EMATeacher
 from collapselab.methods.base import (
     METHODS,
     Method,
@@ -20,6 +19,7 @@ from collapselab.methods.base import (
     get_method_class,
     make_config,
 )
+from collapselab.methods.teacher import EMATeacher
 
 __all__ = [
     "METHODS",

@@ -80,6 +80,8 @@ class Method(nn.Module):
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     #: True for objectives known to collapse (the article's and the ablations)
     collapse_expected: ClassVar[bool] = False
+    #: infimum of the loss when known (used to judge how early a collapse was flagged)
+    loss_floor: ClassVar[float | None] = None
 
     def __init__(self, encoder: nn.Module, config: MethodConfig) -> None:
         super().__init__()
@@ -111,13 +113,15 @@ class Method(nn.Module):
 
         Default: ``self.projector(self.encoder(x))``; methods with another head override.
         """
-        out: Tensor = self.projector(self.encoder(x))
+        projector: nn.Module = getattr(self, "projector")  # noqa: B009
+        out: Tensor = projector(self.encoder(x))
         return out
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
         """Optimizer parameter groups: no weight decay on biases and norm parameters
         (1-D tensors), as in SimCLR's / BYOL's LARS setups."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for p in self.parameters():
             if p.requires_grad:
                 (no_decay if p.ndim <= 1 else decay).append(p)

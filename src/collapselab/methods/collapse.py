@@ -38,6 +38,7 @@ class CollapseConfig(MethodConfig):
 
 class _CollapseMethod(Method):
     collapse_expected = True
+    loss_floor = 0.0  # both are non-negative and reach 0 at complete collapse
 
     def __init__(self, encoder: nn.Module, config: CollapseConfig) -> None:
         super().__init__(encoder, config)

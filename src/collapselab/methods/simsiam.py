@@ -39,6 +39,7 @@ class SimSiam(Method):
     name = "simsiam"
     config_class = SimSiamConfig
     stop_gradient = True
+    loss_floor = -1.0  # negative cosine
 
     def __init__(self, encoder: nn.Module, config: SimSiamConfig) -> None:
         super().__init__(encoder, config)

@@ -36,6 +36,9 @@ class BatchNorm(nn.Module):
         affine: learn a per-channel scale and shift.
     """
 
+    running_mean: Tensor
+    running_var: Tensor
+
     def __init__(
         self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True
     ) -> None:

@@ -126,20 +126,20 @@ class AnisotropyReport:
 
 
 def _transforms(
-    z: np.ndarray, remove: Sequence[int], whiten: bool
+    z: np.ndarray, remove: Sequence[int], whiten_dims: Sequence[int | None]
 ) -> list[tuple[str, WhiteningTransform | None]]:
     out: list[tuple[str, WhiteningTransform | None]] = [("none", None)]
     out.append(("center", fit_array(z, "center")))
     out.extend((f"remove-top-{r}", fit_array(z, "remove-top", remove=r)) for r in remove)
-    if whiten:
-        out.append(("whiten", fit_array(z, "whiten")))
+    out.extend((f"whiten-{k}" if k else "whiten", fit_array(z, "whiten", dims=k))
+               for k in whiten_dims)  # fmt: skip
     return out
 
 
 def anisotropy(
     z: Any,
     remove: Sequence[int] = (1, 3, 10),
-    whiten: bool = True,
+    whiten_dims: Sequence[int | None] = (None,),
     pairs: tuple[Any, Any] | None = None,
     top_k: Sequence[int] = TOP_K,
 ) -> AnisotropyReport:
@@ -148,7 +148,9 @@ def anisotropy(
     Args:
         z: ``(N, d)`` embeddings of a corpus (numpy or torch).
         remove: numbers ``D`` of top principal directions to try removing (after centring).
-        whiten: also try whitening.
+        whiten_dims: whitenings to try: ``None`` keeps every direction (``"whiten"``),
+            ``k`` the top ``k`` (``"whiten-k"``, Su et al.'s dimension reduction); ``()``
+            for none.
         pairs: optional held-out ``(queries, docs)``, each ``(M, d)``, row ``i`` relevant
             to row ``i``; each correction (fitted on ``z`` only) is applied to both and
             scored by recall@1.
@@ -159,8 +161,9 @@ def anisotropy(
     """
     a = np.asarray(z.detach().cpu() if hasattr(z, "detach") else z)
     valid = [r for r in remove if 0 < r < a.shape[1]]
+    dims = [k for k in whiten_dims if k is None or 0 < k <= a.shape[1]]
     out = []
-    for name, t in _transforms(a, valid, whiten):
+    for name, t in _transforms(a, valid, dims):
         za = a if t is None else t.apply(a)
         recall = None
         if pairs is not None:

@@ -18,7 +18,11 @@ collapsing": random pairs scoring 0.996 after positives-only fine-tuning):
   probe set and the held-out pairs: effective rank, mean random-pair cosine and verdict
   (the CollapseMonitor), the spread alarm (relative variance below half its step-0
   value), recall@1 (query: gloss, document: example, among all held-out examples), and
-  the Lee-50 correlation when gensim's test data is installed.
+  the Lee-50 correlation when gensim's test data is installed;
+- repair: for the frozen model and the end of each run, centring, removing the top
+  1 / 3 / 10 directions and whitening (all dimensions, and the top d/3) are fitted on
+  ``repair_corpus`` training texts and scored by held-out recall@1
+  (:func:`collapselab.text.anisotropy.anisotropy`).
 
 Step 0 of either run is the frozen model: the baseline. CPU training runs with
 denormals flushed to zero (``torch.set_flush_denormal``): once a run collapses,
@@ -41,6 +45,13 @@ from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError, NonFiniteLossError
 from collapselab.losses import info_nce
 from collapselab.text.anisotropy import anisotropy
+from collapselab.text.data import (
+    LeeCorpus,
+    gensim_test_data,
+    lee_corpus,
+    word_pairs,
+    wordnet_pairs,
+)
 from collapselab.text.evaluate import lee_correlation, word_similarity_spearman
 from collapselab.text.model import encode, forward, load_model
 from collapselab.text.monitor import ProbeMonitor
@@ -82,6 +93,19 @@ class FinetuneConfig:
         if self.steps % self.every:
             raise ConfigError(f"steps ({self.steps}) must be a multiple of every ({self.every}) "
                               "so that the last step is evaluated")  # fmt: skip
+
+
+#: a short version for reports: 20 steps at a higher learning rate, smaller probe sets
+#: (about 1.5 minutes on 2 CPU cores; see benchmarks/results/text_finetune.md)
+QUICK_SETTINGS: dict[str, Any] = {
+    "steps": 20,
+    "every": 5,
+    "lr": 5e-5,
+    "probe_size": 256,
+    "heldout": 128,
+    "repair_corpus": 512,
+    "word_pairs": False,
+}
 
 
 @dataclass(frozen=True)
@@ -176,16 +200,14 @@ class _Data:
     heldout: list[Pair]
     probe: list[str]
     repair: list[str]
-    lee: Any  # LeeCorpus | None
+    lee: LeeCorpus | None
     word_pairs: dict[str, list[tuple[str, str, float]]]
     source: str
 
 
 def _load_data(cfg: FinetuneConfig, pairs: Sequence[Pair] | None) -> _Data:
-    from collapselab.text import data as textdata
-
     if pairs is None:
-        pairs = [(p.gloss, p.example) for p in textdata.wordnet_pairs()]
+        pairs = [(p.gloss, p.example) for p in wordnet_pairs()]
         source = "WordNet 3.0 (gloss, example) pairs"
     else:
         source = "given pairs"
@@ -202,13 +224,13 @@ def _load_data(cfg: FinetuneConfig, pairs: Sequence[Pair] | None) -> _Data:
     lee, words = None, {}
     if cfg.lee or cfg.word_pairs:
         try:
-            textdata.gensim_test_data()
+            gensim_test_data()
         except ConfigError:
             pass  # gensim absent: those columns stay None
         else:
-            lee = textdata.lee_corpus() if cfg.lee else None
+            lee = lee_corpus() if cfg.lee else None
             if cfg.word_pairs:
-                words = {n: textdata.word_pairs(n) for n in ("simlex999", "wordsim353")}
+                words = {n: word_pairs(n) for n in ("simlex999", "wordsim353")}
     return _Data(train, heldout, probe, repair, lee, words, source)
 
 
@@ -226,7 +248,9 @@ def _corrections(model: Any, d: _Data, batch: int) -> dict[str, Any] | None:
     z = encode(model, d.repair, batch)  # (R, d)
     q = encode(model, [g for g, _ in d.heldout], batch)
     p = encode(model, [e for _, e in d.heldout], batch)
-    return anisotropy(z, remove=(1, 3, 10), whiten=True, pairs=(q, p)).to_dict()
+    # full whitening and Su et al.'s reduced one (they keep 256 of BERT's 768 dimensions)
+    dims = (None, z.shape[1] // 3)
+    return anisotropy(z, remove=(1, 3, 10), whiten_dims=dims, pairs=(q, p)).to_dict()
 
 
 def _run(

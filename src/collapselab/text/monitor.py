@@ -76,6 +76,8 @@ class ProbeMonitor:
         thresholds: verdict thresholds (default: those of ``collapselab check``).
         alarm_ratio: raise the spread alarm when the relative variance falls below this
             fraction of its value at the first probe (None: no alarm).
+        patience: consecutive collapsed verdicts before ``on_collapse`` fires. 1 by
+            default: a fixed probe set has no batch-to-batch noise to ride out.
         monitor: a ready monitor to feed instead (its ``every`` is then used; keep its
             ``window`` at 1 for a fixed probe set: merging older evaluations of the same
             texts would blur the current state).
@@ -97,6 +99,7 @@ class ProbeMonitor:
         thresholds: Thresholds | None = None,
         monitor: CollapseMonitor | None = None,
         alarm_ratio: float | None = 0.5,
+        patience: int = 1,
     ) -> None:
         if len(probe_texts) < 2:
             raise ConfigError(f"the probe set needs at least 2 texts, got {len(probe_texts)}")
@@ -116,6 +119,7 @@ class ProbeMonitor:
             window=1,
             thresholds=thresholds,
             on_collapse=on_collapse,
+            patience=patience,
             sample_size=min(PROBE_SAMPLE, len(self.probe_texts)),
             distributed=False,  # every rank embeds the same probe: nothing to reduce
         )

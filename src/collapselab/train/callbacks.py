@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from collapselab.diagnose import SEVERITY, Diagnosis, Thresholds, diagnose
 from collapselab.errors import CollapseDetected
 from collapselab.metrics import Moments, summarize
+from collapselab.train._threads import blas_threads
 
 logger = logging.getLogger("collapselab.monitor")
 
@@ -104,7 +105,9 @@ class CollapseMonitor:
             (:class:`~collapselab.errors.CollapseDetected`, stops the run), ``"ignore"``,
             or a callable receiving the :class:`MonitorState`.
         patience: consecutive collapsed evaluations required before ``on_collapse`` fires
-            (the verdict in each state is reported regardless).
+            (each state reports its verdict regardless). The default 3 rides out brief
+            low-rank phases of healthy runs (and noise) while a real collapse, which
+            persists, is still caught early (digits: within 20 steps of its onset).
         sample_size: rows kept per batch for the pairwise statistics (uniformity).
         trend_window: evaluations used for the trend fits.
         distributed: all-reduce accumulators over torch.distributed ranks; None: when a
@@ -118,8 +121,8 @@ class CollapseMonitor:
         window: int = 4,
         thresholds: Thresholds | None = None,
         on_collapse: OnCollapse = "warn",
-        patience: int = 1,
-        sample_size: int = 128,
+        patience: int = 3,
+        sample_size: int = 64,
         trend_window: int = 5,
         distributed: bool | None = None,
         emit: bool = True,
@@ -173,12 +176,13 @@ class CollapseMonitor:
         self._calls += 1
         if (step + self.window - 1) % self.every >= self.window:
             return None  # not in the window before an evaluation step
-        moments = Moments(_dim(z), sample_size=self.sample_size, seed=step)
-        moments.update(_host(z), paired=None if paired is None else _host(paired))
-        self._batches.append((step, moments))
-        if step % self.every != 0:
-            return None
-        return self._evaluate(step)
+        with blas_threads(1):
+            moments = Moments(_dim(z), sample_size=self.sample_size, seed=step)
+            moments.update(_host(z), paired=None if paired is None else _host(paired))
+            self._batches.append((step, moments))
+            if step % self.every != 0:
+                return None
+            return self._evaluate(step)
 
     def _use_distributed(self) -> bool:
         if self.distributed is not None:

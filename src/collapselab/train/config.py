@@ -50,7 +50,7 @@ class TrainConfig:
     warmup_fraction: float = 0.05  # linear warm-up over this share of the steps, then cosine
     min_lr_fraction: float = 0.0  # cosine decays to lr * this
     seed: int = 0  # model init, data order and augmentations
-    threads: int = 0  # torch intra-op threads per process; 0: torch's default
+    threads: int = 0  # torch (and BLAS) threads per process; 0: the libraries' defaults
     device: str = "auto"  # auto (cuda when available, else cpu), cpu or cuda
     out: str | None = None  # output directory (metrics.jsonl, checkpoint.pt, summary.json)
     resume: bool = False  # continue from out/checkpoint.pt
@@ -58,7 +58,8 @@ class TrainConfig:
     log_every: int = 10  # steps between metrics.jsonl step records
     monitor: bool = True  # run the CollapseMonitor during training
     monitor_every: int = 10  # CollapseMonitor: steps between evaluations
-    monitor_window: int = 4  # CollapseMonitor: batches merged per evaluation
+    monitor_window: int = 4  # CollapseMonitor: consecutive batches merged per evaluation
+    monitor_patience: int = 3  # CollapseMonitor: collapsed evaluations in a row before alarm
     stop_on_collapse: bool = False  # raise CollapseDetected at the first collapse verdict
     evaluate: bool = True  # kNN / linear / few-label evaluation at the end
     method_options: dict[str, Any] = field(default_factory=dict)  # method config overrides
@@ -79,6 +80,7 @@ class TrainConfig:
             "log_every": cfg.log_every,
             "monitor_every": cfg.monitor_every,
             "monitor_window": cfg.monitor_window,
+            "monitor_patience": cfg.monitor_patience,
         }
         for name, value in positive.items():
             if value < 1:
@@ -130,7 +132,8 @@ def _coerce_field(name: str, value: Any, hint: Any, where: str) -> Any:
         or (hint is str and isinstance(value, str))
     )
     if not ok:
-        raise ConfigError(f"{where}: {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+        kind = getattr(hint, "__name__", hint)
+        raise ConfigError(f"{where}: {name} must be {kind}, got {value!r}")
     return float(value) if hint is float else value
 
 

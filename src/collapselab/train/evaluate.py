@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from collapselab.train._threads import blas_threads
+
 KNN_K = 20  # neighbours for the kNN accuracy
 FEW_LABELS_PER_CLASS = 5  # labelled examples per class for the few-label accuracy
 FEW_LABEL_DRAWS = 10  # random draws averaged by the few-label accuracy
@@ -143,6 +145,7 @@ def evaluate_features(
     """All three accuracies of frozen features (``(N, d)`` train, ``(M, d)`` test).
 
     Raw pixels evaluated with the same function give the baseline every method must beat.
+    BLAS runs on one thread here (see :mod:`collapselab.train._threads`).
     """
 
     def f64(a: NDArray[np.float64] | torch.Tensor) -> NDArray[np.float64]:
@@ -154,10 +157,11 @@ def evaluate_features(
         return np.asarray(arr, dtype=np.int64)
 
     tr, te, ytr, yte = f64(train), f64(test), i64(y_train), i64(y_test)
-    few, few_std = few_label_accuracy(tr, ytr, te, yte)
-    return FeatureEvaluation(
-        knn_accuracy=knn_accuracy(tr, ytr, te, yte),
-        linear_accuracy=linear_probe_accuracy(tr, ytr, te, yte),
-        knn_accuracy_5_per_class=few,
-        knn_accuracy_5_per_class_std=few_std,
-    )
+    with blas_threads(1):
+        few, few_std = few_label_accuracy(tr, ytr, te, yte)
+        return FeatureEvaluation(
+            knn_accuracy=knn_accuracy(tr, ytr, te, yte),
+            linear_accuracy=linear_probe_accuracy(tr, ytr, te, yte),
+            knn_accuracy_5_per_class=few,
+            knn_accuracy_5_per_class_std=few_std,
+        )

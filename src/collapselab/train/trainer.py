@@ -13,6 +13,7 @@ checkpoint stores all generator states, so ``--resume`` continues bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -33,6 +34,7 @@ from collapselab.errors import ConfigError, NonFiniteLossError
 from collapselab.methods import Method, build_method
 from collapselab.metrics import Moments, summarize
 from collapselab.models import build_encoder
+from collapselab.train._threads import blas_threads
 from collapselab.train.callbacks import CollapseMonitor, MonitorState
 from collapselab.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -42,6 +44,7 @@ from collapselab.train.checkpoint import (
 )
 from collapselab.train.config import TrainConfig, config_json
 from collapselab.train.evaluate import evaluate_features
+from collapselab.train.runlog import early_warning, read_metrics
 
 SUMMARY_NAME = "summary.json"
 METRICS_NAME = "metrics.jsonl"
@@ -122,9 +125,10 @@ def _build_augment(data: Dataset, options: dict[str, Any]) -> Augment:
         raise ConfigError(
             f"augment_options: unknown field(s) {sorted(unknown)}; fields: {sorted(names)}"
         )
-    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
     try:
-        return dataclasses.replace(base, **fixed)
+        out: Augment = dataclasses.replace(base, **fixed)  # type: ignore[arg-type]
+        return out
     except TypeError as exc:  # pragma: no cover - dataclasses.replace type errors
         raise ConfigError(f"augment_options: {exc}") from None
 
@@ -162,6 +166,7 @@ def train(
     config: TrainConfig,
     progress: Callable[[Progress], None] | None = None,
     on_monitor: Callable[[MonitorState], None] | None = None,
+    on_collapse: Callable[[MonitorState], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``config.method`` on ``config.data`` and evaluate it.
 
@@ -169,6 +174,9 @@ def train(
         config: the run's settings (see :class:`TrainConfig`).
         progress: called on rank 0 every ``log_every`` steps (the CLI draws its bar).
         on_monitor: called on rank 0 with each monitor evaluation.
+        on_collapse: called on rank 0 when the monitor raises its collapse alarm (the
+            verdict stayed ``dimensional`` / ``complete`` for ``monitor_patience``
+            evaluations); with ``stop_on_collapse`` the run stops instead.
 
     Returns:
         The summary dict (also written to ``out/summary.json`` when ``out`` is set).
@@ -186,7 +194,8 @@ def train(
         torch.set_num_threads(cfg.threads)
     ctx = _setup_distributed(cfg.device)
     try:
-        return _train(cfg, ctx, progress, on_monitor)
+        with blas_threads(cfg.threads) if cfg.threads else contextlib.nullcontext():
+            return _train(cfg, ctx, progress, on_monitor, on_collapse)
     finally:
         if ctx.owns_group and tdist.is_initialized():
             tdist.destroy_process_group()
@@ -197,6 +206,7 @@ def _train(
     ctx: _Dist,
     progress: Callable[[Progress], None] | None,
     on_monitor: Callable[[MonitorState], None] | None,
+    on_collapse: Callable[[MonitorState], None] | None,
 ) -> dict[str, Any]:
     assert cfg.epochs is not None
     t_start = time.perf_counter()
@@ -225,17 +235,29 @@ def _train(
     optimizer = _make_optimizer(method, cfg, lr, wd)
     model: torch.nn.Module = method
     if ctx.world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
+        # buffers (BN statistics, queues, centres) agree across ranks by construction:
+        # no per-forward broadcast (the keyword was renamed in recent torch)
+        import inspect
+
+        ddp = torch.nn.parallel.DistributedDataParallel
+        sync_kw = ("forward_sync_buffers" if "forward_sync_buffers"
+                   in inspect.signature(ddp.__init__).parameters else "broadcast_buffers")  # fmt: skip
+        model = ddp(
             method,
             device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            broadcast_buffers=False,  # buffers (BN stats, queues, centres) agree by construction
+            **{sync_kw: False},
         )
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_aug = torch.Generator(device=ctx.device).manual_seed(cfg.seed + 1)
+    def alarm(state: MonitorState) -> None:
+        if ctx.main and on_collapse is not None:
+            on_collapse(state)
+
     monitor = CollapseMonitor(
         every=cfg.monitor_every,
         window=cfg.monitor_window,
-        on_collapse="raise" if cfg.stop_on_collapse else "ignore",
+        patience=cfg.monitor_patience,
+        on_collapse="raise" if cfg.stop_on_collapse else alarm,
         emit=ctx.main,
     )
     out_dir = Path(cfg.out) if cfg.out else None
@@ -254,9 +276,12 @@ def _train(
         step, perm = int(ck["step"]), ck["perm"]
         elapsed_before = float(ck["elapsed"])
     log: TextIO | None = None
+    history: list[dict[str, Any]] = []  # step records, for the early-warning judgement
     if out_dir is not None and ctx.main:
         out_dir.mkdir(parents=True, exist_ok=True)
         log = _open_log(out_dir / METRICS_NAME, keep_before=step if cfg.resume else 0)
+        if cfg.resume:
+            history = [r for r in read_metrics(out_dir / METRICS_NAME) if r["event"] == "step"]
 
     def checkpoint() -> None:
         if out_dir is None or not ctx.main:
@@ -307,10 +332,11 @@ def _train(
                     seconds = elapsed_before + time.perf_counter() - t_start
                     terms = {k: v for k, v in out.terms.items() if k != "loss"}
                     lr_now = optimizer.param_groups[0]["lr"]
+                    record = {"event": "step", "step": step, "epoch": step // steps_per_epoch,
+                              "lr": lr_now, "loss": loss_value, **terms}  # fmt: skip
+                    history.append(record)
                     if log is not None:
-                        _write(log, {"event": "step", "step": step,
-                                     "epoch": step // steps_per_epoch, "lr": lr_now,
-                                     "loss": loss_value, **terms})  # fmt: skip
+                        _write(log, record)
                     if progress is not None:
                         last = monitor.last
                         progress(Progress(
@@ -338,6 +364,10 @@ def _train(
         "first_collapse_step": monitor.first_collapse_step,
         "train_seconds": train_seconds,
     }
+    if ctx.main and history:
+        summary["early_warning"] = early_warning(
+            history, monitor.first_collapse_step, type(method).loss_floor
+        ).to_dict()
     if cfg.evaluate:
         summary.update(_evaluate(method, data, ctx))
     summary["seconds"] = elapsed_before + time.perf_counter() - t_start

@@ -1,0 +1,87 @@
+"""`torchrun --nproc_per_node=2 -m collapselab train` equals one process on the same batch.
+
+Two gloo processes each hold half of the global batch; batch norm statistics, NT-Xent
+negatives, Barlow / VICReg statistics and the monitor's moments span both halves, and
+DDP averages the gradients, so parameters, logged losses and monitor states must equal a
+single-process run up to float summation order. The runs use SGD: its update is linear in
+the gradient, so a wrong gradient scale (the 1/world_size bug of raw all-reduces) shows
+while float reordering (~1e-7 relative) does not; Adam's first steps are sign-like and
+turn 1e-8 gradient noise on near-zero coordinates into lr-sized differences. The encoder
+is the MLP: convolution kernels block differently for 32 and 64 images, and the 1e-7
+differences flip max-pool / ReLU ties, routing some gradient to another pixel (measured:
+1e-5 parameter differences in the first convolution after one step, exact elsewhere).
+Tolerance: 1e-5 relative, 1e-7 absolute (measured: 8e-7 relative after 3 steps).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from collapselab.train.checkpoint import load_checkpoint
+from collapselab.train.config import TrainConfig
+from collapselab.train.trainer import train
+
+
+def run_pair(tmp_path: Path, method: str, steps: int) -> tuple[dict, dict, Path, Path]:
+    args = ["--method", method, "--batch-size", "64", "--epochs", "1", "--max-steps",
+            str(steps), "--threads", "1", "--no-evaluate", "--log-every", "1",
+            "--monitor-every", "2", "--monitor-window", "2", "--optimizer", "sgd",
+            "--lr", "0.05", "--encoder", "mlp"]  # fmt: skip
+    ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "collapselab", "train", *args, "--out", str(ddp_dir), "--json"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)  # rank 0 alone prints, and only the JSON
+    assert summary["world_size"] == 2
+    single = train(TrainConfig(method=method, batch_size=64, epochs=1, max_steps=steps,
+                               threads=1, evaluate=False, log_every=1, monitor_every=2,
+                               monitor_window=2, optimizer="sgd", lr=0.05, encoder="mlp",
+                               out=str(one_dir)))  # fmt: skip
+    assert single["world_size"] == 1
+    return summary, single, ddp_dir, one_dir
+
+
+def compare(ddp_dir: Path, one_dir: Path) -> None:
+    a, b = load_checkpoint(ddp_dir / "checkpoint.pt"), load_checkpoint(one_dir / "checkpoint.pt")
+    assert a["step"] == b["step"]
+    for key, ta in a["method"].items():
+        tb = b["method"][key]
+        if ta.is_floating_point():
+            torch.testing.assert_close(ta, tb, rtol=1e-5, atol=1e-7, msg=key)
+        else:
+            assert torch.equal(ta, tb), key
+    la = [json.loads(x) for x in (ddp_dir / "metrics.jsonl").read_text().splitlines()]
+    lb = [json.loads(x) for x in (one_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["event"] for r in la] == [r["event"] for r in lb]
+    for ra, rb in zip(la, lb, strict=True):
+        if ra["event"] == "step":
+            assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5)
+        else:  # monitor states from all-reduced moments of both shards
+            assert ra["verdict"] == rb["verdict"]
+            # global rows: the 64 rows of every batch in the window, from both ranks
+            assert ra["rows"] == rb["rows"] == 64 * min(ra["step"] + 1, 2)
+            assert ra["effective_rank"] == pytest.approx(rb["effective_rank"], rel=1e-5)
+
+
+def test_two_processes_match_one_simclr(tmp_path: Path) -> None:
+    summary, single, ddp_dir, one_dir = run_pair(tmp_path, "simclr", steps=3)
+    compare(ddp_dir, one_dir)
+    assert summary["steps"] == single["steps"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["moco", "byol", "barlow", "vicreg", "dino"])
+def test_two_processes_match_one_other_methods(tmp_path: Path, method: str) -> None:
+    _, _, ddp_dir, one_dir = run_pair(tmp_path, method, steps=4)
+    compare(ddp_dir, one_dir)
