@@ -11,8 +11,8 @@ Needs ``pip install "collapselab[text]" gensim`` and ``apt-get install wordnet-b
 
 Usage::
 
-    python benchmarks/bench_text_finetune.py                 # ~8 min on 2 CPU cores
-    python benchmarks/bench_text_finetune.py --quick         # ~1.5 min
+    python benchmarks/bench_text_finetune.py                 # ~7 min on 2 CPU cores
+    python benchmarks/bench_text_finetune.py --quick         # ~2.5 min
     python benchmarks/bench_text_finetune.py --threads 1 --out benchmarks/results/text_finetune.md
 
 ``--threads 1`` is faster on a machine whose cores are shared with other jobs (OpenMP
@@ -123,7 +123,7 @@ def render(exp: FinetuneExperiment, wall: float, threads: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="QUICK_SETTINGS: 20 steps (~1.5 min)")
+    ap.add_argument("--quick", action="store_true", help="QUICK_SETTINGS: 20 steps (~2.5 min)")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--every", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)

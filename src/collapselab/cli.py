@@ -545,6 +545,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"collapselab {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `collapselab check ... | head`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -136,3 +136,13 @@ def test_gaussian_mixture_classes_are_separated() -> None:
     # each class is isotropic: its covariance has all eigenvalues within 2x of each other
     c0 = torch.linalg.eigvalsh(torch.cov(x[y == 0].T))
     assert float(c0.max() / c0.min()) < 4.0
+
+
+def test_fashion_mnist_files_train_end_to_end(tmp_path: Path) -> None:
+    from collapselab.train.config import TrainConfig
+    from collapselab.train.trainer import train
+
+    _fake_fashion(tmp_path, n_train=64, n_test=20)  # 28x28: the CNN's three-pool path
+    s = train(TrainConfig(method="simclr", data="fashion-mnist", data_root=str(tmp_path),
+                          batch_size=32, epochs=2, threads=1))  # fmt: skip
+    assert s["steps"] == 4 and 0.0 <= s["knn_accuracy"] <= 1.0

@@ -41,6 +41,7 @@ from collapselab.text.embed import (
 )
 from collapselab.text.evaluate import lee_correlation, recall_at_k, word_similarity_spearman
 from collapselab.text.experiment import (
+    QUICK_SETTINGS,
     FinetuneConfig,
     FinetuneExperiment,
     run_finetune_experiment,
@@ -62,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "QUICK_SETTINGS",
     "AnisotropyReport",
     "CollapseMonitorCallback",
     "CollapseMonitorEvaluator",

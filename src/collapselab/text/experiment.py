@@ -96,7 +96,7 @@ class FinetuneConfig:
 
 
 #: a short version for reports: 20 steps at a higher learning rate, smaller probe sets
-#: (about 1.5 minutes on 2 CPU cores; see benchmarks/results/text_finetune.md)
+#: (about 140 CPU-seconds on one thread, 2.5 minutes; benchmarks/results/text_finetune_quick.md)
 QUICK_SETTINGS: dict[str, Any] = {
     "steps": 20,
     "every": 5,

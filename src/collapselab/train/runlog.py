@@ -53,7 +53,7 @@ class EarlyWarning:
 
 def early_warning(
     records: list[dict[str, Any]], alarm_step: int | None, floor: float | None = None,
-    span: int = 5,
+    span: int = 3,
 ) -> EarlyWarning:  # fmt: skip
     """Judge an alarm against the loss curve of ``records`` (``event == "step"`` lines).
 
@@ -61,7 +61,7 @@ def early_warning(
         records: from :func:`read_metrics`.
         alarm_step: the monitor's first alarm (``summary["first_collapse_step"]``), or None.
         floor: the objective's infimum if known; else the run's lowest smoothed loss.
-        span: logged steps per median (each side of the alarm: ``span // 2``).
+        span: logged steps per median (centred on the alarm; the last ``span`` for the end).
     """
     steps = np.array([r["step"] for r in records if r.get("event") == "step"])
     loss = np.array([r["loss"] for r in records if r.get("event") == "step"], dtype=np.float64)
@@ -69,7 +69,7 @@ def early_warning(
         raise ValueError("no step records to judge")
     half = span // 2
     smooth = np.array([np.median(loss[max(0, i - half) : i + half + 1]) for i in range(loss.size)])
-    l0, le = float(np.median(loss[:span])), float(np.median(loss[-span:]))
+    l0, le = float(loss[0]), float(np.median(loss[-span:]))
     fl = float(smooth.min()) if floor is None else float(floor)
     if alarm_step is None:
         return EarlyWarning(None, l0, None, le, fl, None, None, None)
