@@ -240,8 +240,8 @@ def _train(
         import inspect
 
         ddp = torch.nn.parallel.DistributedDataParallel
-        params = inspect.signature(ddp.__init__).parameters
-        sync_kw = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+        new_kw = "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
+        sync_kw = "forward_sync_buffers" if new_kw else "broadcast_buffers"
         model = ddp(
             method,
             device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
