@@ -52,19 +52,17 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def check_sources(
+def accumulate_sources(
     sources: Sequence[EmbeddingSource],
     *,
-    thresholds: Thresholds | None = None,
     chunk_rows: int | None = None,
     sample_size: int = 2048,
     progress: Progress | None = None,
-) -> CheckResult:
-    """Stream every source through one accumulator and diagnose the whole.
+) -> Moments:
+    """Stream every source into one float64 accumulator (all-reduced under torchrun).
 
     Args:
         sources: opened embedding files (same number of columns).
-        thresholds: verdict thresholds (defaults: :class:`Thresholds`).
         chunk_rows: rows per read (default: about 64 MiB of float32 per chunk).
         sample_size: rows kept for pairwise statistics (uniformity, max cosine).
         progress: called as ``progress(rows_done, rows_total)`` after each chunk (this
@@ -74,7 +72,6 @@ def check_sources(
         InputError: files disagree on d, or a file has NaN/Inf rows (named, with the
             count and the first bad row).
     """
-    t0 = time.perf_counter()
     if not sources:
         raise InputError("no input files")
     d = sources[0].d
@@ -108,9 +105,27 @@ def check_sources(
         raise InputError(
             bad[0] if bad else f"{moments.nonfinite_rows} rows on other ranks contain NaN or Inf"
         )
-    metrics = summarize(moments)
+    return moments
+
+
+def check_sources(
+    sources: Sequence[EmbeddingSource],
+    *,
+    thresholds: Thresholds | None = None,
+    chunk_rows: int | None = None,
+    sample_size: int = 2048,
+    progress: Progress | None = None,
+) -> CheckResult:
+    """Stream every source through one accumulator and diagnose the whole
+    (see :func:`accumulate_sources` for the arguments and errors)."""
+    t0 = time.perf_counter()
+    moments = accumulate_sources(
+        sources, chunk_rows=chunk_rows, sample_size=sample_size, progress=progress
+    )
     return CheckResult(
-        diagnose(metrics, thresholds), [s.name for s in sources], time.perf_counter() - t0
+        diagnose(summarize(moments), thresholds),
+        [s.name for s in sources],
+        time.perf_counter() - t0,
     )
 
 

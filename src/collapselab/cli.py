@@ -389,10 +389,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ("verdict", "verdict (test representation)"),
         ("projection_effective_rank", "effective rank (test projector output)"),
         ("projection_verdict", "verdict (test projector output)"),
-        ("first_collapse_step", "monitor: first collapse at step"),
+        ("first_collapse_step", "monitor: collapse alarm at step"),
         ("seconds", "seconds"),
     ]  # fmt: skip
-    rows = [(label, summary[k]) for k, label in labels if k in summary]
+    rows = [(label, "none" if summary[k] is None else summary[k])
+            for k, label in labels if k in summary]  # fmt: skip
     if cfg.out:
         rows.append(("output", cfg.out))
     print(table(rows))

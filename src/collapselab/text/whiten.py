@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab.check import accumulate_sources
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
 from collapselab.io import EmbeddingSource
 from collapselab.metrics import Moments
@@ -197,7 +198,7 @@ def fit_transform(
 
 
 def accumulate(chunks: Iterable[Any], d: int, name: str = "embeddings") -> Moments:
-    """Float64 moments of row chunks ``(k, d)``.
+    """Float64 moments of row chunks ``(k, d)`` (e.g. chunks after a transform).
 
     Raises:
         InputError: some rows hold NaN or Inf (named, with the first bad row).
@@ -218,14 +219,7 @@ def fit_sources(
     remove: int | None = None,
 ) -> WhiteningTransform:
     """Fit a transform over several files streamed as one matrix (same ``d``)."""
-    if not sources:
-        raise InputError("no input files")
-    d = sources[0].d
-    for s in sources[1:]:
-        if s.d != d:
-            raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
-    chunks = (c for s in sources for c in s.chunks())
-    return fit_transform(accumulate(chunks, d, sources[0].name), method, dims, remove)
+    return fit_transform(accumulate_sources(sources), method, dims, remove)
 
 
 def fit_array(

@@ -100,10 +100,11 @@ class CollapseMonitor:
             passed); ``update`` returns None in between.
         window: consecutive batches (ending at the evaluation step) merged per evaluation.
         thresholds: verdict thresholds (default: the same as ``collapselab check``).
-        on_collapse: when the verdict first becomes (or worsens to) ``dimensional`` /
-            ``complete``: ``"warn"`` (``warnings.warn`` + log), ``"raise"``
-            (:class:`~collapselab.errors.CollapseDetected`, stops the run), ``"ignore"``,
-            or a callable receiving the :class:`MonitorState`.
+        on_collapse: the alarm, raised once per severity when the verdict has been
+            ``dimensional`` / ``complete`` for ``patience`` evaluations in a row:
+            ``"warn"`` (``warnings.warn`` + the ``collapselab.monitor`` logger),
+            ``"raise"`` (:class:`~collapselab.errors.CollapseDetected`, stops the run),
+            ``"ignore"``, or a callable receiving the :class:`MonitorState`.
         patience: consecutive collapsed evaluations required before ``on_collapse`` fires
             (each state reports its verdict regardless). The default 3 rides out brief
             low-rank phases of healthy runs (and noise) while a real collapse, which
@@ -151,7 +152,6 @@ class CollapseMonitor:
         self._last_verdict = "healthy"
         self.last: MonitorState | None = None
         self.first_collapse_step: int | None = None
-        self.states: list[MonitorState] = []  # every evaluation, for plots / reports
 
     # ---------------------------------------------------------------------------- update
     def update(self, z: Any, step: int | None = None, paired: Any = None) -> MonitorState | None:
@@ -201,10 +201,10 @@ class CollapseMonitor:
         met = summarize(merged)
         dg = diagnose(met, self.thresholds)
         lam = met.eigenvalues
-        frac = dg.evidence[1].value
+        iso = met.isotropic_effective_rank
         metrics: dict[str, float | None] = {
             "effective_rank": met.effective_rank,
-            "effective_rank_fraction": frac,
+            "effective_rank_fraction": met.effective_rank / iso if iso > 0 else None,
             "std_of_l2_normalized": met.std_of_l2_normalized,
             "total_variance": met.total_variance,
             "relative_variance": met.relative_variance,
@@ -227,7 +227,6 @@ class CollapseMonitor:
             changed=dg.verdict != prev,
         )
         self.last = state
-        self.states.append(state)
         self._react(state)
         return state
 

@@ -241,14 +241,15 @@ def _train(
 
         ddp = torch.nn.parallel.DistributedDataParallel
         new_kw = "forward_sync_buffers" in inspect.signature(ddp.__init__).parameters
-        sync_kw = "forward_sync_buffers" if new_kw else "broadcast_buffers"
+        sync: dict[str, Any] = {("forward_sync_buffers" if new_kw else "broadcast_buffers"): False}
         model = ddp(
             method,
             device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            **{sync_kw: False},
+            **sync,
         )
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_aug = torch.Generator(device=ctx.device).manual_seed(cfg.seed + 1)
+
     def alarm(state: MonitorState) -> None:
         if ctx.main and on_collapse is not None:
             on_collapse(state)
