@@ -195,6 +195,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     )
     p.add_argument("--out", default="collapselab-demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
+    p.add_argument("--text", action="store_true",
+                   help="add a section fine-tuning the real all-MiniLM-L6-v2 (needs "
+                   "collapselab[text] and Debian's wordnet-base; about 3 more minutes with "
+                   "--quick, 7 without)")  # fmt: skip
     p.set_defaults(func=_cmd_demo)
 
 
@@ -218,12 +222,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
     try:
-        path, report = run_demo(args.out, quick=args.quick, status=status, on_progress=update)
+        path, report = run_demo(args.out, quick=args.quick, status=status, on_progress=update,
+                                text=args.text)  # fmt: skip
     finally:
         bar.close()
     for section in report.sections:
         for t in section.tables:
-            if t.id in ("compare", "demo2", "theory"):
+            if t.id in ("compare", "demo2", "theory", "text"):
                 print(f"\n{section.title}")
                 print(table(t.rows, header=t.header))
     print(f"\nreport: {path}")

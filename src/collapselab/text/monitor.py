@@ -9,9 +9,9 @@ metrics and verdict as ``collapselab check``. Optionally it scores held-out
 be read side by side.
 
 **Spread alarm.** The verdict's thresholds are absolute (``complete`` when the relative
-variance ``trace(C) / E||z||^2`` falls below 0.01, i.e. a random-pair cosine of about
-0.99 for unit-norm rows), which suits "all rows are one vector" but comes late for a
-retrieval model: there, recall is already gone at a cosine of 0.9, and frozen models
+variance ``trace(C) / E||z||^2`` falls below 0.05, i.e. a random-pair cosine of about
+0.95 for unit-norm rows), which suits "all rows are one vector" but comes late for a
+retrieval model: there, recall is already falling at a cosine of 0.7, and frozen models
 differ widely in their own anisotropy. So the probe monitor also compares each
 evaluation with the *first* one (the model before fine-tuning): ``relative_spread`` is
 the relative variance now over its value at the first probe, and the alarm fires when it
