@@ -127,8 +127,17 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
         times, res = timed(fns[method])
     if res is not None:
         np.save(eig_out, np.asarray(res, dtype=np.float64))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = _vm_hwm_mb()
     print(json.dumps({"times": times, "peak_mb": peak_mb}))
+
+
+def _vm_hwm_mb() -> float:
+    """This process's peak RSS (VmHWM). ru_maxrss is not used: Linux carries it across
+    fork+exec, so a worker would report its parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_worker(method: str, path: str, reps: int, tmp: str) -> dict:

@@ -165,3 +165,16 @@ def test_batchnorm_matches_torch(shape: tuple[int, ...]) -> None:
     ours.eval()
     ref.eval()
     torch.testing.assert_close(ours(x), ref(x))
+
+
+def test_byol_predictor_learns_ten_times_faster() -> None:
+    from collapselab.train.config import TrainConfig
+    from collapselab.train.trainer import _make_optimizer
+
+    m = small("byol")
+    pred = {id(p) for p in m.predictor.parameters()}
+    opt = _make_optimizer(m, TrainConfig(), lr=1e-3, wd=0.0)
+    for g in opt.param_groups:
+        in_pred = {id(p) in pred for p in g["params"]}
+        assert len(in_pred) == 1  # a group is all predictor or all the rest
+        assert g["base_lr"] == pytest.approx(1e-2 if in_pred.pop() else 1e-3)

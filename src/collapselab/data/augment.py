@@ -40,7 +40,7 @@ class ImageAugment:
     max_rotation: float = 15.0  # degrees; larger turns 6 into 9
     max_translate: float = 0.1  # fraction of the image side, on top of the crop offset
     hflip_prob: float = 0.0  # 0 for digits (mirror digits are other symbols)
-    brightness: float = 0.4  # factor in [1 - b, 1 + b] (SimCLR colour jitter strength 0.5 * 0.8)
+    brightness: float = 0.4  # factor in [1 - b, 1 + b]; SimCLR: 0.8 s, s = 0.5 on CIFAR
     contrast: float = 0.4  # factor in [1 - c, 1 + c] around each image's mean
     noise_std: float = 0.05  # additive Gaussian noise, in pixel units
     erase_prob: float = 0.25  # probability of erasing one rectangle (Zhong et al. 2020)

@@ -22,7 +22,7 @@ representation has ~20; Jing et al. 2022 discuss the projector absorbing collaps
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -129,6 +129,19 @@ class Method(nn.Module):
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+
+
+def split_groups(
+    groups: list[dict[str, Any]], params: Iterable[nn.Parameter], **extra: Any
+) -> list[dict[str, Any]]:
+    """Move ``params`` out of ``groups`` into copies of their groups that carry ``extra``
+    keys (``fixed_lr=True``: no schedule; ``lr_scale=s``: ``s`` times the learning rate)."""
+    chosen = {id(p) for p in params}
+    out: list[dict[str, Any]] = []
+    for g in groups:
+        out.append({**g, "params": [p for p in g["params"] if id(p) not in chosen]})
+        out.append({**g, **extra, "params": [p for p in g["params"] if id(p) in chosen]})
+    return [g for g in out if g["params"]]
 
 
 METHODS: dict[str, type[Method]] = {}

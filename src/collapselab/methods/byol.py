@@ -16,7 +16,14 @@ from typing import Any
 from torch import nn
 
 from collapselab.losses import byol_loss
-from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
+from collapselab.methods.base import (
+    Method,
+    MethodConfig,
+    StepOutput,
+    Tensor,
+    register,
+    split_groups,
+)
 from collapselab.methods.teacher import EMATeacher
 from collapselab.models import MLPHead
 
@@ -79,13 +86,7 @@ class BYOL(Method):
         scale = self.config.predictor_lr_scale  # type: ignore[attr-defined]
         if scale == 1.0:
             return groups
-        pred = {id(p) for p in self.predictor.parameters()}
-        out: list[dict[str, Any]] = []
-        for g in groups:
-            out.append({**g, "params": [p for p in g["params"] if id(p) not in pred]})
-            out.append({**g, "params": [p for p in g["params"] if id(p) in pred],
-                        "lr_scale": scale})  # fmt: skip
-        return [g for g in out if g["params"]]
+        return split_groups(groups, self.predictor.parameters(), lr_scale=scale)
 
 
 @register

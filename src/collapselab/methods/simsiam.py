@@ -15,7 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from collapselab.losses import simsiam_loss
-from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
+from collapselab.methods.base import (
+    Method,
+    MethodConfig,
+    StepOutput,
+    Tensor,
+    register,
+    split_groups,
+)
 from collapselab.models import MLPHead
 
 
@@ -29,7 +36,7 @@ class SimSiamConfig(MethodConfig):
     pred_hidden_dim: int = 128  # paper 512 = proj_dim / 4 (bottleneck, Sec. 4.4)
     lr: float = 2e-3  # AdamW for batch 256 (paper: SGD 0.05 x B/256)
     weight_decay: float = 1e-4  # paper 1e-4
-    fixed_predictor_lr: bool = True  # paper Sec. 4.4: the predictor's lr is not decayed
+    fixed_predictor_lr: bool = True  # paper Sec. 4 (Predictor): its lr is not decayed
 
 
 @register
@@ -65,14 +72,7 @@ class SimSiam(Method):
         groups = super().param_groups(weight_decay)
         if not self.cfg.fixed_predictor_lr:
             return groups
-        pred = {id(p) for p in self.predictor.parameters()}
-        out: list[dict[str, Any]] = []
-        for g in groups:
-            rest = [p for p in g["params"] if id(p) not in pred]
-            mine = [p for p in g["params"] if id(p) in pred]
-            out.append({**g, "params": rest})
-            out.append({**g, "params": mine, "fixed_lr": True})
-        return [g for g in out if g["params"]]
+        return split_groups(groups, self.predictor.parameters(), fixed_lr=True)
 
 
 @register

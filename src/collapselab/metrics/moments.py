@@ -186,11 +186,10 @@ class Moments:
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)  # 1/||z_i||
         inv2 = inv * inv
         # sum_i u_i = sum_i inv_i (b_i + m);  sum_i u_i^2 = sum_i inv2_i (b_i + m)^2
-        w = np.stack([inv, inv2], axis=1)  # (k, 2)
-        bw = b.T @ w  # (d, 2): sum_i inv_i b_i, sum_i inv2_i b_i
-        self.unit_sum += bw[:, 0] + m * inv.sum()
+        self.unit_sum += b.T @ inv + m * inv.sum()  # (d,)
+        b_inv2 = b.T @ inv2  # (d,)
         np.multiply(b, b, out=b)
-        self.unit_sq_sum += b.T @ inv2 + 2.0 * m * bw[:, 1] + m * m * inv2.sum()
+        self.unit_sq_sum += b.T @ inv2 + 2.0 * m * b_inv2 + m * m * inv2.sum()
         self._update_sample(x)
 
     def _merge_moments(
