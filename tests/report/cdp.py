@@ -30,14 +30,22 @@ class Browser:
         self._from_r, self._from_w = os.pipe()  # browser fd 4 -> we read
         self._profile = tempfile.mkdtemp(prefix="cdp-profile-")
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
-             "--no-first-run", "--no-default-browser-check", f"--user-data-dir={self._profile}",
-             "about:blank"],
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-pipe",
+                "--no-first-run",
+                "--no-default-browser-check",
+                f"--user-data-dir={self._profile}",
+                "about:blank",
+            ],
             pass_fds=(3, 4),
             preexec_fn=self._dup_fds,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         os.close(self._to_r)
         os.close(self._from_w)
         self._id = 0
@@ -48,8 +56,13 @@ class Browser:
         os.dup2(self._to_r, 3)
         os.dup2(self._from_w, 4)
 
-    def send(self, method: str, params: dict[str, Any] | None = None,
-             session: str | None = None, timeout: float = 30.0) -> dict[str, Any]:  # fmt: skip
+    def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -126,7 +139,9 @@ def load_and_inspect(url: str, expression: str, binary: str) -> tuple[Any, list[
                 errors.append(str(p.get("exceptionDetails", {}).get("text")))
             elif ev.get("method") == "Runtime.consoleAPICalled" and p.get("type") == "error":
                 errors.append(str(p.get("args")))
-            elif ev.get("method") == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            elif (
+                ev.get("method") == "Log.entryAdded" and p.get("entry", {}).get("level") == "error"
+            ):
                 errors.append(str(p["entry"].get("text")))
         return value, errors
     finally:

@@ -114,12 +114,17 @@ def test_demo_numbers_tell_the_story(demo_dir: Path) -> None:
     assert att["mean_cosine"][-1] > 0.99 and nce["mean_cosine"][-1] < 0.5
 
 
-@pytest.mark.skipif(find_chromium() is None, reason="headless Chromium not installed "
-                    "(Debian: apt-get install chromium); .ci/run installs it")  # fmt: skip
+@pytest.mark.skipif(
+    find_chromium() is None,
+    reason="headless Chromium not installed "
+    "(Debian: apt-get install chromium); .ci/run installs it",
+)
 def test_report_renders_in_headless_chromium(demo_dir: Path) -> None:
-    expr = ("JSON.stringify({n: document.images.length, ok: Array.from(document.images)"
-            ".filter(i => i.complete && i.naturalWidth > 0).length, "
-            "h2: document.querySelectorAll('h2').length})")  # fmt: skip
+    expr = (
+        "JSON.stringify({n: document.images.length, ok: Array.from(document.images)"
+        ".filter(i => i.complete && i.naturalWidth > 0).length, "
+        "h2: document.querySelectorAll('h2').length})"
+    )
     value, errors = load_and_inspect((demo_dir / "report.html").as_uri(), expr, find_chromium())  # type: ignore[arg-type]
     res = json.loads(value)
     assert errors == []

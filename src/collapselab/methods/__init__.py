@@ -1,7 +1,7 @@
 """Every training method behind one interface (:class:`Method`), in the registry
 :data:`METHODS`."""
 
-from collapselab.methods import (  # noqa: F401  (registration, in table order)
+from collapselab.methods import (  # noqa: F401  (importing registers the methods)
     byol,
     collapse,
     dino,
