@@ -10,7 +10,10 @@ turn 1e-8 gradient noise on near-zero coordinates into lr-sized differences. The
 is the MLP: convolution kernels block differently for 32 and 64 images, and the 1e-7
 differences flip max-pool / ReLU ties, routing some gradient to another pixel (measured:
 1e-5 parameter differences in the first convolution after one step, exact elsewhere).
-Tolerance: 1e-5 relative, 1e-7 absolute (measured: 8e-7 relative after 3 steps).
+Tolerances: parameters within 1e-5 of each tensor's largest entry (measured: 8e-7 for
+SimCLR, 3e-6 for Barlow Twins after 4 steps; a gradient-scale bug gives errors of order
+1); logged losses within 1e-4 relative (DINO's teacher temperature 0.04 sharpens a 1e-7
+reordering of the batch-norm sums into 4e-5 in the loss).
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def compare(ddp_dir: Path, one_dir: Path) -> None:
     for key, ta in a["method"].items():
         tb = b["method"][key]
         if ta.is_floating_point():
-            torch.testing.assert_close(ta, tb, rtol=1e-5, atol=1e-7, msg=key)
+            scale = float(tb.abs().max()) or 1.0
+            assert float((ta - tb).abs().max()) <= 1e-5 * scale, key
         else:
             assert torch.equal(ta, tb), key
     la = [json.loads(x) for x in (ddp_dir / "metrics.jsonl").read_text().splitlines()]
@@ -66,7 +70,7 @@ def compare(ddp_dir: Path, one_dir: Path) -> None:
     assert [r["event"] for r in la] == [r["event"] for r in lb]
     for ra, rb in zip(la, lb, strict=True):
         if ra["event"] == "step":
-            assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5)
+            assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4)
         else:  # monitor states from all-reduced moments of both shards
             assert ra["verdict"] == rb["verdict"]
             # global rows: the 64 rows of every batch in the window, from both ranks
