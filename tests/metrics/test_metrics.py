@@ -242,3 +242,14 @@ def test_invariances(spec: tuple[int, int, int]) -> None:
     # translation leaves the centred spectrum unchanged
     tr = compute_metrics(z + 10.0)
     np.testing.assert_allclose(tr.eigenvalues, base.eigenvalues, rtol=1e-7, atol=1e-9)
+
+
+def test_state_roundtrips_through_an_array() -> None:
+    z = RNG.standard_normal((500, 6)) + 2.0
+    z[10] = np.nan
+    m = Moments(6, sample_size=64).update(z, paired=z + 0.1)
+    back = Moments.from_array(m.to_array(), 6, 64)
+    a, b = summarize(m), summarize(back)
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    assert (a.uniformity, a.alignment, a.nonfinite_rows) == (b.uniformity, b.alignment, 1)
+    assert back.first_nonfinite == 10 and back.rows_seen == 500

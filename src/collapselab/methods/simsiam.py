@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch.nn.functional as F
 from torch import nn
 
 from collapselab.losses import simsiam_loss
@@ -61,11 +60,8 @@ class SimSiam(Method):
         h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
         z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
         p1, p2 = self.predictor(z1), self.predictor(z2)
-        if self.stop_gradient:
-            loss = simsiam_loss(p1, p2, z1, z2)
-        else:
-            # the ablation: D(p, z) with gradients into both p and z (no sg)
-            loss = -0.5 * (F.cosine_similarity(p1, z2).mean() + F.cosine_similarity(p2, z1).mean())
+        # without stop-gradient (the ablation) gradients flow into both p and z
+        loss = simsiam_loss(p1, p2, z1, z2, stop_gradient=self.stop_gradient)
         return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
 
     def param_groups(self, weight_decay: float) -> list[dict[str, Any]]:

@@ -312,6 +312,16 @@ class Moments:
         self.__dict__.update({k: v for k, v in total.__dict__.items() if k != "_rng"})
         return self
 
+    def to_array(self) -> NDArray[np.float64]:
+        """The whole state as one float64 vector (for checkpoints and collectives);
+        :meth:`from_array` restores it."""
+        return self._pack()
+
+    @classmethod
+    def from_array(cls, v: NDArray[np.float64], d: int, sample_size: int = 2048) -> Moments:
+        """Inverse of :meth:`to_array`."""
+        return cls._unpack(np.asarray(v, dtype=np.float64), d, sample_size)
+
     _SCALARS = (
         "n",
         "rows_seen",

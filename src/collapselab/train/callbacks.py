@@ -282,7 +282,7 @@ class CollapseMonitor:
             "first_collapse_step": -1 if self.first_collapse_step is None else
             self.first_collapse_step,
             "batch_steps": [s for s, _ in self._batches],
-            "batches": [torch.from_numpy(m._pack()) for _, m in self._batches],
+            "batches": [torch.from_numpy(m.to_array()) for _, m in self._batches],
             "d": self._batches[0][1].d if self._batches else 0,
             "history_steps": [s for s, _ in self._history],
             "history": [torch.tensor([_nan(m.get(k)) for k in TRACKED], dtype=torch.float64)
@@ -300,7 +300,7 @@ class CollapseMonitor:
         d = int(state["d"])
         self._batches.clear()
         for s, packed in zip(state["batch_steps"], state["batches"], strict=True):
-            self._batches.append((int(s), Moments._unpack(packed.numpy(), d, self.sample_size)))
+            self._batches.append((int(s), Moments.from_array(packed.numpy(), d, self.sample_size)))
         self._history.clear()
         for s, vals in zip(state["history_steps"], state["history"], strict=True):
             self._history.append(
