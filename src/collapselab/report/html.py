@@ -14,13 +14,13 @@ import base64
 import html
 import json
 import math
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapselab._atomic import atomic_open
 from collapselab.report.plots import save_figure
 
 if TYPE_CHECKING:
@@ -189,14 +189,8 @@ def _finite(v: Any) -> Any:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", fsync=False) as fh:
+        fh.write(data)
 
 
 def write_report(report: Report, out_dir: str | Path) -> Path:

@@ -5,13 +5,12 @@ Colours come from the Okabe-Ito palette (colour-blind safe).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from collapselab._atomic import atomic_open
 from collapselab.metrics import EmbeddingMetrics
 from collapselab.metrics.spectral import marchenko_pastur_edges
 
@@ -33,16 +32,8 @@ def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6) -> Figur
 def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
     """Write ``fig`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", fsync=False) as fh:
+        fig.savefig(fh, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
     return path
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -21,6 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from collapselab._atomic import atomic_open
 from collapselab.check import CheckResult, check_sources
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
@@ -134,25 +134,15 @@ def atomic_npy(path: str | os.PathLike[str], shape: tuple[int, int]) -> Iterator
     fsynced and renamed over ``path``; on any error (or a short write) it is removed and
     ``path`` is untouched.
     """
-    out = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            header = {"descr": "<f4", "fortran_order": False, "shape": shape}
-            np.lib.format.write_array_header_1_0(f, header)  # 2-D: far below its 64 KiB limit
-            start = f.tell()
-            yield f
-            written = f.tell() - start
-            if written != shape[0] * shape[1] * 4:
-                raise InputError(f"{out}: wrote {written} data bytes, expected "
-                                 f"{shape[0] * shape[1] * 4} for shape {shape}")  # fmt: skip
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)  # 2-D: far below its 64 KiB limit
+        start = f.tell()
+        yield f
+        written = f.tell() - start
+        if written != shape[0] * shape[1] * 4:
+            raise InputError(f"{path}: wrote {written} data bytes, expected "
+                             f"{shape[0] * shape[1] * 4} for shape {shape}")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -18,17 +18,15 @@ Every transform is affine, ``y = (x - mean) @ W`` with ``x`` of shape ``(N, d)``
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab._atomic import atomic_open
 from collapselab.check import accumulate_sources
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
 from collapselab.io import EmbeddingSource
@@ -87,26 +85,16 @@ class WhiteningTransform:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write an ``.npz`` (no pickles) atomically: temp file in the same folder, rename."""
-        out = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(
-                    f,
-                    method=np.array(self.method),
-                    mean=self.mean,
-                    matrix=self.matrix,
-                    eigenvalues=self.eigenvalues,
-                    n_fit=np.array(self.n_fit, dtype=np.int64),
-                    removed=np.array(self.removed, dtype=np.int64),
-                )
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, out)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_open(path, "wb") as f:
+            np.savez(
+                f,
+                method=np.array(self.method),
+                mean=self.mean,
+                matrix=self.matrix,
+                eigenvalues=self.eigenvalues,
+                n_fit=np.array(self.n_fit, dtype=np.int64),
+                removed=np.array(self.removed, dtype=np.int64),
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> WhiteningTransform:
