@@ -23,7 +23,7 @@ from collapselab.train.config import TrainConfig
 from collapselab.train.trainer import train
 
 #: the methods of the short comparison in ``collapselab demo``: healthy and collapsing ones
-DEMO_METHODS = ("simclr", "byol", "vicreg", "byol-no-predictor", "variance")
+DEMO_METHODS = ("simclr", "vicreg", "simsiam-no-stopgrad", "variance")
 
 
 @dataclass
