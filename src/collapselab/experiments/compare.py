@@ -218,9 +218,11 @@ def compare_figures(records: list[RunRecord], report: Report, section: Section) 
         section,
         "compare-variance-rank",
         fig,
-        "The article's 'Variance Plot' for every method: total variance (left, "
-        "log) and effective rank (right) of the monitor's window over steps. "
-        "Collapsing methods fall; healthy ones hold.",
+        "The article's 'Variance Plot' for every method: total variance (left, log) and "
+        "effective rank (right) of the representation in the monitor's window, per step. "
+        "The effective rank separates healthy from collapsing runs; total variance alone "
+        "need not: a run can collapse onto a few directions while its variance grows "
+        "along them.",
     )
 
     fig = new_figure()
@@ -270,8 +272,8 @@ def compare_figures(records: list[RunRecord], report: Report, section: Section) 
         section,
         "compare-align-uniform",
         fig,
-        "Trajectories in Wang & Isola's alignment-uniformity plane. Collapse "
-        "drives uniformity to 0 (right) while alignment looks perfect (0).",
+        "Trajectories in Wang & Isola's alignment-uniformity plane (lower is better on both "
+        "axes). Complete collapse sits at uniformity 0 with a perfect alignment of 0.",
     )
 
     fig = new_figure()
