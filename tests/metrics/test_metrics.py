@@ -253,3 +253,22 @@ def test_state_roundtrips_through_an_array() -> None:
     np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
     assert (a.uniformity, a.alignment, a.nonfinite_rows) == (b.uniformity, b.alignment, 1)
     assert back.first_nonfinite == 10 and back.rows_seen == 500
+
+
+def test_parallel_row_ranges_equal_the_serial_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import collapselab.metrics.moments as mom
+
+    # (20000, 256): 4096-row blocks, so the update is split over 2 worker threads
+    c = RNG.standard_normal(256) * 50
+    z = (c + RNG.standard_normal((20000, 256)) * np.linspace(1e-3, 1, 256)).astype(np.float32)
+    monkeypatch.setattr(mom, "_WORKERS", 2)
+    par = Moments.of(z)
+    monkeypatch.setattr(mom, "_WORKERS", 1)
+    ser = Moments.of(z)
+    np.testing.assert_allclose(par.scatter, ser.scatter, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(par.unit_sq_sum, ser.unit_sq_sum, rtol=1e-10)
+    assert (par.n, par.rows_seen) == (ser.n, ser.rows_seen) == (20000, 20000)
+    z64 = z.astype(np.float64)
+    ref = np.linalg.svd(z64 - z64.mean(0), compute_uv=False) ** 2 / 20000
+    lam = summarize(par).eigenvalues
+    assert np.max(np.abs(lam - ref) / ref) < 1e-5
