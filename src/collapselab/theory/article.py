@@ -151,28 +151,7 @@ def run_variance_demo(
     ``collapse_loss`` (= the library's :func:`~collapselab.losses.variance_loss`), printing
     ``z.var(dim=0).mean()`` of the pre-step ``z`` every 50 steps.
     """
-    g = torch.Generator().manual_seed(seed)
-    model = linear(d_in, d_out, g)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    x = torch.randn(n, d_in, generator=g)
-    with torch.no_grad():
-        z_init = model(x)
-    printed_steps: list[int] = []
-    printed: list[float] = []
-    losses: list[float] = []
-    for step in range(steps):
-        z = model(x)
-        value = loss(z)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step()
-        if step % 50 == 0:
-            printed_steps.append(step)
-            printed.append(z.var(dim=0).mean().item())
-            losses.append(value.item())
-    with torch.no_grad():
-        z_final = model(x)
-    return DemoRun(printed_steps, printed, z_init, z_final, losses, model, x)
+    return _replay(loss, lambda z: z.var(dim=0).mean().item(), seed, steps, lr, n, d_in, d_out)
 
 
 def run_infonce_demo(
@@ -192,6 +171,27 @@ def run_infonce_demo(
     of the pre-step ``z`` every 50 steps. (The article computes the eigenvalues at every step
     but prints only every 50th; computing only those gives the same printout.)
     """
+    return _replay(
+        loss,
+        lambda z: torch.linalg.eigvalsh(torch.cov(z.detach().T)).min().item(),
+        seed, steps, lr, n, d_in, d_out,
+    )  # fmt: skip
+
+
+def _replay(
+    loss: LossFn,
+    printout: Callable[[torch.Tensor], float],
+    seed: int,
+    steps: int,
+    lr: float,
+    n: int,
+    d_in: int,
+    d_out: int,
+) -> DemoRun:
+    """The loop both demos share: ``model = Linear(d_in, d_out)``, ``x = randn(n, d_in)``,
+    Adam; every 50 steps the article prints ``printout(z)`` of the pre-step ``z``. The
+    generator draws the weights before ``x``; the optimizer draws nothing, so the order
+    of its construction does not matter."""
     g = torch.Generator().manual_seed(seed)
     model = linear(d_in, d_out, g)
     x = torch.randn(n, d_in, generator=g)
@@ -208,9 +208,8 @@ def run_infonce_demo(
         value.backward()
         optimizer.step()
         if step % 50 == 0:
-            cov = torch.cov(z.detach().T)
             printed_steps.append(step)
-            printed.append(torch.linalg.eigvalsh(cov).min().item())
+            printed.append(printout(z))
             losses.append(value.item())
     with torch.no_grad():
         z_final = model(x)
