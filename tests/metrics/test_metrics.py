@@ -266,9 +266,57 @@ def test_parallel_row_ranges_equal_the_serial_path(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(mom, "_WORKERS", 1)
     ser = Moments.of(z)
     np.testing.assert_allclose(par.scatter, ser.scatter, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(par.unit_sq_sum, ser.unit_sq_sum, rtol=1e-10)
+    # float32 input: sum_i (b_ij / ||z_i||)^2 is formed in float32 within each block
+    np.testing.assert_allclose(par.unit_sq_sum, ser.unit_sq_sum, rtol=1e-6)
     assert (par.n, par.rows_seen) == (ser.n, ser.rows_seen) == (20000, 20000)
     z64 = z.astype(np.float64)
     ref = np.linalg.svd(z64 - z64.mean(0), compute_uv=False) ** 2 / 20000
     lam = summarize(par).eigenvalues
     assert np.max(np.abs(lam - ref) / ref) < 1e-5
+
+
+def _unit_reference(z: np.ndarray) -> tuple[float, float]:
+    """Two-pass float64 std of L2-normalised rows and exact mean pairwise cosine."""
+    u = z.astype(np.float64)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    n = u.shape[0]
+    return float(u.std(0, ddof=1).mean()), float((np.sum(u.sum(0) ** 2) - n) / (n * (n - 1)))
+
+
+@pytest.mark.parametrize("spread", [1e-1, 1e-3, 1e-5])
+def test_unit_row_statistics_stay_accurate_as_rows_collapse(spread: float) -> None:
+    # rows c + eps with |eps| / |c| = spread: the std of unit rows shrinks with spread and
+    # a naive sum of u^2 minus (sum u)^2 / n cancels; float64 input must stay near exact,
+    # float32 input (float32 arithmetic inside a block) within 1e-4
+    c = RNG.standard_normal(256) * 50
+    z = c + RNG.standard_normal((10000, 256)) * np.linspace(0.1, 1, 256) * spread * 50
+    for arr, rtol in ((z, 1e-8), (z.astype(np.float32), 1e-4)):
+        std_ref, cos_ref = _unit_reference(arr)
+        m = summarize(Moments.of(arr))
+        assert m.std_of_l2_normalized == pytest.approx(std_ref, rel=rtol)
+        assert m.mean_cosine == pytest.approx(cos_ref, rel=1e-9)
+
+
+def test_blocks_that_drift_from_their_first_rows_are_recentred() -> None:
+    # sorted data: the first rows of the block sit 1e4 away from the rest; the block is
+    # redone around its own mean, so the small direction (variance 1e-6) survives
+    d = 8
+    z = RNG.standard_normal((5000, d)) * np.r_[np.ones(d - 1), 1e-3]
+    z[300:] += 1e4 * np.r_[1.0, np.zeros(d - 1)]
+    m = Moments.of(z)
+    ref = np.linalg.svd(z - z.mean(0), compute_uv=False) ** 2 / z.shape[0]
+    lam = np.sort(np.linalg.eigvalsh(m.covariance()))[::-1]
+    np.testing.assert_allclose(lam, ref, rtol=1e-9)
+
+
+def test_float32_rows_beyond_float32_squares_take_the_float64_path() -> None:
+    # ||z||^2 overflows float32, then underflows it
+    big = RNG.standard_normal((300, 4)).astype(np.float32) * np.float32(1e25)
+    tiny = RNG.standard_normal((300, 4)).astype(np.float32) * np.float32(1e-25)
+    for z in (big, tiny):
+        m = Moments.of(z)
+        assert (m.n, m.nonfinite_rows, m.zero_rows) == (300, 0, 0)
+        z64 = z.astype(np.float64)
+        np.testing.assert_allclose(m.covariance(), np.cov(z64.T, bias=True), rtol=1e-9)
+        std_ref, _ = _unit_reference(z64)
+        assert summarize(m).std_of_l2_normalized == pytest.approx(std_ref, rel=1e-9)

@@ -21,18 +21,36 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg.blas import dger as _dger
 
-#: target size in bytes of the float64 working block (stays in a 32 MiB L3) ...
+#: target size in bytes of the float64 working block: two threads' blocks and their
+#: float32 scratch stay in a 32 MiB L3 ...
 _BLOCK_BYTES = 8 * 2**20
 #: threads for large updates (each with single-threaded BLAS)
 _WORKERS = min(4, os.cpu_count() or 1)
 _POOL: ThreadPoolExecutor | None = None
+
+
+_BLAS: Any = None
+
+
+def _single_threaded_blas() -> Any:
+    """Context limiting every loaded BLAS to one thread (the controller is built once:
+    ``threadpool_limits`` would rescan the loaded libraries on every call, ~1 ms)."""
+    global _BLAS
+    if _BLAS is None:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -42,9 +60,23 @@ def _executor() -> ThreadPoolExecutor:
     return _POOL
 
 
-#: ... but never fewer rows than this: below ~4096 rows OpenBLAS's syrk drops to a third
-#: of its throughput (measured at d=768: 20-57 GFLOP/s at 1-2k rows, 97 at >= 4096).
-_MIN_BLOCK_ROWS = 4096
+#: ... but never fewer rows than this (numpy's syrk at d=771 keeps 57 GFLOP/s per core
+#: from 1024 rows on; fewer rows would pay the per-block overheads too often).
+_MIN_BLOCK_ROWS = 1024
+
+
+#: squared row norms the work precision of the norm pass holds safely: outside these
+#: bounds (overflow, underflow, NaN/Inf) a block takes the exact float64 rare path
+_SQ_RANGE: dict[type, tuple[float, float]] = {
+    np.float32: (1e-30, 1e30),
+    np.float64: (0.0, float(np.finfo(np.float64).max)),
+}
+
+
+def _work_dtype(dtype: np.dtype[Any]) -> type:
+    """Precision of the row-norm pass: float32 for float16/float32 input (norms to ~1e-7,
+    at half the memory traffic), float64 otherwise. Everything else is float64."""
+    return np.float32 if dtype.kind == "f" and dtype.itemsize <= 4 else np.float64
 
 
 def _to_numpy(x: Any) -> NDArray[Any]:
@@ -62,6 +94,153 @@ def _to_numpy(x: Any) -> NDArray[Any]:
             t = t.float() if t.is_floating_point() else t.double()
         return np.asarray(t.cpu().numpy())
     return np.asarray(x)
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float64) -> NDArray[Any]:
+    """A reusable per-thread buffer: fresh pages cost ~2 ms per MiB on first touch on a
+    VM, more than the arithmetic done in them, so blocks never allocate."""
+    size = math.prod(shape)
+    buf = getattr(_LOCAL, name, None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        buf = np.empty(size, dtype=dtype)
+        setattr(_LOCAL, name, buf)
+    return buf[:size].reshape(shape)
+
+
+class _Run:
+    """Sums over consecutive blocks taken around one shift ``s``: ``g = A^T A`` of the
+    augmented shifted rows (see :meth:`_Partial.add`) plus the unit-row terms."""
+
+    def __init__(self, shift: NDArray[Any], d: int) -> None:
+        self.shift = shift.astype(np.float64)  # exactly representable in the work precision
+        self.shift_aug = np.concatenate([self.shift, np.zeros(3)])
+        s_norm = math.sqrt(float(self.shift @ self.shift))
+        self.inv_s_norm = 1.0 / s_norm if s_norm > 0 else 0.0
+        self.r = self.shift * self.inv_s_norm  # s / |s| (0 when s = 0)
+        self.g = _scratch("g_run", (d + 3, d + 3))
+        self.g.fill(0.0)
+        self.wsq = np.zeros(d)
+        self.rho_sum = 0.0
+        self.rho_sq = 0.0
+        self.nonzero = 0
+
+    def close(self) -> _Run:
+        self.g = self.g.copy()  # off the thread's scratch
+        return self
+
+
+class _Partial:
+    """Everything a contiguous range of rows contributes, built on one thread without
+    touching the :class:`Moments` it will be merged into: closed runs in order plus the
+    row-norm statistics."""
+
+    def __init__(self, d: int) -> None:
+        self.d = d
+        self.runs: list[_Run] = []
+        self.run: _Run | None = None
+        self.rows_seen = 0
+        self.nonfinite_rows = 0
+        self.first_nonfinite = -1
+        self.sq_norm_sum = 0.0
+        self.norm_sum = 0.0
+        self.norm_min = math.inf
+        self.norm_max = 0.0
+        self.zero_rows = 0
+
+    def feed(self, x: NDArray[Any], rows: int) -> _Partial:
+        for start in range(0, x.shape[0], rows):
+            self.block(x[start : start + rows])
+        if self.run is not None:
+            self.runs.append(self.run.close())
+            self.run = None
+        return self
+
+    def block(self, x: NDArray[Any]) -> None:
+        offset = self.rows_seen
+        self.rows_seen += x.shape[0]
+        work = _work_dtype(x.dtype)
+        xw = x if x.dtype == work else x.astype(work)
+        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
+            sq = np.einsum("ij,ij->i", xw, xw)  # ||z_i||^2 in the work precision, (k,)
+        if sq.max() <= _SQ_RANGE[work][1] and sq.min() >= _SQ_RANGE[work][0]:
+            self.add(xw, sq)
+            return
+        # Rare path: NaN/Inf rows, or float32 squares that overflow / underflow: exact
+        # float64 on the finite rows.
+        x64 = np.asarray(x, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq64 = np.einsum("ij,ij->i", x64, x64)
+        bad = ~np.isfinite(sq64)
+        idx = np.flatnonzero(bad)
+        if idx.size:
+            if self.first_nonfinite < 0:
+                self.first_nonfinite = offset + int(idx[0])
+            self.nonfinite_rows += int(idx.size)
+            x64, sq64 = x64[~bad], sq64[~bad]
+        if x64.shape[0]:
+            self.add(x64, sq64)
+
+    def add(self, x: NDArray[Any], sq: NDArray[Any], shift: NDArray[Any] | None = None) -> None:
+        """Add finite rows ``x`` (float32 or float64) with squared norms ``sq``.
+
+        Rows are shifted by the run's ``s`` (the mean of its first rows, rounded to the
+        work precision so that ``x - s`` is exact in float64) and written, with three extra
+        columns ``[1, 1/||z_i||, rho_i/||z_i||]``, into a float64 buffer ``A``; one syrk
+        ``A^T A`` then yields the shifted scatter, the column sums (hence the exact mean)
+        and the weighted row sums the unit-row statistics need; only
+        ``sum_i (z_i - s)^2 / ||z_i||^2`` is left, from the squares of ``A``. A block whose
+        mean sits far from ``s`` (sorted data) starts a run of its own, shifted by its own
+        mean, so nothing cancels.
+        """
+        k, d = x.shape
+        work = x.dtype.type
+        run = self.run
+        if run is None:
+            if shift is None:
+                shift = x[: min(k, 256)].mean(axis=0, dtype=np.float64)
+            run = self.run = _Run(shift.astype(work), d)
+        a = _scratch("a", (k, d + 3))
+        np.copyto(a[:, :d], x, casting="unsafe")
+        # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
+        # column-major view; 3-4x faster than numpy's broadcast subtraction)
+        _dger(-1.0, run.shift_aug, np.ones(k), a=a.T, overwrite_a=1)
+        norms = np.sqrt(sq, dtype=np.float64)
+        nonzero = norms > 0
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)  # 1/||z_i||
+        # Unit rows u_i = inv_i (b_i + s) are summed around r = s / |s|, so that nearly
+        # equal rows give small terms: v_i = u_i - r = inv_i b_i + rho_i s with
+        # rho_i = inv_i - 1/|s| (0 for zero rows, which have no unit row).
+        rho = np.where(nonzero, inv - run.inv_s_norm, 0.0)
+        a[:, d] = 1.0
+        a[:, d + 1] = inv
+        np.multiply(inv, rho, out=a[:, d + 2])
+        g = np.matmul(a.T, a, out=_scratch("g_block", (d + 3, d + 3)))  # syrk
+        delta = g[:d, d] / k  # block mean - s
+        if shift is None and k * float(delta @ delta) > 0.5 * float(np.trace(g[:d, :d])):
+            # the block's mean sits far from the run's shift (sorted data): close the run
+            # and start a new one around this block's own mean
+            if run.g[d, d]:
+                self.runs.append(run.close())
+            self.run = None
+            self.add(x, sq, shift=run.shift + delta)
+            return
+        run.g += g
+        # sum_i inv_i^2 (x_i - s)^2 per column: the syrk is done with A, so square it in
+        # place (one contiguous pass) and weight by a matrix-vector product
+        np.square(a, out=a)
+        run.wsq += (a.T @ (inv * inv))[:d]
+        run.rho_sum += float(rho.sum())
+        run.rho_sq += float(rho @ rho)
+        nz = int(np.count_nonzero(nonzero))
+        run.nonzero += nz
+        self.sq_norm_sum += float(sq.sum(dtype=np.float64))
+        self.norm_sum += float(norms.sum())
+        self.norm_min = min(self.norm_min, float(norms.min()))
+        self.norm_max = max(self.norm_max, float(norms.max()))
+        self.zero_rows += k - nz
 
 
 @dataclass
@@ -120,7 +299,6 @@ class Moments:
         self.sample_keys = np.empty(0)
         self.sample_rows = np.empty((0, d))
         self._rng = np.random.default_rng(self.seed)
-        self._buf: NDArray[np.float64] | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -151,80 +329,54 @@ class Moments:
             self.input_eps = max(self.input_eps, float(np.finfo(x.dtype).eps))
         if paired is not None:
             self._update_alignment(x, _to_numpy(paired))
-        rows = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * self.d))
-        workers = min(_WORKERS, x.shape[0] // (2 * rows))
-        if workers < 2:
-            for start in range(0, x.shape[0], rows):
-                self._update_block(x[start : start + rows])
-            return self
-        # Large inputs: contiguous row ranges on parallel threads, each with single-threaded
-        # BLAS (numpy releases the GIL), merged in order. Every step runs on all cores,
-        # the centring and row statistics too, not only the syrk.
-        from threadpoolctl import threadpool_limits
-
-        bounds = [x.shape[0] * i // workers for i in range(workers + 1)]
-        parts = [Moments(self.d, self.sample_size, seed=self.seed * 7919 + i + 1)
-                 for i in range(workers)]  # fmt: skip
-
-        def run(i: int) -> None:
-            for start in range(bounds[i], bounds[i + 1], rows):
-                parts[i]._update_block(x[start : min(start + rows, bounds[i + 1])])
-
-        with threadpool_limits(1, user_api="blas"):
-            list(_executor().map(run, range(workers)))
+        rows = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * (self.d + 3)))
+        workers = min(_WORKERS, x.shape[0] // _MIN_BLOCK_ROWS)
+        # Every BLAS call below runs single-threaded: two OpenBLAS pools (numpy's and
+        # scipy's, for dger) spinning on the same cores slow small updates down ~3x.
+        with _single_threaded_blas():
+            if workers < 2:
+                self._update_sample(x)
+                self._absorb(_Partial(self.d).feed(x, rows))
+                return self
+            # Contiguous row ranges on parallel threads (numpy releases the GIL), merged
+            # in order: every step runs on all cores, the centring and row statistics
+            # too, not only the syrk; the sample is drawn meanwhile.
+            bounds = [x.shape[0] * i // workers for i in range(workers + 1)]
+            futures = [
+                _executor().submit(_Partial(self.d).feed, x[bounds[i] : bounds[i + 1]], rows)
+                for i in range(workers)
+            ]
+            self._update_sample(x)
+            parts = [f.result() for f in futures]
         for part in parts:
-            self.merge(part)
+            self._absorb(part)
         return self
 
-    def _update_block(self, x: NDArray[Any]) -> None:
-        k = x.shape[0]
-        if k == 0:
-            return
-        offset = self.rows_seen
-        self.rows_seen += k
-        if self._buf is None or self._buf.shape[0] < k:
-            self._buf = np.empty((k, self.d))
-        b = self._buf[:k]
-        with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf rows: handled below
-            m = x.mean(axis=0, dtype=np.float64)  # (d,)
-            np.subtract(x, m, out=b, casting="unsafe")  # b: centred block, float64, (k, d)
-            mm = float(m @ m)
-            # ||z_i||^2 = ||b_i||^2 + 2 b_i.m + ||m||^2 in float64 (no overflow for f32 input)
-            sq = np.einsum("ij,ij->i", b, b) + 2.0 * (b @ m) + mm  # (k,)
-        if not np.isfinite(sq).all():
-            # Rare path: find the offending rows directly (a NaN row poisons the block mean).
-            x64 = np.asarray(x, dtype=np.float64)
-            with np.errstate(over="ignore", invalid="ignore"):
-                bad = ~np.isfinite(np.einsum("ij,ij->i", x64, x64))
-            idx = np.flatnonzero(bad)
+    def _absorb(self, part: _Partial) -> None:
+        """Fold a range's partial sums in, as if its rows came after ours."""
+        if part.nonfinite_rows:
             if self.first_nonfinite < 0:
-                self.first_nonfinite = offset + int(idx[0])
-            self.nonfinite_rows += int(idx.size)
-            self.rows_seen -= k - int(idx.size)  # the good rows are counted again below
-            good = np.ascontiguousarray(x[~bad])
-            if good.shape[0]:
-                self._update_block(good)
-            return
-        # scatter of the centred block: syrk through numpy's B.T @ B, (d, d)
-        s_b = b.T @ b
-        self._merge_moments(k, m, s_b)
-        # row statistics on the (cache-resident) block
-        sq = np.maximum(sq, 0.0)
-        norms = np.sqrt(sq)
-        self.sq_norm_sum += float(sq.sum())
-        self.norm_sum += float(norms.sum())
-        self.norm_min = min(self.norm_min, float(norms.min()))
-        self.norm_max = max(self.norm_max, float(norms.max()))
-        nonzero = norms > 0
-        self.zero_rows += int(k - np.count_nonzero(nonzero))
-        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)  # 1/||z_i||
-        inv2 = inv * inv
-        # sum_i u_i = sum_i inv_i (b_i + m);  sum_i u_i^2 = sum_i inv2_i (b_i + m)^2
-        self.unit_sum += b.T @ inv + m * inv.sum()  # (d,)
-        b_inv2 = b.T @ inv2  # (d,)
-        np.multiply(b, b, out=b)
-        self.unit_sq_sum += b.T @ inv2 + 2.0 * m * b_inv2 + m * m * inv2.sum()
-        self._update_sample(x)
+                self.first_nonfinite = self.rows_seen + part.first_nonfinite
+            self.nonfinite_rows += part.nonfinite_rows
+        self.rows_seen += part.rows_seen
+        self.sq_norm_sum += part.sq_norm_sum
+        self.norm_sum += part.norm_sum
+        self.norm_min = min(self.norm_min, part.norm_min)
+        self.norm_max = max(self.norm_max, part.norm_max)
+        self.zero_rows += part.zero_rows
+        d = self.d
+        for run in part.runs:
+            g, s = run.g, run.shift
+            k = int(round(g[d, d]))
+            col_sum = g[:d, d]
+            delta = col_sum / k  # run mean - s
+            self._merge_moments(k, s + delta, g[:d, :d] - np.outer(col_sum, delta))
+            # sum v = sum inv b + s sum rho
+            # sum v^2 = sum inv^2 b^2 + 2 s sum inv rho b + s^2 sum rho^2
+            v_sum = g[:d, d + 1] + s * run.rho_sum
+            v_sq = run.wsq + 2.0 * s * g[:d, d + 2] + s * s * run.rho_sq
+            self.unit_sum += v_sum + run.nonzero * run.r
+            self.unit_sq_sum += v_sq + 2.0 * run.r * v_sum + run.nonzero * run.r * run.r
 
     def _merge_moments(
         self, n_b: int, mean_b: NDArray[np.float64], s_b: NDArray[np.float64]
@@ -251,38 +403,49 @@ class Moments:
         self.align_n += int(ok.sum())
 
     def _update_sample(self, x: NDArray[Any]) -> None:
-        """Bottom-k sampling: each row gets a uniform key; keep the rows of the k smallest
-        keys. Mergeable (the union's bottom-k is the bottom-k of the union) and O(k) work
-        per block once the sample is full: only rows whose key beats the current k-th
-        enter, into the slots they evict."""
+        """Bottom-k sampling: each row gets a uniform key; keep the finite rows of the k
+        smallest keys. Mergeable (the union's bottom-k is the bottom-k of the union);
+        only the rows that enter the sample are ever gathered."""
         keys = np.asarray(self._rng.random(x.shape[0]), dtype=np.float64)
-        if self.sample_keys.size >= self.sample_size:
-            sel = np.flatnonzero(keys < self.sample_keys.max())
-            if sel.size:
-                self._offer(keys[sel], x[sel])
-            return
-        self._offer(keys, x)
+        while True:
+            limit = self.sample_keys.max() if self.sample_keys.size >= self.sample_size else 2.0
+            cand = np.flatnonzero(keys < limit)
+            if cand.size > self.sample_size:  # only the best k new rows can enter
+                cand = cand[np.argpartition(keys[cand], self.sample_size - 1)[: self.sample_size]]
+            rows_of = x[cand]
+            bad = self._offer(keys[cand], rows_of.__getitem__)
+            if bad is None:
+                return
+            keys[cand[bad]] = np.inf  # NaN/Inf rows never enter; offer again without them
 
-    def _offer(self, keys: NDArray[np.float64], rows: NDArray[Any]) -> None:
+    def _offer(
+        self, keys: NDArray[np.float64], take: Callable[[NDArray[np.intp]], NDArray[Any]]
+    ) -> NDArray[np.intp] | None:
+        """Merge rows with ``keys`` into the bottom-k sample; ``take(i)`` returns the
+        rows of positions ``i``, asked only for those that enter. Returns the positions of
+        entering rows with NaN/Inf (nothing changed then), or None once done."""
         old = self.sample_keys.size
         all_keys = np.concatenate([self.sample_keys, keys])
         if all_keys.size <= self.sample_size:
-            self.sample_keys = all_keys
-            self.sample_rows = np.concatenate([self.sample_rows, np.asarray(rows, np.float64)])
-            return
-        keep = np.argpartition(all_keys, self.sample_size - 1)[: self.sample_size]
-        if old < self.sample_size:  # still filling: rebuild once
-            self.sample_rows = np.concatenate([self.sample_rows, np.asarray(rows, np.float64)])[
-                keep
-            ]
-            self.sample_keys = all_keys[keep]
-            return
+            keep = np.arange(all_keys.size)
+        else:
+            keep = np.argpartition(all_keys, self.sample_size - 1)[: self.sample_size]
         entering = keep[keep >= old] - old  # new rows that make the cut
+        rows = np.asarray(take(entering), dtype=np.float64)
+        finite = np.isfinite(rows).all(axis=1)
+        if not finite.all():
+            return entering[~finite]
+        if old < self.sample_size:  # still filling: rebuild once
+            kept = keep[keep < old]
+            self.sample_keys = np.concatenate([self.sample_keys[kept], keys[entering]])
+            self.sample_rows = np.concatenate([self.sample_rows[kept], rows])
+            return None
         kept_old = np.zeros(old, dtype=bool)
         kept_old[keep[keep < old]] = True
         free = np.flatnonzero(~kept_old)  # evicted slots; as many as entering rows
         self.sample_keys[free] = keys[entering]
-        self.sample_rows[free] = rows[entering]
+        self.sample_rows[free] = rows
+        return None
 
     # ------------------------------------------------------------------ combining
     def merge(self, other: Moments) -> Moments:
@@ -307,7 +470,7 @@ class Moments:
         self.align_sum += other.align_sum
         self.align_n += other.align_n
         if other.sample_keys.size:
-            self._offer(other.sample_keys, other.sample_rows)
+            self._offer(other.sample_keys, lambda i: other.sample_rows[i])
         return self
 
     def copy(self) -> Moments:
