@@ -2,7 +2,8 @@
 
 Methods (each timed in its own subprocess, so "peak" is that process's whole peak RSS):
 
-- ``stream``   collapselab's path: ``Moments.update`` (float64 block-centred syrk) + eigvalsh
+- ``stream``   collapselab's path: ``Moments.update`` (float64 shifted syrk, row statistics
+  and row sample included) + the eigensolve ``summarize`` uses
 - ``svdvals``  ``torch.linalg.svdvals`` of the centred float32 matrix (what RankMe code does)
 - ``np_svd``   ``numpy.linalg.svd`` of the centred float32 matrix
 - ``cov32``    float32 centred covariance ``Xc.T @ Xc / N`` + ``eigvalsh``
@@ -17,9 +18,17 @@ eigenvalues, on a well-spread spectrum and on a nearly collapsed one (``z = c + 
 The file case times the whole ``check`` of a (1000000, 256) float32 ``.npy`` against
 ``np.load`` + ``svdvals`` (peak memory of each whole process).
 
+Row statistics (norms, std of L2-normalised rows, mean cosine, sample): their cost is
+``Moments.update`` minus a bare centred syrk loop with the same blocks and threads (copy,
+shift, ``A^T A``, accumulate: the spectrum alone), both on a warm accumulator, in units
+of one read of the data (``torch.sum`` of the float32 matrix). The common
+implementation ``F.normalize(z).std(0).mean()`` is timed for reference. Reps are
+interleaved so that the machine's drift hits every column alike.
+
 Usage: ``python benchmarks/bench_spectrum.py [--sizes 10000x128,100000x768] [--file-rows 1000000]
-[--reps 3] [--out benchmarks/results/spectrum.md]``. Medians over reps; ratios are to
-``gemm32`` measured in the same run.
+[--reps 3] [--rounds 3] [--out benchmarks/results/spectrum.md]``. Every method runs in
+``rounds`` fresh processes, interleaved with the others, ``reps`` times each; medians over
+all of them; ratios are to ``gemm32`` measured in the same run.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +86,7 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
     import torch
 
     from collapselab.metrics import Moments
+    from collapselab.metrics.summary import eigenvalues_desc
 
     def timed(fn):  # type: ignore[no-untyped-def]
         times, res = [], None
@@ -85,6 +96,9 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
             times.append(time.perf_counter() - t0)
         return times, res
 
+    if method == "rowstats":
+        print(json.dumps(row_stats(np.load(path), reps)))
+        return
     if method == "check":
         from collapselab.check import check_files
 
@@ -104,7 +118,7 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
 
         def stream():  # type: ignore[no-untyped-def]
             m = Moments(x.shape[1]).update(x)
-            return np.linalg.eigvalsh(m.covariance())[::-1]
+            return eigenvalues_desc(m.covariance())[0]
 
         def svdvals():  # type: ignore[no-untyped-def]
             return (torch.linalg.svdvals(xt - xt.mean(0)).double() ** 2 / n).numpy()
@@ -129,6 +143,59 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
         np.save(eig_out, np.asarray(res, dtype=np.float64))
     peak_mb = _vm_hwm_mb()
     print(json.dumps({"times": times, "peak_mb": peak_mb}))
+
+
+def row_stats(x: np.ndarray, reps: int) -> dict:
+    """Median ms of: a read, the bare centred syrk loop, a warm update, the common std."""
+    import torch
+    import torch.nn.functional as F
+    from scipy.linalg.blas import dger
+
+    import collapselab.metrics.moments as mom
+    from collapselab.metrics import Moments
+
+    n, d = x.shape
+    xt = torch.from_numpy(x)
+    rows = max(mom._MIN_BLOCK_ROWS, mom._BLOCK_BYTES // (8 * (d + 3)))
+    workers = max(1, min(mom._WORKERS, n // mom._MIN_BLOCK_ROWS))
+    bounds = [n * i // workers for i in range(workers + 1)]
+
+    def bare_range(lo: int, hi: int) -> None:
+        a0 = mom._scratch("a", (rows, d + 3))  # the same reused buffers as the library
+        g = mom._scratch("g_block", (d + 3, d + 3))
+        acc = mom._scratch("g_run", (d + 3, d + 3))
+        acc.fill(0.0)
+        s = np.r_[x[lo : lo + 256].mean(0, dtype=np.float64), 0.0, 0.0, 0.0]
+        for b in range(lo, hi, rows):
+            k = min(rows, hi - b)
+            a = a0[:k]
+            np.copyto(a[:, :d], x[b : b + k], casting="unsafe")
+            dger(-1.0, s, np.ones(k), a=a.T, overwrite_a=1)
+            a[:, d:] = 1.0
+            np.matmul(a.T, a, out=g)
+            acc += g
+
+    def bare() -> None:
+        with mom.single_threaded_blas():
+            futures = [mom._executor().submit(bare_range, bounds[i], bounds[i + 1])
+                       for i in range(workers)]  # fmt: skip
+            for f in futures:
+                f.result()
+
+    warm = Moments(d).update(x)
+    fns = {
+        "read": lambda: float(xt.sum()),
+        "bare": bare,
+        "update": lambda: warm.update(x),
+        "common": lambda: float(F.normalize(xt, dim=1).std(0).mean()),
+    }
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
 
 def _vm_hwm_mb() -> float:
@@ -156,6 +223,34 @@ def run_worker(method: str, path: str, reps: int, tmp: str) -> dict:
     return out
 
 
+def run_rounds(methods: Sequence[str], path: str, reps: int, rounds: int, tmp: str) -> dict:
+    """Each method in a fresh process, ``rounds`` times, interleaved; times pooled."""
+    res: dict[str, dict] = {}
+    for _ in range(rounds):
+        for m in methods:
+            r = run_worker(m, path, reps, tmp)
+            if "error" in r or "error" in res.get(m, {}):
+                res[m] = r if "error" in r else res[m]
+                continue
+            if m in res:
+                r["times"] = res[m]["times"] + r["times"]
+                r["peak_mb"] = max(r["peak_mb"], res[m]["peak_mb"])
+            res[m] = r
+    return res
+
+
+def run_rowstats(path: str, reps: int) -> dict | None:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", "rowstats", path, str(reps), "-"],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def accuracy(eig: np.ndarray | None, ref: np.ndarray) -> tuple[str, str]:
     if eig is None:
         return "-", "-"
@@ -170,7 +265,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000x128,100000x768")
     ap.add_argument("--file-rows", type=int, default=1_000_000, help="0 skips the file case")
     ap.add_argument("--file-dim", type=int, default=256)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions per process")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="processes per method, interleaved (shared machines drift)")
     ap.add_argument("--out", default=None, help="also write the tables to this markdown file")
     args = ap.parse_args()
     lines = [f"command: python benchmarks/{Path(__file__).name} {' '.join(sys.argv[1:])}", ""]
@@ -186,7 +283,7 @@ def main() -> None:
                 path = os.path.join(tmp, f"x-{n}-{d}-{kind}.npy")
                 np.save(path, make_data(n, d, kind))
                 ref = reference_eigs(path)
-                res = {m: run_worker(m, path, args.reps, tmp) for m in METHODS}
+                res = run_rounds(METHODS, path, args.reps, args.rounds, tmp)
                 base = statistics.median(res["gemm32"]["times"])
                 emit(f"## ({n}, {d}), {kind} spectrum; baseline gemm32 = {base * 1e3:.1f} ms")
                 emit("| method | median ms | / gemm32 | peak MB | max rel err | negative eigs |")
@@ -200,13 +297,21 @@ def main() -> None:
                     err, neg = accuracy(r["eig"], ref)
                     emit(f"| {m} | {med * 1e3:.1f} | {med / base:.2f} | {r['peak_mb']:.0f} | {err} | {neg} |")
                 emit()
+                rs = run_rowstats(path, max(args.reps, 9))
+                if rs is not None:
+                    cost = rs["update"] - rs["bare"]
+                    emit(f"row statistics at ({n}, {d}), {kind}: update {rs['update']:.1f} ms, "
+                         f"bare centred syrk {rs['bare']:.1f} ms, difference {cost:.1f} ms = "
+                         f"**{cost / rs['read']:.1f} reads** (1 read = {rs['read']:.2f} ms); "
+                         f"`F.normalize(z).std(0).mean()` = {rs['common'] / rs['read']:.0f} reads")
+                    emit()
                 os.unlink(path)
         if args.file_rows:
             n, d = args.file_rows, args.file_dim
             path = os.path.join(tmp, "big.npy")
             np.save(path, make_data(n, d, "collapsed"))
             ref = reference_eigs(path)
-            res = {m: run_worker(m, path, args.reps, tmp) for m in ("check", "load_svdvals")}
+            res = run_rounds(("check", "load_svdvals"), path, args.reps, args.rounds, tmp)
             base = statistics.median(res["load_svdvals"]["times"])
             emit(f"## whole `check` of a ({n}, {d}) float32 .npy (nearly collapsed spectrum)")
             emit("| method | median s | / load+svdvals | whole-process peak MB | max rel err |")

@@ -13,16 +13,19 @@ as one matrix; only ``d x d`` states travel, never rows.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from collapselab.diagnose import Diagnosis, Thresholds, diagnose
 from collapselab.errors import InputError
 from collapselab.io import EmbeddingSource, iter_sources
 from collapselab.metrics import Moments, summarize
 
-#: rows per read: 64k rows x 256 float32 columns = 64 MiB; bounded whatever N is.
+#: bytes of the two read buffers together: 32 MiB each, bounded whatever N is.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 Progress = Callable[[int, int], None]
@@ -52,6 +55,17 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+def _prefetched(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Read chunk ``i + 1`` on a helper thread while chunk ``i`` is consumed (``chunks``
+    must come from a reader cycling through two buffers). File reads release the GIL, so
+    the disk or page-cache copy overlaps the arithmetic."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="collapselab-read") as pool:
+        ahead = pool.submit(next, chunks, None)
+        while (chunk := ahead.result()) is not None:
+            ahead = pool.submit(next, chunks, None)
+            yield chunk
+
+
 def accumulate_sources(
     sources: Sequence[EmbeddingSource],
     *,
@@ -63,7 +77,8 @@ def accumulate_sources(
 
     Args:
         sources: opened embedding files (same number of columns).
-        chunk_rows: rows per read (default: about 64 MiB of float32 per chunk).
+        chunk_rows: rows per read (default: about 32 MiB of float32 per chunk; two
+            buffers, one read while the other is processed).
         sample_size: rows kept for pairwise statistics (uniformity, max cosine).
         progress: called as ``progress(rows_done, rows_total)`` after each chunk (this
             rank's rows when distributed).
@@ -79,14 +94,15 @@ def accumulate_sources(
         if s.d != d:
             raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
     rank, world = _world()
-    rows = chunk_rows or max(1024, DEFAULT_CHUNK_BYTES // (4 * d))
+    # two half-size buffers: one is consumed while the other is read
+    rows = chunk_rows or max(1024, DEFAULT_CHUNK_BYTES // (8 * d))
     moments = Moments(d, sample_size=sample_size, seed=rank)
     spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
     total, done = sum(b - a for _, a, b in spans), 0
     bad: list[str] = []
     for src, start, stop in spans:
         before, seen_before = moments.nonfinite_rows, moments.rows_seen
-        for chunk in src.chunks(rows, start=start, stop=stop):
+        for chunk in _prefetched(src.chunks(rows, start=start, stop=stop, buffers=2)):
             moments.update(chunk)
             done += chunk.shape[0]
             if progress is not None:

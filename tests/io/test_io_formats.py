@@ -85,6 +85,40 @@ def test_npy_native_float_chunks_are_views_of_one_reused_buffer(tmp_path: Path) 
     np.testing.assert_array_equal(second, z[16:32])
 
 
+@pytest.mark.parametrize(
+    ("suffix", "dtype"), [(".npy", "float32"), (".npy", "float16"), (".csv", "float64")]
+)
+def test_two_buffers_keep_the_previous_chunk_valid(tmp_path: Path, suffix: str, dtype: str) -> None:
+    # buffers=2: chunk i is untouched while chunk i + 1 is read, and the reader cycles
+    # through two buffers (chunk i + 2 reuses chunk i's memory: bounded, no allocation)
+    z = sample(dtype, (70, 3))
+    path = tmp_path / f"z{suffix}"
+    if suffix == ".npy":
+        np.save(path, z)
+    else:
+        np.savetxt(path, z, delimiter=",", fmt="%.17g")
+    expect = z.astype(np.float32 if dtype != "float64" else np.float64)
+    chunks = list(open_embeddings(path).chunks(rows=16, buffers=2))
+    for i, c in enumerate(chunks[:-2]):
+        assert np.shares_memory(c, chunks[i + 2])
+    for i, c in enumerate(chunks[-2:], start=len(chunks) - 2):
+        np.testing.assert_array_equal(c, expect[16 * i : 16 * (i + 1)])
+    it = open_embeddings(path).chunks(rows=16, buffers=2)
+    first = next(it)
+    second = next(it)
+    np.testing.assert_array_equal(first, expect[:16])
+    np.testing.assert_array_equal(second, expect[16:32])
+    assert not np.shares_memory(first, second)
+
+
+def test_buffers_must_be_a_positive_integer(tmp_path: Path) -> None:
+    from collapselab.errors import ConfigError
+
+    np.save(tmp_path / "z.npy", sample("float32", (8, 2)))
+    with pytest.raises(ConfigError, match="z.npy: buffers must be a positive integer, got 0"):
+        open_embeddings(tmp_path / "z.npy").chunks(buffers=0)
+
+
 # --- .npz ------------------------------------------------------------------------------
 
 

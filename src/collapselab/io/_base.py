@@ -127,18 +127,25 @@ class EmbeddingSource(abc.ABC):
         return max(1, min(DEFAULT_CHUNK_ROWS, DEFAULT_CHUNK_BYTES // (self.d * self._out.itemsize)))
 
     def chunks(
-        self, rows: int | None = None, start: int = 0, stop: int | None = None
+        self,
+        rows: int | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        buffers: int = 1,
     ) -> Iterator[np.ndarray]:
         """Yield rows ``start:stop`` as C-contiguous ``(k, d)`` arrays, in order.
 
         Every chunk has exactly ``rows`` rows except possibly the last. A yielded chunk
         is a view of a buffer the reader reuses (or of the source array): it is only
-        valid until the next iteration, so copy what you keep. Never write into it.
+        valid until ``buffers`` more chunks have been yielded, so copy what you keep.
+        Never write into it.
 
         Args:
             rows: Rows per chunk; default :meth:`default_rows` (at most 64 MiB a chunk).
             start: First row to read (for sharding, e.g. one row range per rank).
             stop: One past the last row; default ``n``.
+            buffers: Buffers the reader cycles through. With 2, chunk ``i`` can be
+                consumed while chunk ``i + 1`` is read (see ``check``'s prefetching).
 
         Raises:
             ConfigError: ``rows < 1`` or a row range outside ``0 <= start <= stop <= n``.
@@ -146,15 +153,27 @@ class EmbeddingSource(abc.ABC):
         """
         rows = self.default_rows() if rows is None else rows
         stop = self.n if stop is None else stop
-        if isinstance(rows, bool) or not isinstance(rows, (int, np.integer)) or rows < 1:
-            raise ConfigError(f"{self.name}: chunk rows must be a positive integer, got {rows!r}")
+        for what, v in (("chunk rows", rows), ("buffers", buffers)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{self.name}: {what} must be a positive integer, got {v!r}")
         if not 0 <= start <= stop <= self.n:
             raise ConfigError(
                 f"{self.name}: row range {start}:{stop} is outside 0:{self.n}"
             )
         if start == stop:
             return iter(())
-        return self._chunks(int(rows), int(start), int(stop))
+        if buffers == 1:
+            return self._chunks(int(rows), int(start), int(stop))
+        return self._ring(int(rows), int(start), int(stop), int(buffers))
+
+    def _ring(self, rows: int, start: int, stop: int, buffers: int) -> Iterator[np.ndarray]:
+        """Chunks that stay valid for ``buffers`` iterations: copies into a ring of
+        buffers. Readers that can fill several buffers directly override this."""
+        ring = [np.empty((min(rows, stop - start), self.d), self._out) for _ in range(buffers)]
+        for i, chunk in enumerate(self._chunks(rows, start, stop)):
+            out = ring[i % buffers][: chunk.shape[0]]
+            np.copyto(out, chunk)
+            yield out
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``start:stop`` as one new ``(k, d)`` array of :attr:`out_dtype`."""
@@ -197,9 +216,17 @@ class ArraySource(EmbeddingSource):
         self._array = array
         self._bf16 = bf16
 
+    def _ring(self, rows: int, start: int, stop: int, buffers: int) -> Iterator[np.ndarray]:
+        if self._direct():  # views of the array stay valid anyway
+            return self._chunks(rows, start, stop)
+        return super()._ring(rows, start, stop, buffers)
+
+    def _direct(self) -> bool:
+        return self._array.dtype == self._out and self._array.flags.c_contiguous
+
     def _chunks(self, rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
         a = self._array
-        direct = a.dtype == self._out and a.flags.c_contiguous
+        direct = self._direct()
         buf: Any = None if direct else np.empty((min(rows, stop - start), self.d), self._out)
         for lo in range(start, stop, rows):
             hi = min(lo + rows, stop)

@@ -91,25 +91,37 @@ class RawSource(EmbeddingSource):
         self._bf16 = bf16
         self._fortran = fortran
 
-    def _chunks(self, rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
+    def _chunks(self, rows: int, start: int, stop: int, buffers: int = 1) -> Iterator[np.ndarray]:
         try:
             with self._open() as f:
-                read = self._columns if self._fortran else self._rows
-                yield from read(f, rows, start, stop)
+                if self._fortran:
+                    yield from self._columns(f, rows, start, stop)
+                else:
+                    yield from self._rows(f, rows, start, stop, buffers)
         except _READ_ERRORS as e:
             raise fail(self.name, f"read failed: {e}") from e
 
-    def _rows(self, f: IO[bytes], rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
+    def _ring(self, rows: int, start: int, stop: int, buffers: int) -> Iterator[np.ndarray]:
+        if self._fortran:
+            return super()._ring(rows, start, stop, buffers)
+        return self._chunks(rows, start, stop, buffers)
+
+    def _rows(
+        self, f: IO[bytes], rows: int, start: int, stop: int, buffers: int = 1
+    ) -> Iterator[np.ndarray]:
         k_max = min(rows, stop - start)
         row_bytes = self.d * self._raw.itemsize
-        buf = np.empty(k_max * row_bytes, np.uint8)  # the one reused read buffer
-        raw = buf.view(self._raw).reshape(k_max, self.d)
-        same = raw.dtype == self._out and not self._bf16  # native float32/float64: no copy
-        out = raw if same else np.empty((k_max, self.d), self._out)
-        view = buf.data  # memoryview of the reused buffer
+        same = self._raw == self._out and not self._bf16  # native float32/float64: no copy
+        ring = []  # reused read buffers, filled in turn
+        for _ in range(buffers):
+            buf = np.empty(k_max * row_bytes, np.uint8)
+            raw = buf.view(self._raw).reshape(k_max, self.d)
+            out = raw if same else np.empty((k_max, self.d), self._out)
+            ring.append((buf.data, raw, out))  # memoryview of the buffer, raw and out views
         f.seek(self._offset + start * row_bytes)
-        for lo in range(start, stop, rows):
+        for i, lo in enumerate(range(start, stop, rows)):
             k = min(rows, stop - lo)
+            view, raw, out = ring[i % buffers]
             self._fill(f, view[: k * row_bytes], lo, k)
             if not same:
                 convert_into(out[:k], raw[:k], self._bf16)

@@ -6,15 +6,30 @@ number collapselab reports comes from the same code whatever the source.
 
 Accuracy on nearly collapsed data. When ``z_i = c + eps_i`` with ``|c| >> |eps|``, the
 uncentred product ``Z^T Z`` is dominated by ``N c c^T`` and float32 accumulation loses
-every small eigenvalue (relative errors > 100 and negative eigenvalues are typical). We
-therefore (1) centre each block on its own mean, computed in float64, before any product,
-so that the product sees only the ``eps`` part, (2) form the block's scatter matrix in
-float64 with a symmetric rank-k update (BLAS ``syrk``, which numpy dispatches for
-``B.T @ B``: half the flops of a general product, so float64 runs at about the speed of a
-float32 ``X.T @ X``), and (3) merge blocks exactly with the pairwise update of Chan,
-Golub & LeVeque (1979): ``S = S_a + S_b + (n_a n_b / n) delta delta^T``. Blocks are sized
-to stay in the last-level cache, so the row statistics computed on the same float64 block
-(norms, L2-normalised sums) cost cache reads, not memory reads.
+every small eigenvalue (relative errors > 100 and negative eigenvalues are typical). So
+rows are shifted before any product, and everything is accumulated in float64:
+
+1. Each call's rows are cut into cache-sized blocks. A run of blocks shares one shift
+   ``s`` (the mean of its first rows, rounded to the input precision so that ``x - s`` is
+   exact in float64); the shifted rows ``b_i = z_i - s`` are small, so the product sees
+   only the ``eps`` part.
+2. The block is written into a float64 buffer ``A = [b_i, 1, 1/|z_i|, rho_i/|z_i|]`` and
+   ONE symmetric rank-k update ``A^T A`` (BLAS ``syrk``, which numpy dispatches for
+   ``A.T @ A``: half the flops of a general product, so float64 runs at about the speed
+   of a float32 ``X.T @ X``) gives the shifted scatter, the column sums (hence the exact
+   mean) and the weighted row sums the unit-row statistics need, all at once.
+3. Runs are merged with the pairwise update of Chan, Golub & LeVeque (1979):
+   ``S = S_a + S_b + (n_a n_b / n) delta delta^T``. A block whose mean sits far from the
+   run's shift (sorted data) starts a new run around its own mean, so nothing cancels.
+4. Unit rows ``u_i = z_i / |z_i|`` are summed around ``r = s / |s|`` (``v_i = u_i - r``
+   is small when rows are nearly equal), so the std of L2-normalised rows stays accurate
+   down to spreads of 1e-5 of the norm, where ``sum u^2 - (sum u)^2 / n`` cancels.
+
+Row statistics therefore cost one pass over the data for the norms, the three extra
+columns of the syrk, and one square + matrix-vector product of the cache-resident block.
+Large calls split their rows over threads with single-threaded BLAS, so every step runs
+on all cores; buffers are per-thread and reused (fresh pages cost more than the
+arithmetic done in them on a VM).
 """
 
 from __future__ import annotations
@@ -42,7 +57,7 @@ _POOL: ThreadPoolExecutor | None = None
 _BLAS: Any = None
 
 
-def _single_threaded_blas() -> Any:
+def single_threaded_blas() -> Any:
     """Context limiting every loaded BLAS to one thread (the controller is built once:
     ``threadpool_limits`` would rescan the loaded libraries on every call, ~1 ms)."""
     global _BLAS
@@ -63,20 +78,6 @@ def _executor() -> ThreadPoolExecutor:
 #: ... but never fewer rows than this (numpy's syrk at d=771 keeps 57 GFLOP/s per core
 #: from 1024 rows on; fewer rows would pay the per-block overheads too often).
 _MIN_BLOCK_ROWS = 1024
-
-
-#: squared row norms the work precision of the norm pass holds safely: outside these
-#: bounds (overflow, underflow, NaN/Inf) a block takes the exact float64 rare path
-_SQ_RANGE: dict[type, tuple[float, float]] = {
-    np.float32: (1e-30, 1e30),
-    np.float64: (0.0, float(np.finfo(np.float64).max)),
-}
-
-
-def _work_dtype(dtype: np.dtype[Any]) -> type:
-    """Precision of the row-norm pass: float32 for float16/float32 input (norms to ~1e-7,
-    at half the memory traffic), float64 otherwise. Everything else is float64."""
-    return np.float32 if dtype.kind == "f" and dtype.itemsize <= 4 else np.float64
 
 
 def _to_numpy(x: Any) -> NDArray[Any]:
@@ -115,7 +116,7 @@ class _Run:
     augmented shifted rows (see :meth:`_Partial.add`) plus the unit-row terms."""
 
     def __init__(self, shift: NDArray[Any], d: int) -> None:
-        self.shift = shift.astype(np.float64)  # exactly representable in the work precision
+        self.shift = shift.astype(np.float64)  # exactly representable in the input precision
         self.shift_aug = np.concatenate([self.shift, np.zeros(3)])
         s_norm = math.sqrt(float(self.shift @ self.shift))
         self.inv_s_norm = 1.0 / s_norm if s_norm > 0 else 0.0
@@ -161,53 +162,58 @@ class _Partial:
     def block(self, x: NDArray[Any]) -> None:
         offset = self.rows_seen
         self.rows_seen += x.shape[0]
-        work = _work_dtype(x.dtype)
-        xw = x if x.dtype == work else x.astype(work)
-        with np.errstate(invalid="ignore", over="ignore", under="ignore"):
-            sq = np.einsum("ij,ij->i", xw, xw)  # ||z_i||^2 in the work precision, (k,)
-        if sq.max() <= _SQ_RANGE[work][1] and sq.min() >= _SQ_RANGE[work][0]:
-            self.add(xw, sq)
+        a = self._load(x)
+        with np.errstate(invalid="ignore", over="ignore"):
+            sq = np.einsum("ij,ij->i", a[:, : self.d], a[:, : self.d])  # ||z_i||^2, (k,)
+        if np.isfinite(sq).all():
+            self.add(x, a, sq)
             return
-        # Rare path: NaN/Inf rows, or float32 squares that overflow / underflow: exact
-        # float64 on the finite rows.
-        x64 = np.asarray(x, dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            sq64 = np.einsum("ij,ij->i", x64, x64)
-        bad = ~np.isfinite(sq64)
+        # Rare path: rows with NaN/Inf are counted, located and left out.
+        bad = ~np.isfinite(sq)
         idx = np.flatnonzero(bad)
-        if idx.size:
-            if self.first_nonfinite < 0:
-                self.first_nonfinite = offset + int(idx[0])
-            self.nonfinite_rows += int(idx.size)
-            x64, sq64 = x64[~bad], sq64[~bad]
-        if x64.shape[0]:
-            self.add(x64, sq64)
+        if self.first_nonfinite < 0:
+            self.first_nonfinite = offset + int(idx[0])
+        self.nonfinite_rows += int(idx.size)
+        good = np.ascontiguousarray(x[~bad])
+        if good.shape[0]:
+            self.add(good, self._load(good), sq[~bad])
 
-    def add(self, x: NDArray[Any], sq: NDArray[Any], shift: NDArray[Any] | None = None) -> None:
-        """Add finite rows ``x`` (float32 or float64) with squared norms ``sq``.
+    def _load(self, x: NDArray[Any]) -> NDArray[np.float64]:
+        """``x`` as float64 (exact for every input dtype) in the first ``d`` columns of the
+        thread's ``(k, d + 3)`` block buffer."""
+        a = _scratch("a", (x.shape[0], self.d + 3))
+        np.copyto(a[:, : self.d], x, casting="unsafe")
+        return a
+
+    def add(
+        self,
+        x: NDArray[Any],
+        a: NDArray[np.float64],
+        sq: NDArray[np.float64],
+        shift: NDArray[np.float64] | None = None,
+    ) -> None:
+        """Add finite rows ``x``, already copied into ``a``, with squared norms ``sq``.
 
         Rows are shifted by the run's ``s`` (the mean of its first rows, rounded to the
-        work precision so that ``x - s`` is exact in float64) and written, with three extra
-        columns ``[1, 1/||z_i||, rho_i/||z_i||]``, into a float64 buffer ``A``; one syrk
-        ``A^T A`` then yields the shifted scatter, the column sums (hence the exact mean)
-        and the weighted row sums the unit-row statistics need; only
-        ``sum_i (z_i - s)^2 / ||z_i||^2`` is left, from the squares of ``A``. A block whose
-        mean sits far from ``s`` (sorted data) starts a run of its own, shifted by its own
-        mean, so nothing cancels.
+        input's precision so that ``x - s`` is exact) and given three extra columns
+        ``[1, 1/||z_i||, rho_i/||z_i||]`` in ``A``; one syrk ``A^T A`` then yields the
+        shifted scatter, the column sums (hence the exact mean) and the weighted row sums
+        the unit-row statistics need; only ``sum_i (z_i - s)^2 / ||z_i||^2`` is left,
+        from the squares of ``A``. A block whose mean sits far from ``s`` (sorted data)
+        starts a run of its own, shifted by its own mean, so nothing cancels.
         """
         k, d = x.shape
-        work = x.dtype.type
         run = self.run
         if run is None:
             if shift is None:
-                shift = x[: min(k, 256)].mean(axis=0, dtype=np.float64)
-            run = self.run = _Run(shift.astype(work), d)
-        a = _scratch("a", (k, d + 3))
-        np.copyto(a[:, :d], x, casting="unsafe")
+                shift = a[: min(k, 256), :d].mean(axis=0)
+            if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
+                shift = shift.astype(np.float32)
+            run = self.run = _Run(shift, d)
         # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
         # column-major view; 3-4x faster than numpy's broadcast subtraction)
         _dger(-1.0, run.shift_aug, np.ones(k), a=a.T, overwrite_a=1)
-        norms = np.sqrt(sq, dtype=np.float64)
+        norms = np.sqrt(sq)
         nonzero = norms > 0
         inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)  # 1/||z_i||
         # Unit rows u_i = inv_i (b_i + s) are summed around r = s / |s|, so that nearly
@@ -225,7 +231,7 @@ class _Partial:
             if run.g[d, d]:
                 self.runs.append(run.close())
             self.run = None
-            self.add(x, sq, shift=run.shift + delta)
+            self.add(x, self._load(x), sq, shift=run.shift + delta)
             return
         run.g += g
         # sum_i inv_i^2 (x_i - s)^2 per column: the syrk is done with A, so square it in
@@ -236,7 +242,7 @@ class _Partial:
         run.rho_sq += float(rho @ rho)
         nz = int(np.count_nonzero(nonzero))
         run.nonzero += nz
-        self.sq_norm_sum += float(sq.sum(dtype=np.float64))
+        self.sq_norm_sum += float(sq.sum())
         self.norm_sum += float(norms.sum())
         self.norm_min = min(self.norm_min, float(norms.min()))
         self.norm_max = max(self.norm_max, float(norms.max()))
@@ -333,7 +339,7 @@ class Moments:
         workers = min(_WORKERS, x.shape[0] // _MIN_BLOCK_ROWS)
         # Every BLAS call below runs single-threaded: two OpenBLAS pools (numpy's and
         # scipy's, for dger) spinning on the same cores slow small updates down ~3x.
-        with _single_threaded_blas():
+        with single_threaded_blas():
             if workers < 2:
                 self._update_sample(x)
                 self._absorb(_Partial(self.d).feed(x, rows))
