@@ -324,7 +324,7 @@ def test_blocks_that_drift_from_their_first_rows_are_recentred() -> None:
     np.testing.assert_allclose(lam, ref, rtol=1e-9)
 
 
-def test_float32_rows_beyond_float32_squares_take_the_float64_path() -> None:
+def test_float32_rows_beyond_float32_squares_stay_exact() -> None:
     # ||z||^2 overflows float32, then underflows it
     big = RNG.standard_normal((300, 4)).astype(np.float32) * np.float32(1e25)
     tiny = RNG.standard_normal((300, 4)).astype(np.float32) * np.float32(1e-25)

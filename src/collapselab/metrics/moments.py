@@ -46,14 +46,15 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.blas import dger as _dger
 
-#: target size in bytes of the float64 working block: two threads' blocks and their
-#: float32 scratch stay in a 32 MiB L3 ...
+#: target size in bytes of the float64 block buffer: two threads' blocks and their
+#: (d + 3)^2 products stay in a 32 MiB L3 ...
 _BLOCK_BYTES = 8 * 2**20
+#: ... but never fewer rows than this (numpy's syrk at d=771 keeps 57 GFLOP/s per core
+#: from 1024 rows on; fewer rows would pay the per-block overheads too often).
+_MIN_BLOCK_ROWS = 1024
 #: threads for large updates (each with single-threaded BLAS)
 _WORKERS = min(4, os.cpu_count() or 1)
 _POOL: ThreadPoolExecutor | None = None
-
-
 _BLAS: Any = None
 
 
@@ -73,11 +74,6 @@ def _executor() -> ThreadPoolExecutor:
     if _POOL is None:
         _POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="moments")
     return _POOL
-
-
-#: ... but never fewer rows than this (numpy's syrk at d=771 keeps 57 GFLOP/s per core
-#: from 1024 rows on; fewer rows would pay the per-block overheads too often).
-_MIN_BLOCK_ROWS = 1024
 
 
 def _to_numpy(x: Any) -> NDArray[Any]:
