@@ -19,9 +19,9 @@ The file case times the whole ``check`` of a (1000000, 256) float32 ``.npy`` aga
 ``np.load`` + ``svdvals`` (peak memory of each whole process).
 
 Row statistics (norms, std of L2-normalised rows, mean cosine, sample): their cost is
-``Moments.update`` minus a bare centred syrk loop with the same blocks and threads (copy,
-shift, ``A^T A``, accumulate: the spectrum alone), both on a warm accumulator, in units
-of one read of the data (``torch.sum`` of the float32 matrix). The common
+``Moments.update`` minus a bare shifted syrk loop with the same blocks, threads and row
+kernel (shift only, ``A^T A``, accumulate: the spectrum alone), both on a warm
+accumulator, in units of one read of the data (``torch.sum`` of the float32 matrix). The common
 implementation ``F.normalize(z).std(0).mean()`` is timed for reference. Reps are
 interleaved so that the machine's drift hits every column alike.
 
@@ -163,15 +163,18 @@ def row_stats(x: np.ndarray, reps: int) -> dict:
     def bare_range(lo: int, hi: int) -> None:
         a0 = mom._scratch("a", (rows, d + 3))  # the same reused buffers as the library
         g = mom._scratch("g_block", (d + 3, d + 3))
-        acc = mom._scratch("g_run", (d + 3, d + 3))
-        acc.fill(0.0)
-        s = np.r_[x[lo : lo + 256].mean(0, dtype=np.float64), 0.0, 0.0, 0.0]
+        acc = np.zeros((d + 3, d + 3))
+        s = x[lo : lo + 256].mean(0, dtype=np.float64).astype(np.float32).astype(np.float64)
+        sq, wsq = np.empty(rows), np.empty(d)
         for b in range(lo, hi, rows):
             k = min(rows, hi - b)
             a = a0[:k]
-            np.copyto(a[:, :d], x[b : b + k], casting="unsafe")
-            dger(-1.0, s, np.ones(k), a=a.T, overwrite_a=1)
-            a[:, d:] = 1.0
+            if mom._rows is not None:  # the library's kernel, shift only
+                mom._rows.shift_rows(x[b : b + k], k, d, s, 0.0, a, sq, wsq, False)
+            else:  # the library's numpy path, shift only
+                np.copyto(a[:, :d], x[b : b + k], casting="unsafe")
+                dger(-1.0, np.r_[s, 0.0, 0.0, 0.0], np.ones(k), a=a.T, overwrite_a=1)
+                a[:, d:] = 1.0
             np.matmul(a.T, a, out=g)
             acc += g
 

@@ -335,3 +335,51 @@ def test_float32_rows_beyond_float32_squares_stay_exact() -> None:
         np.testing.assert_allclose(m.covariance(), np.cov(z64.T, bias=True), rtol=1e-9)
         std_ref, _ = _unit_reference(z64)
         assert summarize(m).std_of_l2_normalized == pytest.approx(std_ref, rel=1e-9)
+
+
+def test_the_row_kernel_is_built() -> None:
+    # setup.py builds the C kernel wherever a compiler exists (CI has one); without it
+    # the numpy path below gives the same numbers, slower
+    import collapselab.metrics.moments as mom
+
+    assert mom._rows is not None
+
+
+@pytest.mark.parametrize("case", ["collapsed32", "spread64", "zero_and_nan_rows"])
+def test_row_kernel_and_numpy_path_agree(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import collapselab.metrics.moments as mom
+
+    c = RNG.standard_normal(40) * 30
+    if case == "collapsed32":
+        z = (c + RNG.standard_normal((3000, 40)) * 1e-3).astype(np.float32)
+    elif case == "spread64":
+        z = RNG.standard_normal((3000, 40)) * np.linspace(0.1, 3, 40)
+    else:
+        z = RNG.standard_normal((3000, 40)).astype(np.float32)
+        z[[5, 1700]] = 0.0
+        z[[9, 2222], [3, 0]] = np.nan
+    fast = Moments.of(z)
+    monkeypatch.setattr(mom, "_rows", None)
+    slow = Moments.of(z)
+    for key in ("n", "rows_seen", "nonfinite_rows", "first_nonfinite", "zero_rows"):
+        assert getattr(fast, key) == getattr(slow, key)
+    for key in ("mean", "scatter", "unit_sum", "unit_sq_sum"):
+        np.testing.assert_allclose(getattr(fast, key), getattr(slow, key), rtol=1e-9, atol=1e-12)
+    for key in ("sq_norm_sum", "norm_sum", "norm_min", "norm_max"):
+        assert getattr(fast, key) == pytest.approx(getattr(slow, key), rel=1e-12)
+
+
+def test_row_kernel_rejects_mismatched_buffers() -> None:
+    from collapselab.metrics import _rows
+
+    x = np.ones((4, 3), dtype=np.float32)
+    s, a, sq, wsq = np.zeros(3), np.empty((4, 6)), np.empty(4), np.empty(3)
+    _rows.shift_rows(x, 4, 3, s, 0.0, a, sq, wsq)
+    np.testing.assert_array_equal(sq, 3.0)
+    np.testing.assert_allclose(a[:, 3:5], [[1.0, 3**-0.5]] * 4, rtol=1e-15)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        _rows.shift_rows(x, 4, 3, s, 0.0, np.empty((3, 6)), sq, wsq)
+    with pytest.raises(TypeError, match="x must be a C-contiguous float32/float64 array"):
+        _rows.shift_rows(x.astype(np.int32), 4, 3, s, 0.0, a, sq, wsq)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        _rows.shift_rows(np.asfortranarray(np.ones((4, 3))), 4, 3, s, 0.0, a, sq, wsq)

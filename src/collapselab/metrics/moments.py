@@ -25,8 +25,10 @@ rows are shifted before any product, and everything is accumulated in float64:
    is small when rows are nearly equal), so the std of L2-normalised rows stays accurate
    down to spreads of 1e-5 of the norm, where ``sum u^2 - (sum u)^2 / n`` cancels.
 
-Row statistics therefore cost one pass over the data for the norms, the three extra
-columns of the syrk, and one square + matrix-vector product of the cache-resident block.
+Row statistics therefore cost one pass over the data for the norms (float32 for float32
+input, relative error ~1e-7; float64 otherwise and for rows whose float32 squares would
+overflow or underflow), the three extra columns of the syrk, and one square +
+matrix-vector product of the cache-resident block.
 Large calls split their rows over threads with single-threaded BLAS, so every step runs
 on all cores; buffers are per-thread and reused (fresh pages cost more than the
 arithmetic done in them on a VM).
@@ -45,6 +47,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.blas import dger as _dger
+
+_rows: Any
+try:  # the C row kernel (setup.py builds it where a C compiler is present)
+    import collapselab.metrics._rows as _rows
+except ImportError:  # pragma: no cover - the numpy path computes the same numbers
+    _rows = None
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 #: target size in bytes of the float64 block buffer: two threads' blocks and their
 #: (d + 3)^2 products stay in a 32 MiB L3 ...
@@ -111,21 +120,21 @@ class _Run:
     """Sums over consecutive blocks taken around one shift ``s``: ``g = A^T A`` of the
     augmented shifted rows (see :meth:`_Partial.add`) plus the unit-row terms."""
 
-    def __init__(self, shift: NDArray[Any], d: int) -> None:
+    def __init__(self, shift: NDArray[Any], d: int, g: NDArray[np.float64]) -> None:
         self.shift = shift.astype(np.float64)  # exactly representable in the input precision
         self.shift_aug = np.concatenate([self.shift, np.zeros(3)])
         s_norm = math.sqrt(float(self.shift @ self.shift))
         self.inv_s_norm = 1.0 / s_norm if s_norm > 0 else 0.0
         self.r = self.shift * self.inv_s_norm  # s / |s| (0 when s = 0)
-        self.g = _scratch("g_run", (d + 3, d + 3))
+        self.g = g  # (d + 3, d + 3), reused across calls: zeroed here
         self.g.fill(0.0)
         self.wsq = np.zeros(d)
         self.rho_sum = 0.0
         self.rho_sq = 0.0
         self.nonzero = 0
 
-    def close(self) -> _Run:
-        self.g = self.g.copy()  # off the thread's scratch
+    def detach(self) -> _Run:
+        self.g = self.g.copy()  # off the reused buffer, which the next run takes
         return self
 
 
@@ -134,8 +143,9 @@ class _Partial:
     touching the :class:`Moments` it will be merged into: closed runs in order plus the
     row-norm statistics."""
 
-    def __init__(self, d: int) -> None:
+    def __init__(self, d: int, acc: NDArray[np.float64]) -> None:
         self.d = d
+        self.acc = acc  # (d + 3, d + 3) buffer of the current run's A^T A
         self.runs: list[_Run] = []
         self.run: _Run | None = None
         self.rows_seen = 0
@@ -151,89 +161,106 @@ class _Partial:
         for start in range(0, x.shape[0], rows):
             self.block(x[start : start + rows])
         if self.run is not None:
-            self.runs.append(self.run.close())
+            self.runs.append(self.run)
             self.run = None
         return self
 
     def block(self, x: NDArray[Any]) -> None:
         offset = self.rows_seen
         self.rows_seen += x.shape[0]
-        a = self._load(x)
-        with np.errstate(invalid="ignore", over="ignore"):
-            sq = np.einsum("ij,ij->i", a[:, : self.d], a[:, : self.d])  # ||z_i||^2, (k,)
-        if np.isfinite(sq).all():
-            self.add(x, a, sq)
-            return
-        # Rare path: rows with NaN/Inf are counted, located and left out.
-        bad = ~np.isfinite(sq)
-        idx = np.flatnonzero(bad)
-        if self.first_nonfinite < 0:
-            self.first_nonfinite = offset + int(idx[0])
-        self.nonfinite_rows += int(idx.size)
-        good = np.ascontiguousarray(x[~bad])
-        if good.shape[0]:
-            self.add(good, self._load(good), sq[~bad])
+        a, sq, wsq = self._prepare(x)
+        if not np.isfinite(sq).all():
+            # Rare path: rows with NaN/Inf are counted, located and left out.
+            bad = ~np.isfinite(sq)
+            idx = np.flatnonzero(bad)
+            if self.first_nonfinite < 0:
+                self.first_nonfinite = offset + int(idx[0])
+            self.nonfinite_rows += int(idx.size)
+            x = np.ascontiguousarray(x[~bad])
+            if not x.shape[0]:
+                return
+            a, sq, wsq = self._prepare(x)
+        self.add(x, a, sq, wsq)
 
-    def _load(self, x: NDArray[Any]) -> NDArray[np.float64]:
-        """``x`` as float64 (exact for every input dtype) in the first ``d`` columns of the
-        thread's ``(k, d + 3)`` block buffer."""
-        a = _scratch("a", (x.shape[0], self.d + 3))
-        np.copyto(a[:, : self.d], x, casting="unsafe")
-        return a
+    def _prepare(
+        self, x: NDArray[Any], shift: NDArray[np.float64] | None = None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None]:
+        """Write the shifted rows and the columns ``[1, 1/|z_i|, rho_i/|z_i|]`` into the
+        thread's ``(k, d + 3)`` float64 buffer ``A``; return ``A``, ``|z_i|^2`` and, from
+        the C kernel, the block's weighted squares (None on the numpy path, which takes
+        them from ``A`` after the syrk)."""
+        k, d = x.shape
+        run = self.run
+        if run is None:
+            if shift is None:
+                head = np.asarray(x[: min(k, 256)], dtype=np.float64)
+                head = head[np.isfinite(head).all(axis=1)]
+                shift = head.mean(axis=0) if head.shape[0] else np.zeros(d)
+            if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
+                shift = shift.astype(np.float32)  # so that x - s is exact in float64
+            run = self.run = _Run(shift, d, self.acc)
+        a = _scratch("a", (k, d + 3))
+        if _rows is not None and x.dtype in _KERNEL_DTYPES and x.flags.c_contiguous:
+            sq, wsq = np.empty(k), np.empty(d)
+            with np.errstate(all="ignore"):
+                _rows.shift_rows(x, k, d, run.shift, run.inv_s_norm, a, sq, wsq)
+            return a, sq, wsq
+        np.copyto(a[:, :d], x, casting="unsafe")
+        with np.errstate(all="ignore"):
+            sq = np.einsum("ij,ij->i", a[:, :d], a[:, :d])  # ||z_i||^2, (k,)
+        # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
+        # column-major view; 3-4x faster than numpy's broadcast subtraction)
+        a = _dger(-1.0, run.shift_aug, np.ones(k), a=a.T, overwrite_a=1).T
+        with np.errstate(all="ignore"):
+            inv = 1.0 / np.sqrt(sq)
+        inv[sq == 0] = 0.0
+        a[:, d] = 1.0
+        a[:, d + 1] = inv
+        np.multiply(inv, np.where(sq > 0, inv - run.inv_s_norm, 0.0), out=a[:, d + 2])
+        return a, sq, None
 
     def add(
         self,
         x: NDArray[Any],
         a: NDArray[np.float64],
         sq: NDArray[np.float64],
-        shift: NDArray[np.float64] | None = None,
+        wsq: NDArray[np.float64] | None,
+        retry: bool = True,
     ) -> None:
-        """Add finite rows ``x``, already copied into ``a``, with squared norms ``sq``.
+        """Add finite rows ``x`` prepared in ``a`` (see :meth:`_prepare`).
 
-        Rows are shifted by the run's ``s`` (the mean of its first rows, rounded to the
-        input's precision so that ``x - s`` is exact) and given three extra columns
-        ``[1, 1/||z_i||, rho_i/||z_i||]`` in ``A``; one syrk ``A^T A`` then yields the
-        shifted scatter, the column sums (hence the exact mean) and the weighted row sums
-        the unit-row statistics need; only ``sum_i (z_i - s)^2 / ||z_i||^2`` is left,
-        from the squares of ``A``. A block whose mean sits far from ``s`` (sorted data)
-        starts a run of its own, shifted by its own mean, so nothing cancels.
+        One syrk ``A^T A`` yields the shifted scatter, the column sums (hence the exact
+        mean) and the weighted row sums the unit-row statistics need. A block whose mean
+        sits far from the run's shift (sorted data) starts a run of its own, shifted by
+        its own mean, so nothing cancels.
         """
         k, d = x.shape
         run = self.run
-        if run is None:
-            if shift is None:
-                shift = a[: min(k, 256), :d].mean(axis=0)
-            if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
-                shift = shift.astype(np.float32)
-            run = self.run = _Run(shift, d)
-        # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
-        # column-major view; 3-4x faster than numpy's broadcast subtraction)
-        _dger(-1.0, run.shift_aug, np.ones(k), a=a.T, overwrite_a=1)
+        assert run is not None
+        g = np.matmul(a.T, a, out=_scratch("g_block", (d + 3, d + 3)))  # syrk
+        delta = g[:d, d] / k  # block mean - s
+        if retry and k * float(delta @ delta) > 0.5 * float(np.trace(g[:d, :d])):
+            # the block's mean sits far from the run's shift: close the run and start
+            # a new one around this block's own mean
+            if run.g[d, d]:
+                self.runs.append(run.detach())
+            self.run = None
+            self.add(x, *self._prepare(x, shift=run.shift + delta), retry=False)
+            return
+        run.g += g
         norms = np.sqrt(sq)
         nonzero = norms > 0
-        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=nonzero)  # 1/||z_i||
+        inv = a[:, d + 1].copy()  # 1/||z_i||, 0 for zero rows
         # Unit rows u_i = inv_i (b_i + s) are summed around r = s / |s|, so that nearly
         # equal rows give small terms: v_i = u_i - r = inv_i b_i + rho_i s with
         # rho_i = inv_i - 1/|s| (0 for zero rows, which have no unit row).
         rho = np.where(nonzero, inv - run.inv_s_norm, 0.0)
-        a[:, d] = 1.0
-        a[:, d + 1] = inv
-        np.multiply(inv, rho, out=a[:, d + 2])
-        g = np.matmul(a.T, a, out=_scratch("g_block", (d + 3, d + 3)))  # syrk
-        delta = g[:d, d] / k  # block mean - s
-        if shift is None and k * float(delta @ delta) > 0.5 * float(np.trace(g[:d, :d])):
-            # the block's mean sits far from the run's shift (sorted data): close the run
-            # and start a new one around this block's own mean
-            if run.g[d, d]:
-                self.runs.append(run.close())
-            self.run = None
-            self.add(x, self._load(x), sq, shift=run.shift + delta)
-            return
-        run.g += g
-        # sum_i inv_i^2 (x_i - s)^2 per column: the syrk is done with A, so square it in
-        # place (one contiguous pass) and weight by a matrix-vector product
-        np.square(a, out=a)
-        run.wsq += (a.T @ (inv * inv))[:d]
+        if wsq is None:
+            # sum_i inv_i^2 (x_i - s)^2 per column: the syrk is done with A, so square it
+            # in place (one contiguous pass) and weight by a matrix-vector product
+            np.square(a, out=a)
+            wsq = (a.T @ (inv * inv))[:d]
+        run.wsq += wsq
         run.rho_sum += float(rho.sum())
         run.rho_sq += float(rho @ rho)
         nz = int(np.count_nonzero(nonzero))
@@ -301,6 +328,7 @@ class Moments:
         self.sample_keys = np.empty(0)
         self.sample_rows = np.empty((0, d))
         self._rng = np.random.default_rng(self.seed)
+        self._acc: list[NDArray[np.float64]] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -335,24 +363,33 @@ class Moments:
         workers = min(_WORKERS, x.shape[0] // _MIN_BLOCK_ROWS)
         # Every BLAS call below runs single-threaded: two OpenBLAS pools (numpy's and
         # scipy's, for dger) spinning on the same cores slow small updates down ~3x.
+        acc = self._accumulators(max(workers, 1))
         with single_threaded_blas():
             if workers < 2:
                 self._update_sample(x)
-                self._absorb(_Partial(self.d).feed(x, rows))
+                self._absorb(_Partial(self.d, acc[0]).feed(x, rows))
                 return self
             # Contiguous row ranges on parallel threads (numpy releases the GIL), merged
             # in order: every step runs on all cores, the centring and row statistics
             # too, not only the syrk; the sample is drawn meanwhile.
             bounds = [x.shape[0] * i // workers for i in range(workers + 1)]
             futures = [
-                _executor().submit(_Partial(self.d).feed, x[bounds[i] : bounds[i + 1]], rows)
+                _executor().submit(
+                    _Partial(self.d, acc[i]).feed, x[bounds[i] : bounds[i + 1]], rows
+                )
                 for i in range(workers)
             ]
             self._update_sample(x)
-            parts = [f.result() for f in futures]
-        for part in parts:
-            self._absorb(part)
+            for f in futures:
+                self._absorb(f.result())
         return self
+
+    def _accumulators(self, count: int) -> list[NDArray[np.float64]]:
+        """``count`` reused ``(d + 3, d + 3)`` buffers for the runs of one call (one per
+        worker), allocated once per object: fresh pages cost more than filling them."""
+        while len(self._acc) < count:
+            self._acc.append(np.empty((self.d + 3, self.d + 3)))
+        return self._acc[:count]
 
     def _absorb(self, part: _Partial) -> None:
         """Fold a range's partial sums in, as if its rows came after ours."""
@@ -370,9 +407,11 @@ class Moments:
         for run in part.runs:
             g, s = run.g, run.shift
             k = int(round(g[d, d]))
-            col_sum = g[:d, d]
-            delta = col_sum / k  # run mean - s
-            self._merge_moments(k, s + delta, g[:d, :d] - np.outer(col_sum, delta))
+            delta = g[:d, d] / k  # run mean - s
+            # scatter about the run's mean: g[:d, :d] -= k delta delta^T, in place
+            pad = np.zeros(3)
+            g = _dger(-float(k), np.r_[delta, pad], np.r_[delta, pad], a=g.T, overwrite_a=1).T
+            self._merge_moments(k, s + delta, g[:d, :d])
             # sum v = sum inv b + s sum rho
             # sum v^2 = sum inv^2 b^2 + 2 s sum inv rho b + s^2 sum rho^2
             v_sum = g[:d, d + 1] + s * run.rho_sum
@@ -389,8 +428,11 @@ class Moments:
         delta = mean_b - self.mean
         self.mean += delta * (n_b / n)
         self.scatter += s_b
-        if n_a:
-            self.scatter += np.outer(delta, delta) * (n_a * n_b / n)
+        if n_a:  # + (n_a n_b / n) delta delta^T, in place (BLAS dger, no d x d temporary)
+            with single_threaded_blas():
+                self.scatter = _dger(
+                    n_a * n_b / n, delta, delta, a=self.scatter.T, overwrite_a=1
+                ).T
         self.n = n
 
     def _update_alignment(self, x: NDArray[Any], y: NDArray[Any]) -> None:

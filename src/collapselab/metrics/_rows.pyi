@@ -1,0 +1,13 @@
+from typing import Any
+
+def shift_rows(
+    x: Any,
+    k: int,
+    d: int,
+    s: Any,
+    inv_s_norm: float,
+    a: Any,
+    sq: Any,
+    wsq: Any,
+    stats: bool = True,
+) -> None: ...
