@@ -25,12 +25,14 @@ rows are shifted before any product, and everything is accumulated in float64:
    is small when rows are nearly equal), so the std of L2-normalised rows stays accurate
    down to spreads of 1e-5 of the norm, where ``sum u^2 - (sum u)^2 / n`` cancels.
 
-Row statistics therefore cost one pass over the data for the norms (float32 for float32
-input, relative error ~1e-7; float64 otherwise and for rows whose float32 squares would
-overflow or underflow), the three extra columns of the syrk, and one square +
-matrix-vector product of the cache-resident block.
-Large calls split their rows over threads with single-threaded BLAS, so every step runs
-on all cores; buffers are per-thread and reused (fresh pages cost more than the
+Row statistics therefore cost next to nothing: a small C kernel (``_rows.c``, built by
+``setup.py`` where a compiler exists) reads each row once, writes its shifted copy and
+extra columns into ``A``, and accumulates the row norms and the weighted squares
+``sum_i (b_ij / |z_i|)^2`` from L1 while it is there. Without the kernel a numpy path
+computes the same numbers in five passes (copy, norms, BLAS ``dger`` shift, and after the
+syrk a square and a matrix-vector product of the cache-resident block). Large calls split
+their rows over threads with single-threaded BLAS (the kernel releases the GIL), so every
+step runs on all cores; buffers are per-thread and reused (fresh pages cost more than the
 arithmetic done in them on a VM).
 """
 
