@@ -39,12 +39,19 @@ def run_pair(tmp_path: Path, method: str, steps: int) -> tuple[dict, dict, Path,
             "--lr", "0.05", "--encoder", "mlp"]  # fmt: skip
     ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "collapselab", "train", *args, "--out", str(ddp_dir), "--json"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+    for attempt in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+             "-m", "collapselab", "train", *args, "--out", str(ddp_dir / str(attempt)), "--json"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        # Seen once in CI (then 0 of 8 reruns): a rank aborts in the C++ runtime as gloo tears
+        # down ("terminate called without an active exception", SIGABRT). Only that
+        # signature is retried, once, from scratch; the retry must pass in full.
+        if proc.returncode == 0 or "without an active exception" not in proc.stderr:
+            break
     assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp_dir = ddp_dir / str(attempt)
     summary = json.loads(proc.stdout)  # rank 0 alone prints, and only the JSON
     assert summary["world_size"] == 2
     single = train(TrainConfig(method=method, batch_size=64, epochs=1, max_steps=steps,
