@@ -1,0 +1,75 @@
+"""The labelled calibration corpus of the verdict (``docs/verdict.md``).
+
+Every case is an embedding matrix whose label was earned *outside* the verdict under
+test: from downstream quality (kNN / linear probe / retrieval recall against a healthy
+reference) and from structure (how the matrix was built), never from
+:func:`collapselab.diagnose.measure`. ``benchmarks/calibration/run.py`` regenerates
+the corpus from offline data with fixed seeds, runs the verdict over it and writes the
+table; ``tests/experiments/test_calibration.py`` rebuilds a fast subset and asserts
+every verdict.
+
+Groups (one module each, each yields :class:`Case` objects):
+
+- :mod:`.synthetic`: isotropic Gaussians, rank-r plus noise, a common vector plus
+  noise, power-law spectra, heavy tails, huge-norm outliers;
+- :mod:`.ssl`: self-supervised runs on digits and Fashion-MNIST (healthy methods,
+  collapse ablations, onset snapshots; representation and projector outputs) and
+  supervised features (neural collapse, ``classes`` set);
+- :mod:`.text`: all-MiniLM-L6-v2 frozen, fine-tuned with in-batch negatives or a
+  positives-only loss at several steps, whitened; gensim's corpora and WordNet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: what the verdict must say for a case:
+#: ``healthy``: verdict healthy and no warning;
+#: ``warning``: collapse under way: a warning, or a dimensional / complete verdict;
+#: ``dimensional`` / ``complete``: exactly that verdict.
+Label = Literal["healthy", "warning", "dimensional", "complete"]
+LABELS: tuple[str, ...] = ("healthy", "warning", "dimensional", "complete")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled embedding matrix of the corpus.
+
+    Attributes:
+        name: unique id, ``group/what`` (e.g. ``"ssl-digits/simclr-repr-300"``).
+        group: ``synthetic``, ``ssl-digits``, ``ssl-fashion``, ``supervised``, ``text``.
+        label: what the verdict must say (see :data:`Label`).
+        why: how the label was earned: the downstream numbers against the healthy
+            reference, or the construction (one line).
+        z: ``(n, d)`` float32 embeddings.
+        baseline: ``(n', d)`` reference embeddings the case is compared with (the
+            model before fine-tuning, the run's first evaluation), or None.
+        classes: number of classes when the features are supervised (neural collapse
+            makes rank ``classes - 1`` expected), else None.
+        kind: ``representation`` (encoder output), ``projector`` (the loss's input)
+            or ``embedding`` (a model's output / synthetic matrix).
+        quality: downstream numbers (``knn``, ``linear``, ``recall_at_1``, ...) and
+            those of the healthy reference (``ref_knn``, ...), for the table.
+        fast: part of the fast subset the test suite rebuilds.
+    """
+
+    name: str
+    group: str
+    label: Label
+    why: str
+    z: NDArray[np.float32] = field(repr=False)
+    baseline: NDArray[np.float32] | None = field(default=None, repr=False)
+    classes: int | None = None
+    kind: str = "embedding"
+    quality: dict[str, float] = field(default_factory=dict)
+    fast: bool = False
+
+    def __post_init__(self) -> None:
+        if self.label not in LABELS:
+            raise ValueError(f"{self.name}: label {self.label!r} not in {LABELS}")
+        if self.z.ndim != 2:
+            raise ValueError(f"{self.name}: z must be (n, d), got {self.z.shape}")
