@@ -45,7 +45,7 @@ def run(methods: list[str], epochs: int | None, threads: int, runs_dir: Path) ->
     for name in methods:
         t0 = time.perf_counter()
         s = train(TrainConfig(method=name, data="digits", epochs=epochs, threads=threads,
-                              out=str(runs_dir / name)))  # fmt: skip
+                              out=str(runs_dir / name))).to_dict()  # fmt: skip
         s["wall_seconds"] = time.perf_counter() - t0
         rows.append(s)
         ew = s.get("early_warning", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collapselab.diagnose import SEVERITY, Thresholds, diagnose
+from collapselab.diagnose import SEVERITY, Thresholds, judge as diagnose
 from collapselab.errors import ConfigError, InputError
 from collapselab.metrics import compute_metrics
 

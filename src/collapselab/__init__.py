@@ -14,7 +14,7 @@ __all__ = ["CollapseLabError", "InputError", "CollapseMonitor", "__version__"]
 def __getattr__(name: str) -> Any:
     # Lazy so that `import collapselab` stays light (the monitor pulls in torch).
     if name == "CollapseMonitor":
-        from collapselab.train.callbacks import CollapseMonitor
+        from collapselab.monitor import CollapseMonitor
 
         return CollapseMonitor
     raise AttributeError(f"module 'collapselab' has no attribute {name!r}")

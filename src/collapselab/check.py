@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from collapselab.diagnose import Diagnosis, Thresholds, diagnose
+from collapselab.diagnose import Measurement, Thresholds, measure
 from collapselab.errors import InputError
 from collapselab.io import EmbeddingSource, iter_sources
-from collapselab.metrics import Moments, summarize
+from collapselab.metrics import Moments
 
 #: bytes of the two read buffers together: 32 MiB each, bounded whatever N is.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
@@ -33,15 +33,18 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Verdict and metrics of the files checked as one matrix."""
+    """The Measurement of the files checked as one matrix (and of the baseline files)."""
 
-    diagnosis: Diagnosis
+    measurement: Measurement
     files: list[str]
     seconds: float
+    baseline_files: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        out = self.diagnosis.to_dict()
+        out = self.measurement.to_dict()
         out.update(files=self.files, seconds=round(self.seconds, 4))
+        if self.baseline_files is not None and out.get("baseline") is not None:
+            out["baseline"]["files"] = self.baseline_files
         return out
 
 
@@ -131,17 +134,30 @@ def check_sources(
     chunk_rows: int | None = None,
     sample_size: int = 2048,
     progress: Progress | None = None,
+    baseline: Sequence[EmbeddingSource] | Moments | None = None,
+    classes: int | None = None,
 ) -> CheckResult:
-    """Stream every source through one accumulator and diagnose the whole
-    (see :func:`accumulate_sources` for the arguments and errors)."""
+    """Stream every source through one accumulator and measure the whole
+    (see :func:`accumulate_sources` for the arguments and errors).
+
+    Args:
+        baseline: the reference (files, or moments already accumulated, e.g. of a model
+            before fine-tuning): the result also compares against it.
+        classes: number of classes of supervised features (rank ``C - 1`` expected).
+    """
     t0 = time.perf_counter()
     moments = accumulate_sources(
         sources, chunk_rows=chunk_rows, sample_size=sample_size, progress=progress
     )
+    base_files = None
+    if baseline is not None and not isinstance(baseline, Moments):
+        base_files = [s.name for s in baseline]
+        baseline = accumulate_sources(baseline, chunk_rows=chunk_rows, sample_size=sample_size)
     return CheckResult(
-        diagnose(summarize(moments), thresholds),
+        measure(moments, baseline=baseline, thresholds=thresholds, classes=classes),
         [s.name for s in sources],
         time.perf_counter() - t0,
+        base_files,
     )
 
 
@@ -152,13 +168,16 @@ def check_files(
     chunk_rows: int | None = None,
     sample_size: int = 2048,
     progress: Progress | None = None,
+    baseline: Sequence[str] | None = None,
+    classes: int | None = None,
 ) -> CheckResult:
-    """Check embedding files (``PATH``, ``PATH:KEY`` or globs) as one matrix.
+    """Check embedding files (``PATH``, ``PATH:KEY`` or globs) as one matrix, optionally
+    against baseline files (e.g. the same texts embedded before fine-tuning).
 
     Example:
         >>> from collapselab.check import check_files
-        >>> result = check_files(["embeddings.npy"])          # doctest: +SKIP
-        >>> result.diagnosis.verdict, result.diagnosis.metrics.effective_rank  # doctest: +SKIP
+        >>> result = check_files(["tuned.npy"], baseline=["frozen.npy"])  # doctest: +SKIP
+        >>> result.measurement.verdict, result.measurement.warning      # doctest: +SKIP
     """
     return check_sources(
         iter_sources(list(specs)),
@@ -166,4 +185,6 @@ def check_files(
         chunk_rows=chunk_rows,
         sample_size=sample_size,
         progress=progress,
+        baseline=None if baseline is None else iter_sources(list(baseline)),
+        classes=classes,
     )

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from collapselab._term import ProgressBar, fmt, table
 from collapselab.diagnose import Thresholds
@@ -42,20 +42,41 @@ def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "directory or all-MiniLM-L6-v2) and check the embeddings, streamed",
     )
     p.add_argument("--texts", metavar="TEXTS.txt", help="with --model: one text per line")
+    p.add_argument(
+        "--baseline",
+        nargs="+",
+        metavar="REF",
+        help="reference embeddings (files, PATH:KEY or globs; e.g. the same texts embedded "
+        "before fine-tuning): report the ratios to them and a relative verdict",
+    )
+    p.add_argument(
+        "--baseline-model",
+        metavar="MODEL",
+        help="with --model/--texts: embed the texts with this model too (e.g. the model "
+        "before fine-tuning) and compare",
+    )
+    p.add_argument(
+        "--classes",
+        type=int,
+        metavar="C",
+        help="the features were trained to separate C classes: rank C-1 is expected "
+        "(neural collapse), not a false alarm",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="save the eigen-spectrum figure")
     p.add_argument(
         "--fail-on",
-        choices=["complete", "dimensional"],
-        help="exit 1 when the verdict is at least this bad",
+        choices=["complete", "dimensional", "warning"],
+        help="exit 1 when the verdict is at least this bad (warning: also when collapse "
+        "is under way)",
     )
     p.add_argument(
         "--threshold",
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a verdict threshold (complete_relative_variance, "
-        "dimensional_rank_fraction, min_effective_rank)",
+        help="override a verdict threshold (see docs/verdict.md: complete_relative_variance, "
+        "warn_relative_variance, dimensional_rank_fraction, baseline_warn_ratio, ...)",
     )
     p.add_argument("--chunk-rows", type=int, default=None, help="rows per read")
     p.add_argument(
@@ -86,6 +107,7 @@ def _parse_thresholds(items: Sequence[str]) -> Thresholds:
 def _cmd_check(args: argparse.Namespace) -> int:
     from collapselab.check import check_files
     from collapselab.diagnose import SEVERITY
+    from collapselab.io import iter_sources
 
     thresholds = _parse_thresholds(args.threshold)
     if args.paths and (args.model or args.texts):
@@ -94,6 +116,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError("--model MODEL and --texts TEXTS.txt go together")
     if not args.paths and args.model is None:
         raise ConfigError("nothing to check: give PATH ... or --model MODEL --texts TEXTS.txt")
+    if args.baseline_model is not None and args.model is None:
+        raise ConfigError("--baseline-model goes with --model MODEL --texts TEXTS.txt")
+    if args.baseline_model is not None and args.baseline:
+        raise ConfigError("give --baseline files or --baseline-model, not both")
+    if args.classes is not None and args.classes < 2:
+        raise ConfigError(f"--classes must be >= 2, got {args.classes}")
     bar = ProgressBar("check")
     try:
         if args.model is not None:
@@ -106,6 +134,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 chunk_rows=args.chunk_rows,
                 sample_size=args.sample_size,
                 progress=bar,
+                baseline_model=args.baseline_model,
+                baseline=None if not args.baseline else iter_sources(args.baseline),
+                classes=args.classes,
             )
         else:
             result = check_files(
@@ -114,10 +145,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 chunk_rows=args.chunk_rows,
                 sample_size=args.sample_size,
                 progress=bar,
+                baseline=args.baseline,
+                classes=args.classes,
             )
     finally:
         bar.close()
-    dg = result.diagnosis
+    dg = result.measurement
     if args.plot:
         from collapselab.report.plots import plot_spectrum
 
@@ -126,13 +159,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict()))
     else:
         print(render_check(result, args.plot))
+    if args.fail_on == "warning":
+        return 1 if dg.collapsed or dg.warning else 0
     if args.fail_on and SEVERITY[dg.verdict] >= SEVERITY[args.fail_on]:
         return 1
     return 0
 
 
 def render_check(result: CheckResult, plot: str | None = None) -> str:
-    dg, m = result.diagnosis, result.diagnosis.metrics
+    dg, m = result.measurement, result.measurement.metrics
     rows = [
         ("rows x dims", f"{m.n} x {m.d}"),
         (
@@ -165,16 +200,28 @@ def render_check(result: CheckResult, plot: str | None = None) -> str:
                 f"{m.clipped_eigenvalues} (most negative {m.most_negative_eigenvalue:.2e})",
             )
         )
+    evidence = list(dg.evidence) + ([] if dg.baseline is None else dg.baseline.evidence)
     ev = [
-        (e.name, e.value, f"{e.op} {fmt(e.threshold)}", "yes" if e.crossed else "no")
-        for e in dg.evidence
-    ]
-    out = [
-        f"{', '.join(result.files)}: verdict {dg.verdict.upper()}",
+        (e.name, e.value, f"{e.op} {fmt(e.threshold)}",
+         "-" if e.warn_threshold is None else f"< {fmt(e.warn_threshold)}",
+         "CROSSED" if e.crossed else ("warning" if e.warned else "no"))
+        for e in evidence
+    ]  # fmt: skip
+    head = f"{', '.join(result.files)}: verdict {dg.verdict.upper()} (severity {dg.severity:.2f})"
+    out = [head]
+    if dg.warning:
+        out.append(f"WARNING: {dg.warning}")
+    out += ["", table(rows)]
+    if dg.baseline is not None:
+        b = dg.baseline
+        names = ", ".join(result.baseline_files or ["baseline"])
+        brow = [(k, "n/a" if v is None else f"{v:.3g}") for k, v in b.ratios.items()]
+        brow.append((f"top-{b.k} subspace overlap", f"{b.subspace_overlap:.3g}"))
+        brow.append(("relative verdict", b.verdict))
+        out += ["", f"against {names} (now / baseline):", table(brow)]
+    out += [
         "",
-        table(rows),
-        "",
-        table(ev, header=("evidence", "value", "threshold", "crossed")),
+        table(ev, header=("evidence", "value", "verdict line", "warning line", "crossed")),
         "",
         f"advice: {dg.advice}",
         f"({result.seconds:.2f} s)",
@@ -338,7 +385,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
-    from collapselab.train.callbacks import MonitorState
+    from collapselab.monitor import MonitorState
     from collapselab.train.config import TrainConfig, build_config
     from collapselab.train.trainer import Progress, train
 
@@ -370,20 +417,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     def on_collapse(state: MonitorState) -> None:
         bar.close()
         m = state.metrics
-        print(f"collapselab train: collapse warning at step {state.step}: verdict "
-              f"{state.verdict} (effective rank {fmt(m['effective_rank'])}, relative variance "
-              f"{fmt(m['relative_variance'])}, std of L2-normalised "
-              f"{fmt(m['std_of_l2_normalized'])}); {state.diagnosis.advice}",
+        what = state.verdict if state.collapsed else "collapse under way"
+        print(f"collapselab train: collapse alarm at step {state.step}: {what} (effective "
+              f"rank {fmt(m['effective_rank'])}, relative variance "
+              f"{fmt(m['relative_variance'])}, severity {state.severity:.2f})"
+              + (f"; {state.warning}" if state.warning else ""),
               file=sys.stderr)  # fmt: skip
 
     try:
-        summary = train(cfg, progress=on_progress, on_collapse=on_collapse)
+        summary = train(cfg, progress=on_progress, on_collapse=on_collapse).to_dict()
     finally:
         bar.close()
     if not main_rank:
         return 0
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary, default=str))
         return 0
     labels = [
         ("method", "method"), ("data", "data"), ("steps", "steps"),
@@ -392,6 +440,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         ("knn_accuracy_5_per_class", "1-NN accuracy, 5 labels/class"),
         ("effective_rank", "effective rank (test representation)"),
         ("verdict", "verdict (test representation)"),
+        ("warning", "warning (test representation vs untrained encoder)"),
         ("projection_effective_rank", "effective rank (test projector output)"),
         ("projection_verdict", "verdict (test projector output)"),
         ("first_collapse_step", "monitor: collapse alarm at step"),
@@ -524,11 +573,21 @@ def _cmd_whiten(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr (exit 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from collapselab import __version__
+
+    parser = _Parser(
         prog="collapselab",
         description="Measure, monitor, prevent and explain representation collapse.",
     )
+    parser.add_argument("--version", action="version", version=f"collapselab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_check(sub)
     _add_demo(sub)
@@ -540,13 +599,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_list(parser: argparse.ArgumentParser) -> str:
+    """What ``collapselab`` with no arguments prints: each command with one line."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    width = max(len(a.dest) for a in sub._choices_actions)
+    lines = [f"  {a.dest:<{width}}  {a.help}" for a in sub._choices_actions]
+    return "\n".join(
+        [
+            "usage: collapselab COMMAND ...  (collapselab COMMAND --help: its options)",
+            f"{parser.description}",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "options: --help, --version",
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); returns the exit code.
+
+    With no arguments it lists the commands and exits 0. Errors are one line on stderr:
+    exit 2 for usage and input errors (see each command's --help for its codes)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        print(command_list(parser))
+        return 0
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors: a code, not an exception
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:
         return int(args.func(args))
     except CollapseLabError as exc:
-        print(f"collapselab {args.command}: error: {exc}", file=sys.stderr)
+        message = " ".join(ln.strip() for ln in str(exc).splitlines() if ln.strip())
+        print(f"collapselab {args.command}: error: {message}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"collapselab {args.command}: interrupted", file=sys.stderr)

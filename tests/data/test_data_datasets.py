@@ -145,4 +145,5 @@ def test_fashion_mnist_files_train_end_to_end(tmp_path: Path) -> None:
     _fake_fashion(tmp_path, n_train=64, n_test=20)  # 28x28: the CNN's three-pool path
     s = train(TrainConfig(method="simclr", data="fashion-mnist", data_root=str(tmp_path),
                           batch_size=32, epochs=2, threads=1))  # fmt: skip
-    assert s["steps"] == 4 and 0.0 <= s["knn_accuracy"] <= 1.0
+    assert s.steps == 4 and s.evaluation is not None
+    assert 0.0 <= s.evaluation.knn_accuracy <= 1.0

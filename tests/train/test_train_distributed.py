@@ -57,7 +57,7 @@ def run_pair(tmp_path: Path, method: str, steps: int) -> tuple[dict, dict, Path,
     single = train(TrainConfig(method=method, batch_size=64, epochs=1, max_steps=steps,
                                threads=1, evaluate=False, log_every=1, monitor_every=2,
                                monitor_window=2, optimizer="sgd", lr=0.05, encoder="mlp",
-                               out=str(one_dir)))  # fmt: skip
+                               out=str(one_dir))).to_dict()  # fmt: skip
     assert single["world_size"] == 1
     return summary, single, ddp_dir, one_dir
 

@@ -24,7 +24,7 @@ HEALTHY = [m for m in METHODS if m not in COLLAPSING]
 
 def run(method: str, epochs: int | None, evaluate: bool = False) -> dict:
     return train(TrainConfig(method=method, data="digits", epochs=epochs, threads=1,
-                             evaluate=evaluate, log_every=5))  # fmt: skip
+                             evaluate=evaluate, log_every=5)).to_dict()  # fmt: skip
 
 
 @pytest.mark.parametrize("method", ["variance", "simsiam-no-stopgrad"])

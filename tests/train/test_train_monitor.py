@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from collapselab import CollapseMonitor
-from collapselab.diagnose import Thresholds, diagnose
+from collapselab.diagnose import Thresholds, measure_array
 from collapselab.errors import CollapseDetected
-from collapselab.metrics import compute_metrics
 from collapselab.train.lightning import LightningHooks
 
 
@@ -38,7 +37,7 @@ def test_evaluates_only_at_multiples_of_every_over_the_window() -> None:
     assert states[0] is not None and states[0].metrics["rows"] == 64
     # the same numbers as `check` on the concatenated window (same function, same data)
     z = torch.cat([isotropic(seed=s) for s in (8, 9, 10)])
-    ref = diagnose(compute_metrics(z))
+    ref = measure_array(z)
     assert st.verdict == ref.verdict == "healthy"
     assert st.metrics["effective_rank"] == pytest.approx(ref.metrics.effective_rank, rel=1e-9)
     assert st.metrics["relative_variance"] == pytest.approx(ref.metrics.relative_variance,
@@ -66,7 +65,7 @@ def test_verdicts_on_known_matrices(make: object, verdict: str) -> None:
 def test_on_collapse_raise_warn_callable_and_patience() -> None:
     mon = CollapseMonitor(every=1, window=1, on_collapse="raise", patience=1)
     mon.update(isotropic(), 0)
-    with pytest.raises(CollapseDetected, match="step 1: verdict complete"):
+    with pytest.raises(CollapseDetected, match="alarm at step 1: complete"):
         mon.update(collapsed(), 1)
 
     seen: list[int] = []
@@ -77,7 +76,7 @@ def test_on_collapse_raise_warn_callable_and_patience() -> None:
     assert mon.first_collapse_step == 3
 
     mon = CollapseMonitor(every=1, window=1, on_collapse="warn", patience=1)
-    with pytest.warns(RuntimeWarning, match="collapse detected at step 0"):
+    with pytest.warns(RuntimeWarning, match="collapse alarm at step 0"):
         mon.update(collapsed(), 0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

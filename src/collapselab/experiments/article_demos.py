@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from collapselab.diagnose import diagnose
+from collapselab.diagnose import measure_array
 from collapselab.losses import article_info_nce, nt_xent
 from collapselab.metrics import compute_metrics
 from collapselab.theory.article import linear
@@ -95,7 +95,7 @@ def trace_demo(
         opt.step()
     with torch.no_grad():
         zf = F.normalize(model(x), dim=1) if variant == "infonce-corrected" else model(x)
-    tr.final_verdict = diagnose(compute_metrics(zf)).verdict
+    tr.final_verdict = measure_array(zf).verdict
     return tr
 
 

@@ -88,7 +88,7 @@ def run_one(
             on_progress(p)
 
     cfg = TrainConfig(method=method, data=data, seed=seed, epochs=epochs, **(overrides or {}))
-    summary = train(cfg, progress=progress, on_monitor=monitor)
+    summary = train(cfg, progress=progress, on_monitor=monitor).to_dict()
     summary.pop("config", None)
     record = RunRecord(
         method,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from collapselab.errors import ConfigError
 from collapselab.losses import nt_xent, pairwise_attraction_loss
 from collapselab.metrics.geometry import uniformity
 
@@ -88,7 +89,7 @@ def simulate(
             e2 = noise * torch.randn(z.shape, generator=g, dtype=z.dtype)
             loss = nt_xent(u + e1, u + e2, temperature=temperature)
         else:
-            raise ValueError(f"objective must be 'attraction' or 'infonce', got {objective!r}")
+            raise ConfigError(f"objective must be 'attraction' or 'infonce', got {objective!r}")
         if step in snapshots:
             ud = u.detach()
             rec["steps"].append(step)

@@ -26,9 +26,15 @@ FLOAT32 = np.dtype(np.float32)
 FLOAT64 = np.dtype(np.float64)
 
 
+def one_line(text: str) -> str:
+    """``text`` with its line breaks (and the blanks around them) folded into single
+    spaces: libraries' multi-line messages (pyarrow's, torch's) become one line."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def fail(name: str, problem: str) -> InputError:
     """Build the one-line ``"<name>: <problem>"`` error (callers ``raise`` it)."""
-    return InputError(f"{name}: {problem}")
+    return InputError(one_line(f"{name}: {problem}"))
 
 
 def list_keys(keys: list[str], limit: int = 20) -> str:

@@ -20,12 +20,14 @@ from typing import Any
 
 import numpy as np
 
+from collapselab.errors import InputError
 from collapselab.io._base import (
     EmbeddingSource,
     check_shape,
     convert_into,
     fail,
     list_keys,
+    one_line,
     output_dtype,
     pick_key,
 )
@@ -117,8 +119,10 @@ class ParquetSource(EmbeddingSource):
         pa = _pyarrow(self.name)
         try:
             yield from self._read(pa, rows, start, stop)
-        except (pa.ArrowException, OSError) as e:
-            raise fail(self.name, f"read failed: {e}") from e
+        except InputError:
+            raise
+        except (pa.ArrowException, OSError, ValueError) as e:  # ValueError: bad UTF-8 too
+            raise fail(self.name, f"read failed: {one_line(str(e))}") from e
 
     def _read(self, pa: Any, rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
         pf = pa.parquet.ParquetFile(self._path)
@@ -160,8 +164,8 @@ def open_parquet(path: Path, path_name: str, key: str | None) -> EmbeddingSource
     try:
         pf = pa.parquet.ParquetFile(path)
         schema, n = pf.schema_arrow, pf.metadata.num_rows
-    except (pa.ArrowException, OSError) as e:
-        raise fail(path_name, f"not a valid .parquet file ({e})") from e
+    except (pa.ArrowException, OSError, ValueError) as e:  # ValueError: bad UTF-8 too
+        raise fail(path_name, f"not a valid .parquet file ({one_line(str(e))})") from e
     lists = [f.name for f in schema if _is_list(pa, f.type)]
     numbers = [f.name for f in schema if _is_number(pa, f.type)]
     if key is not None:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import math
 import os
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -55,8 +56,20 @@ _SAFETENSORS_DTYPES = {
     "U8": "u1",
     "BOOL": "?",
 }
-#: Errors a reader may hit mid-stream on a damaged or changing file.
-_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error)
+#: Errors a reader may hit on a damaged or changing file (zipfile raises many kinds on
+#: a damaged archive: IndexError, NotImplementedError, struct.error, ...).
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    ValueError,
+    IndexError,
+    KeyError,
+    NotImplementedError,
+    struct.error,
+    OverflowError,
+)
 
 
 class RawSource(EmbeddingSource):
@@ -98,6 +111,8 @@ class RawSource(EmbeddingSource):
                     yield from self._columns(f, rows, start, stop)
                 else:
                     yield from self._rows(f, rows, start, stop, buffers)
+        except InputError:
+            raise
         except _READ_ERRORS as e:
             raise fail(self.name, f"read failed: {e}") from e
 
@@ -177,8 +192,8 @@ def _npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtyp
         shape, fortran, dtype = readers[version](f)
     except InputError:
         raise
-    except ValueError as e:
-        raise fail(name, f"not a valid .npy file ({e})") from e
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
+        raise fail(name, f"not a valid .npy file ({e or type(e).__name__})") from e
     return tuple(shape), bool(fortran), np.dtype(dtype)
 
 
@@ -219,6 +234,27 @@ def open_npy(path: Path, name: str, key: str | None = None) -> EmbeddingSource:
     )
 
 
+#: deflate cannot expand data by more than about 1032:1 (plus a small constant)
+_MAX_DEFLATE_RATIO = 1040
+
+
+def _check_member_size(member: zipfile.ZipInfo, name: str, size: int) -> None:
+    """The sizes a zip directory claims for ``member`` are plausible, so that a forged
+    uncompressed size (the ``.npy`` header is checked against it, and it bounds every
+    buffer) cannot make us allocate more than about a thousand times the file size."""
+    ok = member.compress_size <= size and (
+        member.file_size <= member.compress_size
+        if member.compress_type == zipfile.ZIP_STORED
+        else member.file_size <= _MAX_DEFLATE_RATIO * member.compress_size + 1024
+    )
+    if not ok:
+        raise fail(
+            name,
+            f"not a valid .npz (zip) archive (member claims {member.file_size} bytes from "
+            f"{member.compress_size} stored bytes in a file of {size} bytes)",
+        )
+
+
 def open_npz(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
     """Open one array of a ``.npz`` archive (``np.savez`` or ``np.savez_compressed``).
 
@@ -236,12 +272,15 @@ def open_npz(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
             key = pick_key(path_name, list(members), key)
             member = members[key]
             name = f"{path_name}:{key}"
+            _check_member_size(member, name, os.path.getsize(path))
             with zf.open(member) as f:
                 shape, fortran, dtype, offset = _validated_npy(f, name, member.file_size)
             if fortran:
                 with zf.open(member) as f:
                     array = np.lib.format.read_array(f, allow_pickle=False)
                 return ArraySource(name, array, dtype.name)
+    except InputError:
+        raise
     except _READ_ERRORS as e:
         raise fail(path_name, f"not a valid .npz (zip) archive ({e})") from e
 

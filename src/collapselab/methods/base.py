@@ -7,7 +7,7 @@ A method owns an encoder (backbone), its heads and its loss. One training step::
     method.after_optimizer_step(step, total_steps)  # EMA teachers, schedules
 
 ``embeddings`` are the detached encoder outputs (representations) of the first view,
-the rows the :class:`~collapselab.train.callbacks.CollapseMonitor` watches; ``paired``
+the rows the :class:`~collapselab.monitor.CollapseMonitor` watches; ``paired``
 are the second view's, for alignment. ``embed(x)`` returns the same representation in
 evaluation mode, which the evaluation (kNN, linear probe, verdict) reads; ``project(x)``
 returns the embeddings the loss acts on (projector output), reported for comparison.

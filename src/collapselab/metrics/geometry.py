@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from collapselab.errors import DegenerateInputError
+
 
 def _as_f64(z: Any) -> torch.Tensor:
     t = torch.as_tensor(z) if not isinstance(z, torch.Tensor) else z.detach()
@@ -83,7 +85,7 @@ def uniformity(z: Any, t: float = 2.0, block: int = 1024) -> float:
     u = _unit(_as_f64(z))
     n = u.shape[0]
     if n < 2:
-        raise ValueError("uniformity needs at least 2 rows")
+        raise DegenerateInputError("uniformity needs at least 2 rows")
     lse, _ = _pairwise_logsumexp(u, t, block)
     return lse - math.log(n * (n - 1) / 2)
 

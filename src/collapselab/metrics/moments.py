@@ -42,7 +42,7 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,12 +50,31 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg.blas import dger as _dger
 
+from collapselab.errors import InputError
+
 _rows: Any
 try:  # the C row kernel (setup.py builds it where a C compiler is present)
     import collapselab.metrics._rows as _rows
 except ImportError:  # pragma: no cover - the numpy path computes the same numbers
     _rows = None
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: Rows are accumulated in units of ``2**scale_exp`` chosen so that every entry lies in
+#: [2**-100, 2**100]: there squares, scatter sums and the eigenvalues' squares (the
+#: participation ratio) stay far from float64's overflow and underflow. Data inside the
+#: range (practically all embeddings) keeps ``scale_exp = 0`` and costs nothing extra:
+#: only a block whose largest squared row norm leaves [2**-200, 2**200] is looked at.
+_ABS_HI = 2.0**100
+_ABS_LO = 2.0**-100
+_SQ_HI = _ABS_HI * _ABS_HI
+_SQ_LO = _ABS_LO * _ABS_LO
+#: rows whose squared norm is below this count as zero rows (see _Partial.block)
+_SQ_TINY = 2.0**-300
+
+
+class _Rescale(Exception):
+    """Raised by a :class:`_Partial` whose block holds finite entries outside
+    [_ABS_LO, _ABS_HI] in the current units: :meth:`Moments.update` rescales and retries."""
 
 #: target size in bytes of the float64 block buffer: two threads' blocks and their
 #: (d + 3)^2 products stay in a 32 MiB L3 ...
@@ -118,6 +137,28 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: type = np.float64) -> NDA
     return buf[:size].reshape(shape)
 
 
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_memory(d: int) -> None:
+    """Refuse, with one line, a ``d`` whose ``d x d`` float64 state cannot fit in memory
+    (the scatter, a run buffer per worker, the block product and the eigensolve's copies:
+    about 8 matrices), instead of failing in the allocator or being killed mid-stream."""
+    need = 8 * 8 * (d + 3) ** 2
+    have = _physical_memory()
+    if have is not None and need > have:
+        from collapselab.errors import InputError
+
+        raise InputError(
+            f"{d} columns: the {d} x {d} float64 moments need about {need / 2**30:.3g} GiB, "
+            f"more than this machine's {have / 2**30:.3g} GiB of memory"
+        )
+
+
 class _Run:
     """Sums over consecutive blocks taken around one shift ``s``: ``g = A^T A`` of the
     augmented shifted rows (see :meth:`_Partial.add`) plus the unit-row terms."""
@@ -125,7 +166,9 @@ class _Run:
     def __init__(self, shift: NDArray[Any], d: int, g: NDArray[np.float64]) -> None:
         self.shift = shift.astype(np.float64)  # exactly representable in the input precision
         self.shift_aug = np.concatenate([self.shift, np.zeros(3)])
-        s_norm = math.sqrt(float(self.shift @ self.shift))
+        with np.errstate(all="ignore"):  # a block that will be rescaled may overflow here
+            s_norm = math.sqrt(float(self.shift @ self.shift))
+        s_norm = s_norm if math.isfinite(s_norm) else 0.0
         self.inv_s_norm = 1.0 / s_norm if s_norm > 0 else 0.0
         self.r = self.shift * self.inv_s_norm  # s / |s| (0 when s = 0)
         self.g = g  # (d + 3, d + 3), reused across calls: zeroed here
@@ -145,9 +188,10 @@ class _Partial:
     touching the :class:`Moments` it will be merged into: closed runs in order plus the
     row-norm statistics."""
 
-    def __init__(self, d: int, acc: NDArray[np.float64]) -> None:
+    def __init__(self, d: int, acc: NDArray[np.float64], check_low: bool = True) -> None:
         self.d = d
-        self.acc = acc  # (d + 3, d + 3) buffer of the current run's A^T A
+        self.acc = acc
+        self.check_low = check_low  # ask for upscaling when every entry is tiny  # (d + 3, d + 3) buffer of the current run's A^T A
         self.runs: list[_Run] = []
         self.run: _Run | None = None
         self.rows_seen = 0
@@ -162,7 +206,7 @@ class _Partial:
     def feed(self, x: NDArray[Any], rows: int) -> _Partial:
         for start in range(0, x.shape[0], rows):
             self.block(x[start : start + rows])
-        if self.run is not None:
+        if self.run is not None and self.run.g[self.d, self.d]:  # a run of no rows: skip
             self.runs.append(self.run)
             self.run = None
         return self
@@ -171,6 +215,20 @@ class _Partial:
         offset = self.rows_seen
         self.rows_seen += x.shape[0]
         a, sq, wsq = self._prepare(x)
+        top = float(sq.max())  # nan if any row has a NaN
+        if not _SQ_LO <= top <= _SQ_HI or ((sq > 0.0) & (sq < _SQ_TINY)).any():
+            # Rare path (NaN/Inf, all-zero or out-of-range rows): is a rescale needed?
+            with np.errstate(all="ignore"):
+                big = np.abs(x[np.isfinite(x).all(axis=1)]).max(initial=0.0)
+            if big > _ABS_HI or (self.check_low and 0.0 < big < _ABS_LO):
+                raise _Rescale
+            tiny = (sq > 0.0) & (sq < _SQ_TINY)
+            if tiny.any():
+                # rows of norm below 2**-150 (in units where entries reach up to 2**100)
+                # count as zero rows: 1/|z_i| would overflow the unit-row sums
+                x = np.array(x)
+                x[tiny] = 0
+                a, sq, wsq = self._prepare(x)
         if not np.isfinite(sq).all():
             # Rare path: rows with NaN/Inf are counted, located and left out.
             bad = ~np.isfinite(sq)
@@ -197,7 +255,10 @@ class _Partial:
             if shift is None:
                 head = np.asarray(x[: min(k, 256)], dtype=np.float64)
                 head = head[np.isfinite(head).all(axis=1)]
-                shift = head.mean(axis=0) if head.shape[0] else np.zeros(d)
+                with np.errstate(all="ignore"):  # rows near 1.8e308 overflow the mean
+                    shift = head.mean(axis=0) if head.shape[0] else np.zeros(d)
+                if not np.isfinite(shift).all():
+                    shift = head[0]  # such a block is rescaled anyway; any finite row does
             if x.dtype.kind == "f" and x.dtype.itemsize <= 4:
                 shift = shift.astype(np.float32)  # so that x - s is exact in float64
             run = self.run = _Run(shift, d, self.acc)
@@ -295,6 +356,12 @@ class Moments:
         nonfinite_rows / first_nonfinite: rows with NaN/Inf (excluded from everything
             else) and the 0-based index of the first one in feeding order.
         input_eps: machine epsilon of the least precise input dtype seen.
+        scale_exp: the rows are accumulated as ``z * 2**-scale_exp``: ``mean``, ``scatter``,
+            the norm sums and ``sample_rows`` (hence :meth:`covariance` and
+            :meth:`second_moment`) are in units of ``2**scale_exp``. It is 0 unless
+            finite entries beyond ``2**100`` (e.g. 1e200, whose squares overflow float64)
+            or only entries below ``2**-100`` are fed; :func:`summarize` reports in the
+            input's units.
     """
 
     d: int
@@ -316,13 +383,15 @@ class Moments:
     input_eps: float = float(np.finfo(np.float64).eps)
     align_sum: float = 0.0
     align_n: int = 0
+    scale_exp: int = 0
     sample_keys: NDArray[np.float64] = field(init=False, repr=False)
     sample_rows: NDArray[np.float64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.d < 1:
-            raise ValueError(f"Moments needs d >= 1 columns, got {self.d}")
+            raise InputError(f"Moments needs d >= 1 columns, got {self.d}")
         d = self.d
+        _check_memory(d)
         self.mean = np.zeros(d)
         self.scatter = np.zeros((d, d))
         self.unit_sum = np.zeros(d)
@@ -338,7 +407,7 @@ class Moments:
         """Moments of one matrix ``z`` of shape ``(N, d)`` (and its paired view)."""
         arr = _to_numpy(z)
         if arr.ndim != 2:
-            raise ValueError(f"expected a 2-D (N, d) matrix, got shape {arr.shape}")
+            raise InputError(f"expected a 2-D (N, d) matrix, got shape {arr.shape}")
         return cls(arr.shape[1], **kwargs).update(arr, paired=paired)
 
     # ------------------------------------------------------------------ feeding
@@ -356,11 +425,53 @@ class Moments:
         """
         x = _to_numpy(z)
         if x.ndim != 2 or x.shape[1] != self.d:
-            raise ValueError(f"expected rows of shape (N, {self.d}), got {x.shape}")
+            raise InputError(f"expected rows of shape (N, {self.d}), got {x.shape}")
         if x.dtype.kind == "f":
             self.input_eps = max(self.input_eps, float(np.finfo(x.dtype).eps))
         if paired is not None:
             self._update_alignment(x, _to_numpy(paired))
+        if self.scale_exp:
+            x = self._in_units(x, self.scale_exp)
+        try:
+            self._feed(x, sample=True, check_low=True)
+        except _Rescale:
+            # Rare: finite entries beyond 2**100 (or all below 2**-100) in our units.
+            # Re-express everything in units of 2**e with the largest magnitude near 1
+            # (powers of two: exact) and feed the rows again; the sample already holds
+            # this call's rows, in the old units, and is rescaled with the rest.
+            with np.errstate(all="ignore"):
+                big = float(np.abs(x[np.isfinite(x).all(axis=1)]).max(initial=0.0))
+            top = max(big, self.norm_max if self.n else 0.0)
+            shift = math.frexp(top)[1]
+            self._rescale(self.scale_exp + shift)
+            self._feed(self._in_units(x, shift), sample=False, check_low=False)
+        return self
+
+    @staticmethod
+    def _in_units(x: NDArray[Any], exp: int) -> NDArray[np.float64]:
+        """``x * 2**-exp`` in float64 (exact but for entries that leave the range)."""
+        with np.errstate(all="ignore"):
+            return np.ldexp(np.asarray(x, dtype=np.float64), -exp)
+
+    def _rescale(self, exp: int) -> None:
+        """Re-express the state in units of ``2**exp`` (was ``2**scale_exp``)."""
+        k = self.scale_exp - exp  # stored values are multiplied by 2**k
+        if not k:
+            return
+        with np.errstate(all="ignore"):
+            self.mean = np.ldexp(self.mean, k)
+            self.scatter = np.ldexp(self.scatter, 2 * k)
+            self.sample_rows = np.ldexp(self.sample_rows, k)
+            self.sq_norm_sum = math.ldexp(self.sq_norm_sum, 2 * k)
+            self.norm_sum = math.ldexp(self.norm_sum, k)
+            if math.isfinite(self.norm_min):
+                self.norm_min = math.ldexp(self.norm_min, k)
+            self.norm_max = math.ldexp(self.norm_max, k)
+        self.scale_exp = exp
+
+    def _feed(self, x: NDArray[Any], sample: bool, check_low: bool) -> None:
+        """Add the rows of ``x`` (in our units); raises :class:`_Rescale` with the state
+        untouched, but for the row sample when ``sample``."""
         rows = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * (self.d + 3)))
         workers = min(_WORKERS, x.shape[0] // _MIN_BLOCK_ROWS)
         # Every BLAS call below runs single-threaded: two OpenBLAS pools (numpy's and
@@ -368,23 +479,26 @@ class Moments:
         acc = self._accumulators(max(workers, 1))
         with single_threaded_blas():
             if workers < 2:
-                self._update_sample(x)
-                self._absorb(_Partial(self.d, acc[0]).feed(x, rows))
-                return self
+                if sample:
+                    self._update_sample(x)
+                self._absorb(_Partial(self.d, acc[0], check_low).feed(x, rows))
+                return
             # Contiguous row ranges on parallel threads (numpy releases the GIL), merged
             # in order: every step runs on all cores, the centring and row statistics
             # too, not only the syrk; the sample is drawn meanwhile.
             bounds = [x.shape[0] * i // workers for i in range(workers + 1)]
             futures = [
                 _executor().submit(
-                    _Partial(self.d, acc[i]).feed, x[bounds[i] : bounds[i + 1]], rows
+                    _Partial(self.d, acc[i], check_low).feed, x[bounds[i] : bounds[i + 1]], rows
                 )
                 for i in range(workers)
             ]
-            self._update_sample(x)
-            for f in futures:
-                self._absorb(f.result())
-        return self
+            if sample:
+                self._update_sample(x)
+            wait(futures)  # all done (their buffers are free) before anything is absorbed
+            parts = [f.result() for f in futures]
+            for part in parts:
+                self._absorb(part)
 
     def _accumulators(self, count: int) -> list[NDArray[np.float64]]:
         """``count`` reused ``(d + 3, d + 3)`` buffers for the runs of one call (one per
@@ -409,6 +523,8 @@ class Moments:
         for run in part.runs:
             g, s = run.g, run.shift
             k = int(round(g[d, d]))
+            if not k:  # no rows (every row of its blocks was non-finite)
+                continue
             delta = g[:d, d] / k  # run mean - s
             # scatter about the run's mean: g[:d, :d] -= k delta delta^T, in place
             pad = np.zeros(3)
@@ -439,7 +555,7 @@ class Moments:
 
     def _update_alignment(self, x: NDArray[Any], y: NDArray[Any]) -> None:
         if y.shape != x.shape:
-            raise ValueError(f"paired view has shape {y.shape}, expected {x.shape}")
+            raise InputError(f"paired view has shape {y.shape}, expected {x.shape}")
         xa, ya = x.astype(np.float64), y.astype(np.float64)
         ux = xa / np.maximum(np.linalg.norm(xa, axis=1, keepdims=True), 1e-300)
         uy = ya / np.maximum(np.linalg.norm(ya, axis=1, keepdims=True), 1e-300)
@@ -497,7 +613,7 @@ class Moments:
     def merge(self, other: Moments) -> Moments:
         """Fold ``other`` into ``self`` exactly (as if its rows had been fed after ours)."""
         if other.d != self.d:
-            raise ValueError(f"cannot merge moments of d={other.d} into d={self.d}")
+            raise InputError(f"cannot merge moments of d={other.d} into d={self.d}")
         if other.nonfinite_rows:
             if self.first_nonfinite < 0:
                 self.first_nonfinite = self.rows_seen + other.first_nonfinite
@@ -592,6 +708,7 @@ class Moments:
                 self.unit_sq_sum,
                 self.sample_keys,
                 self.sample_rows.ravel(),
+                [self.scale_exp] if self.scale_exp else [],  # absent: 0 (older states)
             ]
         )
 
@@ -613,13 +730,17 @@ class Moments:
         ):
             setattr(out, name, v[pos : pos + size].reshape(shape).copy())
             pos += size
+        if v.size > pos:
+            out.scale_exp = int(v[pos])
         return out
 
     # ------------------------------------------------------------------ read-outs
     def covariance(self) -> NDArray[np.float64]:
-        """Centred covariance ``C = scatter / n`` (the 1/N convention of the article), (d, d)."""
+        """Centred covariance ``C = scatter / n`` (the 1/N convention of the article), (d, d),
+        in units of ``2**(2 * scale_exp)`` (see the class docstring; normally 1)."""
         return self.scatter / max(self.n, 1)
 
     def second_moment(self) -> NDArray[np.float64]:
-        """Uncentred second moment ``M = (1/N) Z^T Z = C + mean mean^T``, (d, d)."""
+        """Uncentred second moment ``M = (1/N) Z^T Z = C + mean mean^T``, (d, d), in the
+        units of :meth:`covariance`."""
         return self.covariance() + np.outer(self.mean, self.mean)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -90,6 +90,14 @@ def eigenvalues_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], int, 
     return lam, int(neg.sum()), most_negative
 
 
+def eigh_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Eigenvalues (descending) and eigenvectors (columns, same order) of the symmetric
+    ``a``; single-threaded LAPACK as in :func:`eigenvalues_desc`."""
+    with single_threaded_blas():
+        lam, vec = np.linalg.eigh((a + a.T) * 0.5)
+    return lam[::-1].copy(), vec[:, ::-1].copy()
+
+
 def summarize(m: Moments) -> EmbeddingMetrics:
     """Compute every metric from accumulated moments (cost: two ``d x d`` eigensolves).
 
@@ -121,7 +129,7 @@ def summarize(m: Moments) -> EmbeddingMetrics:
     num_rank = spectral.numerical_rank(lam, rtol, reference=float(mu2[0]))
     # when every direction of variance is below rounding, there is nothing to count
     erank = spectral.effective_rank(lam) if num_rank else float("nan")
-    return EmbeddingMetrics(
+    metrics = EmbeddingMetrics(
         n=n,
         d=d,
         eigenvalues=lam,
@@ -158,6 +166,27 @@ def summarize(m: Moments) -> EmbeddingMetrics:
         nonfinite_rows=m.nonfinite_rows,
         first_nonfinite=m.first_nonfinite,
     )
+    return _in_input_units(metrics, m.scale_exp) if m.scale_exp else metrics
+
+
+def _in_input_units(metrics: EmbeddingMetrics, exp: int) -> EmbeddingMetrics:
+    """Scale-dependent metrics of rows accumulated as ``z * 2**-exp`` back in the units of
+    ``z``. Everything else (the verdict's inputs included) is scale-free. A value beyond
+    float64's range (the eigenvalues of rows of norm 1e200) becomes inf (None in JSON)."""
+    with np.errstate(all="ignore"):
+        return replace(
+            metrics,
+            eigenvalues=np.ldexp(metrics.eigenvalues, 2 * exp),
+            uncentered_eigenvalues=np.ldexp(metrics.uncentered_eigenvalues, 2 * exp),
+            most_negative_eigenvalue=float(np.ldexp(metrics.most_negative_eigenvalue, 2 * exp)),
+            total_variance=float(np.ldexp(metrics.total_variance, 2 * exp)),
+            mean_sq_norm=float(np.ldexp(metrics.mean_sq_norm, 2 * exp)),
+            per_dim_std=np.ldexp(metrics.per_dim_std, exp),
+            mean_norm=float(np.ldexp(metrics.mean_norm, exp)),
+            std_norm=float(np.ldexp(metrics.std_norm, exp)),
+            min_norm=float(np.ldexp(metrics.min_norm, exp)),
+            max_norm=float(np.ldexp(metrics.max_norm, exp)),
+        )
 
 
 def compute_metrics(z: Any, z2: Any = None, sample_size: int = 2048) -> EmbeddingMetrics:

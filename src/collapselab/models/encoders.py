@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from collapselab.errors import ConfigError
 from collapselab.models.norm import BatchNorm
 
 Tensor = torch.Tensor
@@ -85,7 +86,7 @@ def build_encoder(kind: str, input_shape: tuple[int, ...]) -> MLPEncoder | Small
         input_shape: ``(C, H, W)`` or ``(D,)`` of one example.
 
     Raises:
-        ValueError: unknown kind, or ``"cnn"`` for vector inputs.
+        ConfigError: unknown kind, or ``"cnn"`` for vector inputs.
     """
     is_image = len(input_shape) == 3
     if kind == "auto":
@@ -94,6 +95,6 @@ def build_encoder(kind: str, input_shape: tuple[int, ...]) -> MLPEncoder | Small
         return MLPEncoder(math.prod(input_shape))
     if kind == "cnn":
         if not is_image:
-            raise ValueError(f"encoder 'cnn' needs (C, H, W) inputs, got shape {input_shape}")
+            raise ConfigError(f"encoder 'cnn' needs (C, H, W) inputs, got shape {input_shape}")
         return SmallCNN(input_shape[0], input_shape[1])
-    raise ValueError(f"unknown encoder {kind!r}; choose auto, mlp or cnn")
+    raise ConfigError(f"unknown encoder {kind!r}; choose auto, mlp or cnn")

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from collapselab.errors import ConfigError
 from collapselab.models.norm import BatchNorm
 
 Tensor = torch.Tensor
@@ -40,7 +41,7 @@ class MLPHead(nn.Module):
     ) -> None:
         super().__init__()
         if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+            raise ConfigError(f"num_layers must be >= 1, got {num_layers}")
         layers: list[nn.Module] = []
         prev = in_dim
         for _ in range(num_layers - 1):

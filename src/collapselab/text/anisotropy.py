@@ -15,7 +15,7 @@ The numbers, all read off :func:`collapselab.metrics.compute_metrics` (one float
   ``sum_{i<=k} lambda_i / sum_i lambda_i``.
 - ``mean_share``: share of the mean squared norm held by the mean vector,
   ``||mu||^2 / E||z||^2 = 1 - relative_variance``; near 1 when every row is the mean.
-- ``effective_rank`` and the verdict of :func:`collapselab.diagnose.diagnose`.
+- ``effective_rank`` and the verdict of :func:`collapselab.diagnose.judge`.
 
 :func:`anisotropy` reports these for the embeddings as they are and after each
 correction (centring, removing the top ``D`` directions, whitening), fitted on the same
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from collapselab.diagnose import Thresholds, diagnose
+from collapselab.diagnose import Thresholds, judge
 from collapselab.errors import ConfigError
 from collapselab.io import iter_sources, load_embeddings, open_embeddings
 from collapselab.metrics import EmbeddingMetrics, compute_metrics, summarize
@@ -78,7 +78,7 @@ class Geometry:
             effective_rank=float(met.effective_rank),
             isotropic_effective_rank=float(met.isotropic_effective_rank),
             std_of_l2_normalized=float(met.std_of_l2_normalized),
-            verdict=diagnose(met, thresholds).verdict,
+            verdict=judge(met, thresholds).verdict,
         )
 
     @classmethod

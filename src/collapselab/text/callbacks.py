@@ -22,7 +22,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from collapselab.diagnose import SEVERITY, Thresholds
+from collapselab.diagnose import Thresholds
 from collapselab.text.monitor import ProbeMonitor, ProbeRecord
 
 try:  # sentence-transformers >= 6
@@ -36,9 +36,8 @@ except ImportError:  # pragma: no cover - 3.x to 5.x
 def record_metrics(record: ProbeRecord) -> dict[str, float]:
     """Flat float metrics of a probe record (None values dropped), for trainer logs."""
     out = {k: float(v) for k, v in record.state.metrics.items() if v is not None}
-    out["verdict_severity"] = float(SEVERITY[record.verdict])
     out["relative_spread"] = record.relative_spread
-    out["spread_alarm"] = float(record.alarm)
+    out["alarm"] = float(record.alarm)
     if record.recall_at_1 is not None:
         out["recall_at_1"] = record.recall_at_1
     return out
@@ -53,8 +52,8 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         heldout_pairs: optional (queries, documents) texts scored by recall@1.
         on_collapse: the monitor's reaction (``"warn"``, ``"raise"``, ``"ignore"``,
             callable).
-        stop_on_collapse: set ``control.should_training_stop`` once the verdict or the
-            spread alarm fires (see :class:`ProbeMonitor`).
+        stop_on_collapse: set ``control.should_training_stop`` once the alarm fires (a
+            warning or a collapse verdict; see :class:`~collapselab.monitor.AlarmPolicy`).
         batch_size: texts per forward pass for the probe.
         thresholds: verdict thresholds.
 
@@ -82,8 +81,7 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         record = self.probe(model, int(state.global_step))
         if record is None:
             return
-        fired = self.probe.first_collapse_step is not None or record.alarm
-        if self.stop_on_collapse and fired:
+        if self.stop_on_collapse and self.probe.first_collapse_step is not None:
             control.should_training_stop = True
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -105,7 +103,7 @@ class CollapseMonitorEvaluator(BaseEvaluator):  # type: ignore[misc]
         on_collapse, batch_size, thresholds: as for :class:`ProbeMonitor`.
 
     Returns (when called):
-        ``{name_effective_rank, name_mean_cosine, name_verdict_severity, ...}``; the
+        ``{name_effective_rank, name_mean_cosine, name_severity, ...}``; the
         primary metric is the effective rank (greater is better).
     """
 

@@ -243,17 +243,26 @@ def check_texts(
     sample_size: int = 2048,
     progress: Progress | None = None,
     device: str = "cpu",
+    baseline_model: str | os.PathLike[str] | None = None,
+    baseline: Sequence[EmbeddingSource] | None = None,
+    classes: int | None = None,
 ) -> CheckResult:
-    """``collapselab check --model M --texts T``: embed and diagnose in one streaming pass.
+    """``collapselab check --model M --texts T``: embed and measure in one streaming pass.
 
     The embeddings go straight into the check pipeline's float64 accumulator chunk by
     chunk (``chunk_rows`` texts at a time, default 256); nothing is written to disk.
+    With ``baseline_model`` (e.g. the model before fine-tuning) the same texts are
+    embedded by it too and the result compares the two; ``baseline`` takes ready files.
     """
     source = open_text_source(model, texts, batch_size, device)
+    if baseline_model is not None:
+        baseline = [open_text_source(baseline_model, texts, batch_size, device)]
     return check_sources(
         [source],
         thresholds=thresholds,
         chunk_rows=chunk_rows or DEFAULT_CHUNK_TEXTS,
         sample_size=sample_size,
         progress=progress,
+        baseline=baseline,
+        classes=classes,
     )

@@ -79,7 +79,6 @@ class FinetuneConfig:
     word_pairs: bool = True  # SimLex-999 / WordSim-353 Spearman at start and end
     encode_batch: int = 64  # texts per forward pass when probing
     thresholds: Thresholds = field(default_factory=Thresholds)  # the monitor's verdicts
-    alarm_ratio: float = 0.5  # spread alarm: half of the probe's initial spread is gone
     repair_corpus: int = 2048  # texts to fit centring / top-k removal / whitening on (0: skip)
 
     def __post_init__(self) -> None:
@@ -120,7 +119,9 @@ class TrackPoint:
     lee_pearson: float | None
     verdict: str
     relative_spread: float  #: probe relative variance / its value at step 0
-    alarm: bool
+    alarm: bool  #: a warning (collapse under way) or a collapse verdict
+    severity: float = 0.0  #: Measurement.severity of the probe set
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,8 +130,8 @@ class RunResult:
 
     loss: str
     points: list[TrackPoint]
-    first_collapse_step: int | None  #: first collapsed verdict (None: never)
-    first_alarm_step: int | None  #: first spread alarm (None: never)
+    first_collapse_step: int | None  #: first dimensional / complete verdict (None: never)
+    first_alarm_step: int | None  #: first warning or collapse verdict (None: never)
     simlex_spearman: float | None  #: at the end of the run
     wordsim_spearman: float | None
     seconds: float
@@ -265,8 +266,7 @@ def _run(
                  "corrections": _corrections(model, d, cfg.encode_batch)}  # fmt: skip
     queries, docs = [g for g, _ in d.heldout], [e for _, e in d.heldout]
     probe = ProbeMonitor(d.probe, cfg.every, on_collapse="ignore", heldout_pairs=(queries, docs),
-                         batch_size=cfg.encode_batch, thresholds=cfg.thresholds,
-                         alarm_ratio=cfg.alarm_ratio)  # fmt: skip
+                         batch_size=cfg.encode_batch, thresholds=cfg.thresholds)  # fmt: skip
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
     points: list[TrackPoint] = []
     losses: list[float] = []
@@ -292,6 +292,8 @@ def _run(
                     verdict=record.verdict,
                     relative_spread=record.relative_spread,
                     alarm=record.alarm,
+                    severity=record.state.severity,
+                    warning=record.state.warning,
                 ))  # fmt: skip
                 losses = []
                 if progress is not None:
@@ -320,8 +322,8 @@ def _run(
     result = RunResult(
         loss=name,
         points=points,
-        first_collapse_step=probe.first_collapse_step,
-        first_alarm_step=probe.first_alarm_step,
+        first_collapse_step=next((p.step for p in points if p.verdict != "healthy"), None),
+        first_alarm_step=next((p.step for p in points if p.alarm), None),
         simlex_spearman=end_words["simlex999"],
         wordsim_spearman=end_words["wordsim353"],
         seconds=time.perf_counter() - t0,

@@ -3,20 +3,18 @@
 A training batch of sentence pairs is a poor sample of the embedding space (32 rows in
 384 dimensions). :class:`ProbeMonitor` instead embeds a *fixed* probe set of texts
 (a few hundred to a few thousand sentences) every ``every`` steps, without gradients, and
-feeds the embeddings to :class:`~collapselab.train.callbacks.CollapseMonitor` -- the same
+feeds the embeddings to :class:`~collapselab.monitor.CollapseMonitor` -- the same
 metrics and verdict as ``collapselab check``. Optionally it scores held-out
 (query, document) pairs by recall@1 at the same steps, so the geometry and the task can
 be read side by side.
 
-**Spread alarm.** The verdict's thresholds are absolute (``complete`` when the relative
-variance ``trace(C) / E||z||^2`` falls below 0.05, i.e. a random-pair cosine of about
-0.95 for unit-norm rows), which suits "all rows are one vector" but comes late for a
-retrieval model: there, recall is already falling at a cosine of 0.7, and frozen models
-differ widely in their own anisotropy. So the probe monitor also compares each
-evaluation with the *first* one (the model before fine-tuning): ``relative_spread`` is
-the relative variance now over its value at the first probe, and the alarm fires when it
-drops below ``alarm_ratio`` (default 0.5: half of the model's own spread is gone). It
-reacts like ``on_collapse`` and is recorded in ``first_alarm_step``.
+**Against the model's own start.** The first probe (the model before fine-tuning) is the
+monitor's baseline: every later probe is measured against it, with the same rule as
+``collapselab check --baseline``. A retrieval model's recall already falls while the
+random-pair cosine is 0.3-0.6, long before any absolute line; the relative spread
+(relative variance now / at the first probe) catches it: below 0.75 the state carries a
+warning, and the alarm policy (:class:`~collapselab.monitor.AlarmPolicy`, the same for
+every monitor) fires on it.
 
 Use it in any loop (``probe(model, step)``), or through the sentence-transformers /
 transformers adapters in :mod:`collapselab.text.callbacks`.
@@ -24,22 +22,18 @@ transformers adapters in :mod:`collapselab.text.callbacks`.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from collapselab.diagnose import Thresholds
-from collapselab.errors import CollapseDetected, ConfigError
+from collapselab.errors import ConfigError
+from collapselab.monitor import AlarmPolicy, CollapseMonitor, MonitorState, OnCollapse
 from collapselab.text.evaluate import recall_at_k
 from collapselab.text.model import encode
-from collapselab.train.callbacks import CollapseMonitor, MonitorState, OnCollapse
 
 #: CollapseMonitor's pairwise-statistics sample for probe sets (rows per evaluation)
 PROBE_SAMPLE = 512
-
-logger = logging.getLogger("collapselab.monitor")
 
 
 @dataclass(frozen=True)
@@ -50,7 +44,11 @@ class ProbeRecord:
     state: MonitorState = field(repr=False)
     recall_at_1: float | None
     relative_spread: float  #: relative variance / its value at the first probe (1 at start)
-    alarm: bool  #: relative_spread < alarm_ratio
+
+    @property
+    def alarm(self) -> bool:
+        """Collapse under way or crossed (a warning or a collapse verdict)."""
+        return self.state.level > 0
 
     @property
     def verdict(self) -> str:
@@ -73,11 +71,11 @@ class ProbeMonitor:
         heldout_pairs: optional ``(queries, documents)`` texts, row ``i`` relevant to row
             ``i``, scored by recall@1 at each evaluation.
         batch_size: texts per forward pass when embedding the probe.
-        thresholds: verdict thresholds (default: those of ``collapselab check``).
-        alarm_ratio: raise the spread alarm when the relative variance falls below this
-            fraction of its value at the first probe (None: no alarm).
-        patience: consecutive collapsed verdicts before ``on_collapse`` fires. 1 by
-            default: a fixed probe set has no batch-to-batch noise to ride out.
+        thresholds: verdict thresholds (default: those of ``collapselab check``; the
+            warning line of the spread against the first probe is
+            ``baseline_warn_ratio``).
+        patience: evaluations in a row at warning level or worse before ``on_collapse``
+            fires. 1 by default: a fixed probe set has no batch-to-batch noise to ride out.
         monitor: a ready monitor to feed instead (its ``every`` is then used; keep its
             ``window`` at 1 for a fixed probe set: merging older evaluations of the same
             texts would blur the current state).
@@ -98,19 +96,12 @@ class ProbeMonitor:
         batch_size: int = 64,
         thresholds: Thresholds | None = None,
         monitor: CollapseMonitor | None = None,
-        alarm_ratio: float | None = 0.5,
         patience: int = 1,
     ) -> None:
         if len(probe_texts) < 2:
             raise ConfigError(f"the probe set needs at least 2 texts, got {len(probe_texts)}")
         if heldout_pairs is not None and len(heldout_pairs[0]) != len(heldout_pairs[1]):
             raise ConfigError("held-out queries and documents must pair up one to one")
-        if alarm_ratio is not None and not 0 < alarm_ratio < 1:
-            raise ConfigError(f"alarm_ratio must be in (0, 1), got {alarm_ratio}")
-        self.alarm_ratio = alarm_ratio
-        self.on_collapse = on_collapse
-        self.first_alarm_step: int | None = None
-        self._initial_spread: float | None = None
         self.probe_texts = list(probe_texts)
         self.heldout = heldout_pairs
         self.batch_size = batch_size
@@ -118,8 +109,7 @@ class ProbeMonitor:
             every=every,
             window=1,
             thresholds=thresholds,
-            on_collapse=on_collapse,
-            patience=patience,
+            alarm=AlarmPolicy(on_collapse, patience),
             sample_size=min(PROBE_SAMPLE, len(self.probe_texts)),
             distributed=False,  # every rank embeds the same probe: nothing to reduce
         )
@@ -131,8 +121,13 @@ class ProbeMonitor:
 
     @property
     def first_collapse_step(self) -> int | None:
-        """Step at which the monitor first fired ``on_collapse`` (None if never)."""
+        """Step at which the alarm first fired (None if never)."""
         return self.monitor.first_collapse_step
+
+    @property
+    def should_stop(self) -> bool:
+        """True once an alarm with ``on_collapse="stop"`` fired."""
+        return self.monitor.should_stop
 
     def due(self, step: int) -> bool:
         """True when ``step`` is an evaluation step."""
@@ -155,36 +150,13 @@ class ProbeMonitor:
             q = encode(model, self.heldout[0], self.batch_size)  # (M, d)
             d = encode(model, self.heldout[1], self.batch_size)  # (M, d)
             recall = recall_at_k(q, d, k=1)
-        spread = float(state.metrics["relative_variance"] or 0.0)
-        if self._initial_spread is None:
-            self._initial_spread = spread
-        ratio = spread / self._initial_spread if self._initial_spread > 0 else 1.0
-        alarm = self.alarm_ratio is not None and ratio < self.alarm_ratio
-        record = ProbeRecord(step, state, recall, ratio, alarm)
+        base = state.measurement.baseline
+        spread = 1.0 if base is None else base.ratios["relative_variance"]
+        record = ProbeRecord(step, state, recall, 1.0 if spread is None else spread)
         self.records.append(record)
-        if alarm and self.first_alarm_step is None:
-            self.first_alarm_step = step
-            self._react(record)
         return record
-
-    def _react(self, record: ProbeRecord) -> None:
-        msg = (
-            f"spread alarm at step {record.step}: the probe set's relative variance fell to "
-            f"{record.relative_spread:.2f} of its initial value (random-pair cosine "
-            f"{record.state.metrics['mean_cosine']:.3f}); the embeddings are collapsing "
-            "towards one direction: add negatives (e.g. InfoNCE / "
-            "MultipleNegativesRankingLoss) or lower the learning rate"
-        )
-        if self.on_collapse == "raise":
-            raise CollapseDetected(msg)
-        if callable(self.on_collapse):
-            self.on_collapse(record.state)
-        elif self.on_collapse == "warn":
-            logger.warning(msg)
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def to_dict(self) -> dict[str, Any]:
         """Every record, plus the first step at which the monitor fired."""
         return {"first_collapse_step": self.first_collapse_step,
-                "first_alarm_step": self.first_alarm_step,
                 "records": [r.to_dict() for r in self.records]}  # fmt: skip

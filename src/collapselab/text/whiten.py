@@ -182,7 +182,12 @@ def fit_transform(
                 raise ConfigError(f"dims must be in [1, {d}], got {dims}")
             keep = min(keep, dims)
         w = u[:, :keep] / np.sqrt(lam[:keep])  # (d, k): U_k diag(lambda_k)^-1/2
-    return WhiteningTransform(method, moments.mean.copy(), w, lam, moments.n, removed)
+    mean = moments.mean.copy()
+    if moments.scale_exp:  # moments of z * 2**-e (entries beyond 2**100): back to z's units
+        e = moments.scale_exp
+        mean, lam = np.ldexp(mean, e), np.ldexp(lam, 2 * e)
+        w = np.ldexp(w, -e) if method == "whiten" else w
+    return WhiteningTransform(method, mean, w, lam, moments.n, removed)
 
 
 def accumulate(chunks: Iterable[Any], d: int, name: str = "embeddings") -> Moments:

@@ -10,8 +10,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "CollapseMonitor": "collapselab.train.callbacks",
-    "MonitorState": "collapselab.train.callbacks",
+    "CollapseMonitor": "collapselab.monitor",
+    "MonitorState": "collapselab.monitor",
     "TrainConfig": "collapselab.train.config",
     "build_config": "collapselab.train.config",
     "Progress": "collapselab.train.trainer",

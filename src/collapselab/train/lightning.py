@@ -1,4 +1,4 @@
-"""PyTorch Lightning callback built on :class:`~collapselab.train.callbacks.CollapseMonitor`.
+"""PyTorch Lightning callback built on :class:`~collapselab.monitor.CollapseMonitor`.
 
 Lightning is an optional extra (``pip install "collapselab[lightning]"``); it is imported
 only when :data:`CollapseMonitorCallback` is first accessed::
@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from collapselab.train.callbacks import CollapseMonitor, MonitorState
+from collapselab.errors import InputError
+from collapselab.monitor import CollapseMonitor, MonitorState
 
 EmbeddingGetter = Callable[[Any, Any, Any], Any]
 
@@ -72,7 +73,7 @@ class LightningHooks:
         elif isinstance(outputs, dict) and "embeddings" in outputs:
             z, paired = outputs["embeddings"], outputs.get("paired")
         else:
-            raise ValueError(
+            raise InputError(
                 "CollapseMonitorCallback: training_step must return a dict with "
                 "'embeddings' (B, d), or pass get_embeddings=(pl_module, outputs, batch) -> z"
             )

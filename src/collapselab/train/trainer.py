@@ -29,13 +29,13 @@ import torch.distributed as tdist
 
 from collapselab.data import Dataset, ImageAugment, VectorAugment, default_augment, load_dataset
 from collapselab.data.augment import Augment
-from collapselab.diagnose import diagnose
+from collapselab.diagnose import Measurement, measure
 from collapselab.errors import ConfigError, NonFiniteLossError
 from collapselab.methods import Method, build_method
-from collapselab.metrics import Moments, summarize
+from collapselab.metrics import Moments
 from collapselab.models import build_encoder
+from collapselab.monitor import AlarmPolicy, CollapseMonitor, MonitorState
 from collapselab.train._threads import blas_threads
-from collapselab.train.callbacks import CollapseMonitor, MonitorState
 from collapselab.train.checkpoint import (
     CHECKPOINT_NAME,
     atomic_write_text,
@@ -43,8 +43,8 @@ from collapselab.train.checkpoint import (
     save_checkpoint,
 )
 from collapselab.train.config import TrainConfig, config_json
-from collapselab.train.evaluate import evaluate_features
-from collapselab.train.runlog import early_warning, read_metrics
+from collapselab.train.evaluate import FeatureEvaluation, evaluate_features
+from collapselab.train.runlog import EarlyWarning, early_warning, read_metrics
 
 SUMMARY_NAME = "summary.json"
 METRICS_NAME = "metrics.jsonl"
@@ -65,6 +65,63 @@ class Progress:
     effective_rank: float | None  # latest monitor evaluation
     verdict: str | None
     seconds: float
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What a run ends with (``out/summary.json`` holds :meth:`to_dict`).
+
+    Attributes:
+        method, data, steps, epochs, batch_size, world_size: the run.
+        collapse_expected: the method is a collapse ablation.
+        first_collapse_step: the monitor's first alarm (None: never).
+        train_seconds, seconds: training time, and with the evaluation.
+        config: the resolved :class:`TrainConfig` as a dict.
+        early_warning: how early the alarm came against the loss curve (rank 0).
+        evaluation: kNN / linear / few-label accuracies of the representation.
+        representation: the :class:`~collapselab.diagnose.Measurement` of the test-set
+            representations (encoder outputs), measured against the untrained encoder's.
+        projection: the Measurement of the test-set projector outputs.
+    """
+
+    method: str
+    data: str
+    steps: int
+    epochs: int
+    batch_size: int
+    world_size: int
+    collapse_expected: bool
+    first_collapse_step: int | None
+    train_seconds: float
+    seconds: float
+    config: dict[str, Any]
+    early_warning: EarlyWarning | None = None
+    evaluation: FeatureEvaluation | None = None
+    representation: Measurement | None = None
+    projection: Measurement | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat JSON-ready record (the keys of ``summary.json``)."""
+        out: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in ("method", "data", "steps", "epochs", "batch_size", "world_size",
+                      "collapse_expected", "first_collapse_step", "train_seconds")
+        }  # fmt: skip
+        if self.early_warning is not None:
+            out["early_warning"] = self.early_warning.to_dict()
+        if self.evaluation is not None:
+            out.update(self.evaluation.to_dict())
+        for prefix, ms in (("", self.representation), ("projection_", self.projection)):
+            if ms is not None:
+                out[f"{prefix}effective_rank"] = ms.metrics.effective_rank
+                out[f"{prefix}relative_variance"] = ms.metrics.relative_variance
+                out[f"{prefix}std_of_l2_normalized"] = ms.metrics.std_of_l2_normalized
+                out[f"{prefix}verdict"] = ms.verdict
+                out[f"{prefix}severity"] = ms.severity
+                out[f"{prefix}warning"] = ms.warning
+        out["seconds"] = self.seconds
+        out["config"] = self.config
+        return out
 
 
 @dataclass
@@ -167,7 +224,7 @@ def train(
     progress: Callable[[Progress], None] | None = None,
     on_monitor: Callable[[MonitorState], None] | None = None,
     on_collapse: Callable[[MonitorState], None] | None = None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     """Train ``config.method`` on ``config.data`` and evaluate it.
 
     Args:
@@ -179,7 +236,8 @@ def train(
             evaluations); with ``stop_on_collapse`` the run stops instead.
 
     Returns:
-        The summary dict (also written to ``out/summary.json`` when ``out`` is set).
+        The :class:`TrainSummary` (its ``to_dict()`` is written to ``out/summary.json``
+        when ``out`` is set).
 
     Raises:
         ConfigError: invalid settings, or a resume whose settings differ.
@@ -207,7 +265,7 @@ def _train(
     progress: Callable[[Progress], None] | None,
     on_monitor: Callable[[MonitorState], None] | None,
     on_collapse: Callable[[MonitorState], None] | None,
-) -> dict[str, Any]:
+) -> TrainSummary:
     assert cfg.epochs is not None
     t_start = time.perf_counter()
     if cfg.batch_size % ctx.world:
@@ -257,10 +315,15 @@ def _train(
     monitor = CollapseMonitor(
         every=cfg.monitor_every,
         window=cfg.monitor_window,
-        patience=cfg.monitor_patience,
-        on_collapse="raise" if cfg.stop_on_collapse else alarm,
-        emit=ctx.main,
+        alarm=AlarmPolicy(
+            "raise" if cfg.stop_on_collapse else alarm, cfg.monitor_patience, emit=ctx.main
+        ),
     )
+    start_rep = None  # the untrained encoder's test-set representation: the baseline
+    if cfg.evaluate:
+        method.eval()
+        start_rep = _embed_all(method.embed, data.x_test, ctx.device)
+        method.train()
     out_dir = Path(cfg.out) if cfg.out else None
     step, perm = 0, torch.empty(0, dtype=torch.int64)
     elapsed_before = 0.0
@@ -276,6 +339,7 @@ def _train(
         monitor.load_state_dict(ck["monitor"])
         step, perm = int(ck["step"]), ck["perm"]
         elapsed_before = float(ck["elapsed"])
+        start_rep = ck.get("start_rep", start_rep)
     log: TextIO | None = None
     history: list[dict[str, Any]] = []  # step records, for the early-warning judgement
     if out_dir is not None and ctx.main:
@@ -292,7 +356,7 @@ def _train(
             "method": method.state_dict(), "optimizer": optimizer.state_dict(),
             "rng_data": g_data.get_state(), "rng_aug": g_aug.get_state().cpu(),
             "rng_torch": torch.get_rng_state(), "monitor": monitor.state_dict(),
-            "elapsed": elapsed_before + time.perf_counter() - t_start,
+            "elapsed": elapsed_before + time.perf_counter() - t_start, "start_rep": start_rep,
         })  # fmt: skip
 
     local = cfg.batch_size // ctx.world
@@ -354,27 +418,32 @@ def _train(
             log.close()
 
     train_seconds = elapsed_before + time.perf_counter() - t_start
-    summary: dict[str, Any] = {
-        "method": cfg.method,
-        "data": cfg.data,
-        "steps": step,
-        "epochs": cfg.epochs,
-        "batch_size": cfg.batch_size,
-        "world_size": ctx.world,
-        "collapse_expected": type(method).collapse_expected,
-        "first_collapse_step": monitor.first_collapse_step,
-        "train_seconds": train_seconds,
-    }
+    ew = None
     if ctx.main and history:
-        summary["early_warning"] = early_warning(
-            history, monitor.first_collapse_step, type(method).loss_floor
-        ).to_dict()
+        ew = early_warning(history, monitor.first_collapse_step, type(method).loss_floor)
+    evaluation = rep = proj = None
     if cfg.evaluate:
-        summary.update(_evaluate(method, data, ctx))
-    summary["seconds"] = elapsed_before + time.perf_counter() - t_start
-    summary["config"] = cfg.to_dict()
+        evaluation, rep, proj = _evaluate(method, data, ctx, start_rep)
+    summary = TrainSummary(
+        method=cfg.method,
+        data=cfg.data,
+        steps=step,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        world_size=ctx.world,
+        collapse_expected=type(method).collapse_expected,
+        first_collapse_step=monitor.first_collapse_step,
+        train_seconds=train_seconds,
+        seconds=elapsed_before + time.perf_counter() - t_start,
+        config=cfg.to_dict(),
+        early_warning=ew,
+        evaluation=evaluation,
+        representation=rep,
+        projection=proj,
+    )
     if out_dir is not None and ctx.main:
-        atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(summary, indent=2) + "\n")
+        text = json.dumps(summary.to_dict(), indent=2, default=_json_default)
+        atomic_write_text(out_dir / SUMMARY_NAME, text + "\n")
     return summary
 
 
@@ -393,24 +462,23 @@ def _global_mean(loss: torch.Tensor, ctx: _Dist) -> float:
     return float(loss.item())
 
 
-def _evaluate(method: Method, data: Dataset, ctx: _Dist) -> dict[str, Any]:
-    """Accuracies of the frozen representation and verdict of the test-set embeddings."""
+def _evaluate(
+    method: Method, data: Dataset, ctx: _Dist, start_rep: torch.Tensor | None
+) -> tuple[FeatureEvaluation | None, Measurement, Measurement]:
+    """Accuracies of the frozen representation and the Measurements of the test-set
+    representations (against the untrained encoder's, ``start_rep``) and projections."""
     method.eval()
     rep_train = _embed_all(method.embed, data.x_train, ctx.device)
     rep_test = _embed_all(method.embed, data.x_test, ctx.device)
     proj_test = _embed_all(method.project, data.x_test, ctx.device)
-    out: dict[str, Any] = {}
+    evaluation = None
     if ctx.main:
-        out.update(evaluate_features(rep_train, data.y_train, rep_test, data.y_test).to_dict())
-    # the representation (what the monitor watched), then the projector output for reference
-    for prefix, z in (("", rep_test), ("projection_", proj_test)):
-        dg = diagnose(summarize(Moments.of(z)))
-        out[f"{prefix}effective_rank"] = dg.metrics.effective_rank
-        out[f"{prefix}relative_variance"] = dg.metrics.relative_variance
-        out[f"{prefix}std_of_l2_normalized"] = dg.metrics.std_of_l2_normalized
-        out[f"{prefix}verdict"] = dg.verdict
+        evaluation = evaluate_features(rep_train, data.y_train, rep_test, data.y_test)
+    base = None if start_rep is None else Moments.of(start_rep)
+    rep = measure(Moments.of(rep_test), baseline=base)
+    proj = measure(Moments.of(proj_test))
     method.train()
-    return out
+    return evaluation, rep, proj
 
 
 def _open_log(path: Path, keep_before: int) -> TextIO:
