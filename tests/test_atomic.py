@@ -25,7 +25,9 @@ def mode(p: Path) -> int:
 
 
 @pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
-def test_new_file_gets_the_umask_mode(tmp_path: Path, umask: None, mask: int, expected: int) -> None:
+def test_new_file_gets_the_umask_mode(
+    tmp_path: Path, umask: None, mask: int, expected: int
+) -> None:
     os.umask(mask)
     assert current_umask() == mask
     with atomic_open(tmp_path / "a.bin") as f:

@@ -253,7 +253,7 @@ def test_non_finite_rows_give_the_one_line_nan_error(fmt: str, name: str, tmp_pa
     count = int(np.sum(~np.isfinite(MATRICES[name]).all(axis=1)))
     first = int(np.flatnonzero(~np.isfinite(MATRICES[name]).all(axis=1))[0])
     rows = f"{count} row{'s' if count != 1 else ''}"
-    assert stderr.endswith(f"{rows} contain NaN or Inf (first: row {first})\n"), stderr
+    assert f"{rows} contain NaN or Inf (first: row {first})" in stderr, stderr
     assert len(stderr.splitlines()) == 1
 
 
@@ -344,5 +344,5 @@ def test_fuzz_cases_in_a_real_process(tmp_path: Path) -> None:
         assert "Traceback" not in stderr and "Warning" not in stderr, (p, stderr)
         assert len(stderr.splitlines()) == (1 if rc == 2 else 0), (p, stderr)
     (_, inf_err), inf_rc = results[-2]
-    assert inf_rc == 2 and inf_err.endswith("5 rows contain NaN or Inf (first: row 0)\n")
+    assert inf_rc == 2 and "5 rows contain NaN or Inf (first: row 0)" in inf_err
     assert results[-1][1] == 0

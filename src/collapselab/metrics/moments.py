@@ -190,8 +190,8 @@ class _Partial:
 
     def __init__(self, d: int, acc: NDArray[np.float64], check_low: bool = True) -> None:
         self.d = d
-        self.acc = acc
-        self.check_low = check_low  # ask for upscaling when every entry is tiny  # (d + 3, d + 3) buffer of the current run's A^T A
+        self.acc = acc  # (d + 3, d + 3) buffer of the current run's A^T A
+        self.check_low = check_low  # ask for upscaling when every entry is tiny
         self.runs: list[_Run] = []
         self.run: _Run | None = None
         self.rows_seen = 0
@@ -219,7 +219,7 @@ class _Partial:
         if not _SQ_LO <= top <= _SQ_HI or ((sq > 0.0) & (sq < _SQ_TINY)).any():
             # Rare path (NaN/Inf, all-zero or out-of-range rows): is a rescale needed?
             with np.errstate(all="ignore"):
-                big = np.abs(x[np.isfinite(x).all(axis=1)]).max(initial=0.0)
+                big = float(np.abs(x[np.isfinite(x).all(axis=1)]).max(initial=0.0))
             if big > _ABS_HI or (self.check_low and 0.0 < big < _ABS_LO):
                 raise _Rescale
             tiny = (sq > 0.0) & (sq < _SQ_TINY)
@@ -614,6 +614,12 @@ class Moments:
         """Fold ``other`` into ``self`` exactly (as if its rows had been fed after ours)."""
         if other.d != self.d:
             raise InputError(f"cannot merge moments of d={other.d} into d={self.d}")
+        if other.scale_exp != self.scale_exp:  # common units: the larger (nothing overflows)
+            if other.scale_exp > self.scale_exp or not self.n:
+                self._rescale(other.scale_exp)
+            else:
+                other = other.copy()
+                other._rescale(self.scale_exp)
         if other.nonfinite_rows:
             if self.first_nonfinite < 0:
                 self.first_nonfinite = self.rows_seen + other.first_nonfinite

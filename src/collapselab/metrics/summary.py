@@ -61,6 +61,13 @@ class EmbeddingMetrics:
     alignment: float | None  #: Wang & Isola, alpha = 2, when paired views were given
     nonfinite_rows: int
     first_nonfinite: int
+    #: 0, unless finite entries beyond 2**100 (or only entries below 2**-100) were fed:
+    #: then the scale-dependent values (eigenvalues, uncentered_eigenvalues,
+    #: most_negative_eigenvalue, total_variance, mean_sq_norm, per_dim_std and the norms)
+    #: are of ``z * 2**-scale_exp`` (multiply by ``2**scale_exp``, squared for the
+    #: second-order ones); in the input's units they can exceed float64 (1e200 rows have
+    #: eigenvalues near 1e400). Every other metric, and so the verdict, is scale-free.
+    scale_exp: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: arrays become lists, nan/inf become None."""
@@ -166,27 +173,7 @@ def summarize(m: Moments) -> EmbeddingMetrics:
         nonfinite_rows=m.nonfinite_rows,
         first_nonfinite=m.first_nonfinite,
     )
-    return _in_input_units(metrics, m.scale_exp) if m.scale_exp else metrics
-
-
-def _in_input_units(metrics: EmbeddingMetrics, exp: int) -> EmbeddingMetrics:
-    """Scale-dependent metrics of rows accumulated as ``z * 2**-exp`` back in the units of
-    ``z``. Everything else (the verdict's inputs included) is scale-free. A value beyond
-    float64's range (the eigenvalues of rows of norm 1e200) becomes inf (None in JSON)."""
-    with np.errstate(all="ignore"):
-        return replace(
-            metrics,
-            eigenvalues=np.ldexp(metrics.eigenvalues, 2 * exp),
-            uncentered_eigenvalues=np.ldexp(metrics.uncentered_eigenvalues, 2 * exp),
-            most_negative_eigenvalue=float(np.ldexp(metrics.most_negative_eigenvalue, 2 * exp)),
-            total_variance=float(np.ldexp(metrics.total_variance, 2 * exp)),
-            mean_sq_norm=float(np.ldexp(metrics.mean_sq_norm, 2 * exp)),
-            per_dim_std=np.ldexp(metrics.per_dim_std, exp),
-            mean_norm=float(np.ldexp(metrics.mean_norm, exp)),
-            std_norm=float(np.ldexp(metrics.std_norm, exp)),
-            min_norm=float(np.ldexp(metrics.min_norm, exp)),
-            max_norm=float(np.ldexp(metrics.max_norm, exp)),
-        )
+    return replace(metrics, scale_exp=m.scale_exp) if m.scale_exp else metrics
 
 
 def compute_metrics(z: Any, z2: Any = None, sample_size: int = 2048) -> EmbeddingMetrics:
