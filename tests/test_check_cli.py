@@ -135,6 +135,8 @@ def test_threshold_override_and_bad_threshold(
                 "--threshold",
                 "dimensional_rank_fraction=0",
                 "--threshold",
+                "steep_rank_fraction=0",
+                "--threshold",
                 "min_effective_rank=0",
             ],
             capsys,
@@ -164,8 +166,8 @@ def test_several_files_and_globs_are_one_matrix(
 def test_streaming_small_chunks_equals_whole(tmp_path: Path) -> None:
     z = (RNG.standard_normal((5000, 12)) + 4).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
-    a = check_files([str(tmp_path / "z.npy")], chunk_rows=333).diagnosis.metrics
-    b = check_files([str(tmp_path / "z.npy")]).diagnosis.metrics
+    a = check_files([str(tmp_path / "z.npy")], chunk_rows=333).measurement.metrics
+    b = check_files([str(tmp_path / "z.npy")]).measurement.metrics
     np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-9)
     assert a.mean_cosine == pytest.approx(b.mean_cosine, rel=1e-9)
 
@@ -181,7 +183,7 @@ def _dist_worker(rank: int, world: int, port: int, paths: list[str], out: str) -
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
     try:
-        res = check_files(paths, chunk_rows=100).diagnosis.metrics
+        res = check_files(paths, chunk_rows=100).measurement.metrics
         torch.save(
             {"eig": torch.from_numpy(res.eigenvalues), "n": res.n, "cos": res.mean_cosine},
             f"{out}.{rank}",
@@ -196,7 +198,7 @@ def test_distributed_ranks_reduce_to_the_single_process_result(tmp_path: Path) -
     for i, (a, b) in enumerate([(0, 400), (400, 1001)]):
         paths.append(str(tmp_path / f"s{i}.npy"))
         np.save(paths[-1], z[a:b])
-    single = check_files(paths).diagnosis.metrics
+    single = check_files(paths).measurement.metrics
     mp.spawn(_dist_worker, args=(2, _free_port(), paths, str(tmp_path / "res")), nprocs=2)
     for rank in range(2):
         got = torch.load(f"{tmp_path / 'res'}.{rank}", weights_only=True)

@@ -165,7 +165,7 @@ def test_trainer_callback_and_evaluator(model: Any, pairs: list[tuple[str, str]]
     ev = CollapseMonitorEvaluator(glosses, heldout_pairs=(glosses[:10], glosses[:10]))
     metrics = ev(model, steps=7)
     assert ev.primary_metric == "collapse_effective_rank"
-    assert metrics["collapse_verdict_severity"] == 0.0  # healthy
+    assert metrics["collapse_verdict_level"] == 0.0  # healthy
     assert metrics["collapse_recall_at_1"] == 1.0  # each text retrieves itself
     assert metrics["collapse_effective_rank"] > 10
     assert ev.probe.records[0].step == 7

@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab.errors import ConfigError
+
 #: what the verdict must say for a case:
 #: ``healthy``: verdict healthy and no warning;
 #: ``warning``: collapse under way: a warning, or a dimensional / complete verdict;
@@ -55,6 +57,8 @@ class Case:
         quality: downstream numbers (``knn``, ``linear``, ``recall_at_1``, ...) and
             those of the healthy reference (``ref_knn``, ...), for the table.
         fast: part of the fast subset the test suite rebuilds.
+        blind_spot: a known miss of any geometric verdict, with the reason (listed in
+            docs/verdict.md, reported in the table, not counted as right or wrong).
     """
 
     name: str
@@ -67,9 +71,10 @@ class Case:
     kind: str = "embedding"
     quality: dict[str, float] = field(default_factory=dict)
     fast: bool = False
+    blind_spot: str | None = None
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
-            raise ValueError(f"{self.name}: label {self.label!r} not in {LABELS}")
+            raise ConfigError(f"{self.name}: label {self.label!r} not in {LABELS}")
         if self.z.ndim != 2:
-            raise ValueError(f"{self.name}: z must be (n, d), got {self.z.shape}")
+            raise ConfigError(f"{self.name}: z must be (n, d), got {self.z.shape}")

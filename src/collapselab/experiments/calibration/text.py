@@ -409,7 +409,11 @@ def _full_cases(cache: Path) -> Iterator[Case]:
                             f"{fq['whitened_recall_at_1']:.3f}; no baseline: the whitened "
                             "frozen model keeps fewer dimensions)", wz,
                             quality={"recall_at_1": round(wrec, 4),
-                                     "ref_recall_at_1": round(ref, 4)})  # fmt: skip
+                                     "ref_recall_at_1": round(ref, 4)},
+                            blind_spot=None if label == "healthy" else (
+                                "whitening makes any matrix isotropic: the geometry no "
+                                "longer shows the lost quality (check before whitening, or "
+                                "against the model before fine-tuning)"))  # fmt: skip
     for sg, kind in ((0, "cbow"), (1, "skipgram")):
         spec = Word2VecSpec(sg=sg)
         vz, wq = _cached(cache, f"word2vec-{kind}", spec, partial(_word2vec, spec))
