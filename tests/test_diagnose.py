@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collapselab.diagnose import SEVERITY, Thresholds, judge as diagnose
+from collapselab.diagnose import SEVERITY, Thresholds
+from collapselab.diagnose import judge as diagnose
 from collapselab.errors import ConfigError, InputError
 from collapselab.metrics import compute_metrics
 
