@@ -33,26 +33,32 @@ def main() -> None:
     t0 = time.perf_counter()
     cases = list(ssl.cases(fast=args.fast, cache=args.cache))
     seconds = time.perf_counter() - t0
-    head = ("| name | label | kind | n | d | kNN | ref kNN | linear | acc | eff. rank | iso. ER "
-            "| ER/iso | dims99 | RankMe | rel. var | mean cos | rv/base | ER/base "
-            "| RankMe/base |")
+    head = (
+        "| name | label | kind | n | d | kNN | proj kNN | ref kNN | linear | acc | eff. rank "
+        "| iso. ER | ER/iso | dims99 | RankMe | rel. var | mean cos | rv/base | ER/base "
+        "| RankMe/base |"
+    )
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for c in cases:
         m = compute_metrics(c.z)
         ratios = ["", "", ""]
         if c.baseline is not None:
             b = compute_metrics(c.baseline)
-            ratios = [f"{m.relative_variance / b.relative_variance:.3g}",
-                      f"{m.effective_rank / b.effective_rank:.3g}",
-                      f"{m.rankme / b.rankme:.3g}"]
+            ratios = [
+                f"{m.relative_variance / b.relative_variance:.3g}",
+                f"{m.effective_rank / b.effective_rank:.3g}",
+                f"{m.rankme / b.rankme:.3g}",
+            ]
         acc = _q(c, "test_accuracy")
         rows.append(
             f"| {c.name} | {c.label} | {c.kind} | {m.n} | {m.d} | {_q(c, 'knn')} "
+            f"| {_q(c, 'projector_knn')} "
             f"| {_q(c, 'ref_knn')} | {_q(c, 'linear')} | {acc} | {m.effective_rank:.2f} "
             f"| {m.isotropic_effective_rank:.1f} "
             f"| {m.effective_rank / m.isotropic_effective_rank:.3f} | {m.dims_99} "
             f"| {m.rankme:.2f} | {m.relative_variance:.3g} | {m.mean_cosine:.3f} | "
-            + " | ".join(ratios) + " |"
+            + " | ".join(ratios)
+            + " |"
         )
     text = (
         "# Calibration cases: self-supervised and supervised runs\n\n"
@@ -62,9 +68,15 @@ def main() -> None:
         "`collapselab.metrics.compute_metrics(z)`, not the verdict; `/base` columns divide by "
         "the same metric of the run's step-0 embeddings. kNN: k=20 cosine on the "
         "representation (for projector cases too: the representation of the same snapshot); "
-        f"ref kNN: SimCLR's representation at the end of its run.\n\n{len(cases)} cases, "
-        f"built in {seconds:.0f} s.\n\n" + "\n".join(rows) + "\n\n## Why\n\n"
-        + "\n".join(f"- `{c.name}` ({c.label}): {c.why}" for c in cases) + "\n"
+        "proj kNN: the same on the projector output; linear: logistic-regression probe on the "
+        "representation; acc: a supervised network's test accuracy; ref kNN: the better of "
+        "SimCLR's representation at the end of its run and the raw pixels. n/a cells: no "
+        f"baseline (step 0 itself) or not measured.\n\n{len(cases)} cases, "
+        f"built in {seconds:.0f} s.\n\n"
+        + "\n".join(rows)
+        + "\n\n## Why\n\n"
+        + "\n".join(f"- `{c.name}` ({c.label}): {c.why}" for c in cases)
+        + "\n"
     )
     Path(args.out).write_text(text, encoding="utf-8")
     print(text)
