@@ -135,7 +135,7 @@ def test_threshold_override_and_bad_threshold(
                 "--threshold",
                 "dimensional_rank_fraction=0",
                 "--threshold",
-                "steep_rank_fraction=0",
+                "few_dims_fraction=0",
                 "--threshold",
                 "min_effective_rank=0",
             ],

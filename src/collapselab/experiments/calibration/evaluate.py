@@ -127,8 +127,10 @@ def margins(outcomes: list[Outcome]) -> list[dict[str, Any]]:
          th.complete_relative_variance, {"complete"}, "spread / norm")
     line("warn_relative_variance", lambda o: o.measurement.metrics.relative_variance,
          th.warn_relative_variance, {"complete", "warning"}, "spread / norm")
-    line("steep_rank_fraction", lambda o: o.measurement.effective_rank_fraction,
-         th.steep_rank_fraction, {"dimensional"}, "effective rank / isotropic")
+    line("few_dims_fraction",
+         lambda o: o.measurement.metrics.dims_99 / max(min(o.measurement.metrics.d,
+                                                           o.measurement.metrics.n - 1), 1),
+         th.few_dims_fraction, {"dimensional"}, "dims_99 / min(d, n - 1)")
     line("dimensional_rank_fraction", lambda o: o.measurement.effective_rank_fraction,
          th.dimensional_rank_fraction, {"dimensional"}, "effective rank / isotropic (gate)")
     line("baseline_warn_ratio",

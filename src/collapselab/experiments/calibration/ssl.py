@@ -392,6 +392,15 @@ def _fmt(q: float) -> str:
     return f"{q:.3f}"
 
 
+#: known misses of any geometric verdict, with the reason (docs/verdict.md)
+BLIND_SPOTS = {
+    "alignment-repr-10": (
+        "onset at step 10: kNN 0.867 just under the 0.874 line, while the spectrum "
+        "(effective rank 0.03 of the reference, 99% in 34% of the directions, spread 5x the "
+        "start's) still looks like a healthy run's (fashion BYOL-no-predictor: 0.03, 22%)"),
+}
+
+
 def _label_representation(
     q: float, q0: float, ref: float, st: dict[str, float], d: int, onset: bool
 ) -> tuple[Label, str] | None:
@@ -492,8 +501,15 @@ def _run_cases(run: Run, res: dict[str, NDArray[Any]], ref: float) -> Iterator[C
         base_p = None if s == 0 else _f32(res["proj_test_0"])
         what = "untrained" if s == 0 else str(s)
         if lab is not None:
-            yield Case(f"{prefix}-repr-{what}", run.group, lab[0], lab[1], rep, base_r,
-                       kind="representation", quality=qual, fast=run.fast)  # fmt: skip
+            name = f"{prefix}-repr-{what}"
+            spot = BLIND_SPOTS.get(name.split("/", 1)[1].replace("fast-", ""))
+            r64 = rep.astype(np.float64)
+            if s == 0 and r64.var(0).sum() < 0.05 * (r64**2).sum(1).mean():
+                spot = ("a random network before training (batch norm at its initial "
+                        "statistics): every row within a few % of one vector, complete by "
+                        "geometry, while cosine kNN still finds the classes in the residual")
+            yield Case(name, run.group, lab[0], lab[1], rep, base_r, kind="representation",
+                       quality=qual, fast=run.fast, blind_spot=spot)  # fmt: skip
         plab = _label_projector(structure(proj), proj.shape[1], None if lab is None else lab[0],
                                 float(qv[3]), ref)  # fmt: skip
         if plab is not None and s > 0:
