@@ -112,8 +112,10 @@ def test_baseline_ratios_overlap_and_relative_verdict() -> None:
     assert gone.absolute_verdict == "healthy" and gone.verdict == "complete"
     # a rotated copy keeps the ratios but not the principal subspace
     q = np.linalg.qr(RNG.standard_normal((64, 64)))[0]
-    lr = RNG.standard_normal((4000, 8)) @ RNG.standard_normal((8, 64)) + 0.01 * RNG.standard_normal((4000, 64))
-    assert measure_array(lr, lr).baseline.subspace_overlap == pytest.approx(1.0, abs=1e-9)  # type: ignore[union-attr]
+    lr = RNG.standard_normal((4000, 8)) @ RNG.standard_normal((8, 64))
+    lr += 0.01 * RNG.standard_normal((4000, 64))
+    ident = measure_array(lr, lr).baseline
+    assert ident is not None and ident.subspace_overlap == pytest.approx(1.0, abs=1e-9)
     rot = measure_array(lr @ q, lr).baseline
     assert rot is not None and rot.subspace_overlap < 0.5
     with pytest.raises(InputError, match="columns"):
@@ -138,8 +140,8 @@ def test_alarm_policy_levels_patience_and_stop() -> None:
     healthy = torch.from_numpy(unit_cloud(1.0, n=256)).float()
     shrinking = [torch.from_numpy(unit_cloud(s, n=256)).float() for s in (0.9, 0.5, 0.45, 0.1)]
     seen: list[tuple[int, int]] = []
-    mon = CollapseMonitor(every=1, window=1,
-                          alarm=AlarmPolicy(lambda s: seen.append((s.step, s.level)), patience=2))  # fmt: skip
+    policy = AlarmPolicy(lambda s: seen.append((s.step, s.level)), patience=2)
+    mon = CollapseMonitor(every=1, window=1, alarm=policy)
     mon.update(healthy, 0)  # the baseline
     states = [mon.update(z, i + 1) for i, z in enumerate(shrinking)]
     assert [s.level for s in states if s] == [0, 1, 1, 3]  # healthy, warning x2, complete

@@ -111,7 +111,8 @@ def margins(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 
     def line(name: str, value_of: Any, threshold: float, bad: set[str], note: str) -> None:
         good_vals = [(value_of(o), o.case.name) for o in outcomes
-                     if o.case.label == "healthy" and value_of(o) is not None]  # fmt: skip
+                     if o.case.label == "healthy" and o.case.blind_spot is None
+                     and value_of(o) is not None]  # fmt: skip
         bad_vals = [(value_of(o), o.case.name) for o in outcomes
                     if o.case.label in bad and value_of(o) is not None]  # fmt: skip
         g = min(good_vals, default=None)
