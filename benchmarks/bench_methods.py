@@ -91,7 +91,7 @@ def render(rows: list[dict], raw: dict, command: str, threads: int) -> str:
         "unused). kNN: k=20, cosine; linear: logistic regression on frozen features; "
         "5-label: 1-NN (cosine) with 5 labelled images per class, mean of 10 draws. "
         "Effective rank / verdict: of the test-set representations. Alarm: first step at "
-        "which the CollapseMonitor (defaults: every 10 steps, window 4, patience 3) raised "
+        "which the CollapseMonitor (defaults: every 10 steps, window 4, AlarmPolicy patience 2 at warning level) raised "
         "its alarm; fallen: share of the loss's fall to its floor done by then; still "
         "falling: the loss's distance to its floor at least halved after the alarm.",
         "",

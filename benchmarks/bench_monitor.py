@@ -80,7 +80,7 @@ def main() -> int:
         f"Command: `python {' '.join(sys.argv)}`  ",
         f"torch {torch.__version__}, {args.threads} thread(s); medians over {args.rounds} "
         f"interleaved rounds of {args.steps} steps (timed from step 20). Monitor defaults: "
-        "every=10, window=4, patience=3.",
+        "every=10, window=4, AlarmPolicy patience 2.",
         "",
         "| measurement | median | [min, max] |",
         "|---|---|---|",

@@ -31,6 +31,7 @@ from collapselab.check import accumulate_sources
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
 from collapselab.io import EmbeddingSource
 from collapselab.metrics import Moments
+from collapselab.metrics.summary import eigh_desc
 
 Method = Literal["whiten", "remove-top", "center"]
 METHODS: tuple[str, ...] = ("whiten", "remove-top", "center")
@@ -161,9 +162,8 @@ def fit_transform(
     if moments.n < 2:
         raise DegenerateInputError(f"{moments.n} rows; need at least 2 to fit a transform")
     d = moments.d
-    cov = moments.covariance()
-    lam, u = np.linalg.eigh((cov + cov.T) * 0.5)  # ascending
-    lam, u = np.clip(lam[::-1], 0.0, None), u[:, ::-1]  # (d,), (d, d) descending
+    lam, u = eigh_desc(moments.covariance())  # (d,), (d, d) descending
+    lam = np.clip(lam, 0.0, None)
     removed = 0
     if method == "center":
         w = np.eye(d)

@@ -59,7 +59,7 @@ class TrainConfig:
     monitor: bool = True  # run the CollapseMonitor during training
     monitor_every: int = 10  # CollapseMonitor: steps between evaluations
     monitor_window: int = 4  # CollapseMonitor: consecutive batches merged per evaluation
-    monitor_patience: int = 3  # CollapseMonitor: collapsed evaluations in a row before alarm
+    monitor_patience: int = 2  # AlarmPolicy: evaluations in a row at warning level or worse
     stop_on_collapse: bool = False  # raise CollapseDetected at the first collapse verdict
     evaluate: bool = True  # kNN / linear / few-label evaluation at the end
     method_options: dict[str, Any] = field(default_factory=dict)  # method config overrides

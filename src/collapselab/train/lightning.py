@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collapselab.errors import InputError
-from collapselab.monitor import CollapseMonitor, MonitorState
+from collapselab.monitor import CollapseMonitor, OnCollapse
 
 EmbeddingGetter = Callable[[Any, Any, Any], Any]
 
@@ -46,23 +46,16 @@ class LightningHooks:
         self,
         every: int = 10,
         window: int = 4,
-        on_collapse: str | Callable[[MonitorState], Any] = "warn",
+        on_collapse: OnCollapse = "warn",
         get_embeddings: EmbeddingGetter | None = None,
         log_prefix: str = "collapse/",
         **monitor_kwargs: Any,
     ) -> None:
-        self._stop = on_collapse == "stop"
-        self._trainer: Any = None
-        monitor_action: Any = self._request_stop if self._stop else on_collapse
         self.monitor = CollapseMonitor(
-            every=every, window=window, on_collapse=monitor_action, **monitor_kwargs
+            every=every, window=window, on_collapse=on_collapse, **monitor_kwargs
         )
         self.get_embeddings = get_embeddings
         self.log_prefix = log_prefix
-
-    def _request_stop(self, state: MonitorState) -> None:
-        if self._trainer is not None:
-            self._trainer.should_stop = True
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -77,13 +70,15 @@ class LightningHooks:
                 "CollapseMonitorCallback: training_step must return a dict with "
                 "'embeddings' (B, d), or pass get_embeddings=(pl_module, outputs, batch) -> z"
             )
-        self._trainer = trainer
         state = self.monitor.update(z, int(trainer.global_step), paired=paired)
+        if self.monitor.should_stop:  # the AlarmPolicy fired with on_collapse="stop"
+            trainer.should_stop = True
         if state is None:
             return
         logged = {f"{self.log_prefix}{k}": float(v) for k, v in state.metrics.items()
                   if v is not None}  # fmt: skip
         logged[f"{self.log_prefix}collapsed"] = float(state.collapsed)
+        logged[f"{self.log_prefix}warning"] = float(state.warning is not None)
         pl_module.log_dict(logged)
 
     def state_dict(self) -> dict[str, Any]:

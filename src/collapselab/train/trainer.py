@@ -232,7 +232,7 @@ def train(
         progress: called on rank 0 every ``log_every`` steps (the CLI draws its bar).
         on_monitor: called on rank 0 with each monitor evaluation.
         on_collapse: called on rank 0 when the monitor raises its collapse alarm (the
-            verdict stayed ``dimensional`` / ``complete`` for ``monitor_patience``
+            state stayed at warning level or worse for ``monitor_patience``
             evaluations); with ``stop_on_collapse`` the run stops instead.
 
     Returns:
