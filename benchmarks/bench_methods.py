@@ -129,11 +129,10 @@ def main() -> int:
     args = ap.parse_args()
     methods = args.methods.split(",")
     d = load_digits()
-    from collapselab.diagnose import diagnose
-    from collapselab.metrics import compute_metrics
+    from collapselab.diagnose import measure_array
 
     raw = evaluate_features(d.x_train, d.y_train, d.x_test, d.y_test).to_dict()
-    raw["effective_rank"] = diagnose(compute_metrics(d.x_test.flatten(1))).metrics.effective_rank
+    raw["effective_rank"] = measure_array(d.x_test.flatten(1)).metrics.effective_rank
     print(f"raw pixels: {raw}", file=sys.stderr)
     rows = run(methods, args.epochs, args.threads, Path(args.runs_dir))
     command = "python " + " ".join(sys.argv)

@@ -102,7 +102,7 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
     if method == "check":
         from collapselab.check import check_files
 
-        times, res = timed(lambda: check_files([path]).diagnosis.metrics.eigenvalues)
+        times, res = timed(lambda: check_files([path]).measurement.metrics.eigenvalues)
     elif method == "load_svdvals":
 
         def run():  # type: ignore[no-untyped-def]

@@ -87,9 +87,10 @@ def render(exp: FinetuneExperiment, wall: float, threads: int) -> str:
         lines += ["", f"## Run `{name}`", ""]
         rows = [[str(p.step), fmt(p.loss, ".4f"), fmt(p.mean_cosine), fmt(p.effective_rank, ".1f"),
                  fmt(p.recall_at_1), fmt(p.lee_pearson), fmt(p.relative_spread, ".2f"),
-                 ("ALARM " if p.alarm else "") + p.verdict] for p in run.points]  # fmt: skip
+                 p.verdict + (" + warning" if p.warning else ""), fmt(p.severity, ".2f")]
+                for p in run.points]  # fmt: skip
         lines.append(md_table(["step", "train loss", "random-pair cosine", "effective rank",
-                               "recall@1", "Lee-50 r", "spread left", "monitor"],
+                               "recall@1", "Lee-50 r", "spread left", "verdict", "severity"],
                               rows))  # fmt: skip
     lines += ["", "## Summary", ""]
     rows = []
@@ -101,7 +102,7 @@ def render(exp: FinetuneExperiment, wall: float, threads: int) -> str:
                      fmt(run.seconds_per_step, ".2f"),
                      f"{run.seconds_per_probe:.1f} ({run.seconds_per_probe / run.seconds_per_step:.1f})"])  # noqa: E501  # fmt: skip
     lines.append(md_table(["run", "cosine", "eff. rank", "recall@1", "Lee r", "SimLex",
-                           "WordSim", "spread alarm at step", "collapsed verdict at step",
+                           "WordSim", "warning (vs start) at step", "collapsed verdict at step",
                            "s / step", "s / probe (in steps)"], rows))  # fmt: skip
     if b.corrections is not None:
         lines += ["", "## Repair: corrections fitted on the repair corpus, held-out recall@1",

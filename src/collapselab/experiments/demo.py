@@ -275,7 +275,7 @@ def _text(quick: bool, report: Report, say: Status) -> Section:
                 "recall@1",
                 "Lee-50 r",
                 "verdict",
-                "spread alarm step",
+                "warning step (vs start)",
             ],
             rows,
         )

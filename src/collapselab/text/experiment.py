@@ -16,9 +16,9 @@ collapsing": random pairs scoring 0.996 after positives-only fine-tuning):
 
 - every ``every`` steps a :class:`~collapselab.text.monitor.ProbeMonitor` embeds the
   probe set and the held-out pairs: effective rank, mean random-pair cosine and verdict
-  (the CollapseMonitor), the spread alarm (relative variance below half its step-0
-  value), recall@1 (query: gloss, document: example, among all held-out examples), and
-  the Lee-50 correlation when gensim's test data is installed;
+  (the CollapseMonitor, judged against the first probe: a warning when the spread fell
+  below half of the step-0 value), recall@1 (query: gloss, document: example, among all
+  held-out examples), and the Lee-50 correlation when gensim's test data is installed;
 - repair: for the frozen model and the end of each run, centring, removing the top
   1 / 3 / 10 directions and whitening (all dimensions, and the top d/3) are fitted on
   ``repair_corpus`` training texts and scored by held-out recall@1
