@@ -105,9 +105,7 @@ def _parse_thresholds(items: Sequence[str]) -> Thresholds:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from collapselab.check import check_files
-    from collapselab.diagnose import SEVERITY
-    from collapselab.io import iter_sources
+    import os
 
     thresholds = _parse_thresholds(args.threshold)
     if args.paths and (args.model or args.texts):
@@ -122,7 +120,20 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError("give --baseline files or --baseline-model, not both")
     if args.classes is not None and args.classes < 2:
         raise ConfigError(f"--classes must be >= 2, got {args.classes}")
-    bar = ProgressBar("check")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: one slice per rank
+        from collapselab.dist import torchrun_group
+
+        with torchrun_group() as printing:
+            return _check_and_report(args, thresholds, printing)
+    return _check_and_report(args, thresholds, True)
+
+
+def _check_and_report(args: argparse.Namespace, thresholds: Thresholds, printing: bool) -> int:
+    from collapselab.check import check_files
+    from collapselab.diagnose import SEVERITY
+    from collapselab.io import iter_sources
+
+    bar = ProgressBar("check", enabled=None if printing else False)
     try:
         if args.model is not None:
             from collapselab.text import check_texts
@@ -151,13 +162,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     dg = result.measurement
-    if args.plot:
+    if args.plot and printing:
         from collapselab.report.plots import plot_spectrum
 
         plot_spectrum(dg.metrics, args.plot)
-    if args.json:
+    if printing and args.json:
         print(json.dumps(result.to_dict()))
-    else:
+    elif printing:
         print(render_check(result, args.plot))
     if args.fail_on == "warning":
         return 1 if dg.collapsed or dg.warning else 0

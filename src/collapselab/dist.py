@@ -19,6 +19,9 @@ loss with ``gather_distributed=True`` also runs in a single process.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -34,6 +37,7 @@ __all__ = [
     "gather_with_offset",
     "all_reduce_sum",
     "require_distributed_available",
+    "torchrun_group",
 ]
 
 
@@ -50,6 +54,24 @@ def rank() -> int:
 def world_size() -> int:
     """Number of processes in the default group (1 without a process group)."""
     return dist.get_world_size() if is_distributed() else 1
+
+
+@contextlib.contextmanager
+def torchrun_group(backend: str = "gloo") -> Iterator[bool]:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE > 1`` in the
+    environment) for the block and destroy it after, on every rank, before the process
+    exits; yields whether this process is rank 0 (the one that prints). Without
+    ``WORLD_SIZE > 1``, or inside a group the caller already set up, nothing changes.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or is_distributed():
+        yield rank() == 0
+        return
+    require_distributed_available("torchrun")
+    dist.init_process_group(backend=backend)
+    try:
+        yield dist.get_rank() == 0
+    finally:
+        dist.destroy_process_group()
 
 
 def require_distributed_available(where: str) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 import torch
 
+from collapselab import losses as L
 from collapselab.errors import ConfigError
 from collapselab.methods import METHODS, EMATeacher, build_method, make_config
 from collapselab.models import BatchNorm, MLPHead, build_encoder
@@ -178,3 +180,62 @@ def test_byol_predictor_learns_ten_times_faster() -> None:
         in_pred = {id(p) in pred for p in g["params"]}
         assert len(in_pred) == 1  # a group is all predictor or all the rest
         assert g["base_lr"] == pytest.approx(1e-2 if in_pred.pop() else 1e-3)
+
+
+def _by_hand(name: str, m: torch.nn.Module, v1: torch.Tensor, v2: torch.Tensor,
+             state: dict[str, torch.Tensor]) -> torch.Tensor:  # fmt: skip
+    """The loss of ``name`` from a direct call of its function in collapselab.losses on the
+    method's own heads, written from the papers (view 1's prediction against view 2's
+    target and the reverse; the configured temperatures and weights)."""
+    c: Any = m.config
+    h1, h2 = m.encoder(v1), m.encoder(v2)
+    if name == "dino":
+        s1, s2 = m.head(h1), m.head(h2)
+        t1, t2 = m.teacher(v1), m.teacher(v2)
+        return L.dino_loss([s1, s2], [t1, t2], state["center"], c.student_temp, c.teacher_temp)
+    z1, z2 = m.projector(h1), m.projector(h2)
+    if name == "simclr":
+        return L.nt_xent(z1, z2, temperature=c.temperature)
+    if name == "moco":
+        k1, k2 = m.key_encoder(v1), m.key_encoder(v2)
+        q = state["queue"]
+        return 0.5 * (L.moco_loss(z1, k2, q, c.temperature) + L.moco_loss(z2, k1, q, c.temperature))
+    if name in ("byol", "byol-no-predictor"):
+        p1, p2 = m.predictor(z1), m.predictor(z2)
+        t1, t2 = m.target(v1), m.target(v2)
+        return L.normalized_mse(p1, t2) + L.normalized_mse(p2, t1)
+    if name in ("simsiam", "simsiam-no-stopgrad"):
+        p1, p2 = m.predictor(z1), m.predictor(z2)
+        return 0.5 * L.negative_cosine(p1, z2) + 0.5 * L.negative_cosine(p2, z1)
+    if name == "barlow":
+        return L.barlow_twins_loss(z1, z2, lambda_=c.lambda_)
+    if name == "vicreg":
+        return L.vicreg_loss(z1, z2, c.invariance_weight, c.variance_weight, c.covariance_weight)
+    if name == "alignment":
+        return ((z1 - z2) ** 2).sum(dim=1).mean()  # the mean over pairs of ||z1_i - z2_i||^2
+    assert name == "variance"
+    return L.variance_loss(torch.cat([z1, z2]))
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_step_feeds_the_right_views_into_the_right_loss(name: str) -> None:
+    m = small(name)
+    if name == "moco":
+        m.step(views(seed=2))  # a non-empty queue: the loss then depends on the negatives
+    # the state a step reads before it updates it (MoCo's queue, DINO's centre); a second
+    # pair of views gives DINO a non-zero centre
+    if name == "dino":
+        m.step(views(seed=2))
+    state = {"queue": m.queue.current().clone() if name == "moco" else torch.empty(0),
+             "center": m.loss_fn.center.clone() if name == "dino" else torch.empty(0)}  # fmt: skip
+    v1, v2 = views(seed=3)
+    got = m.step((v1, v2)).loss
+    # train-mode batch norm uses the batch's statistics: the heads give the same outputs
+    want = _by_hand(name, m, v1, v2, state)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    if name == "variance":
+        return  # the variance of all 2B rows does not see which rows are pairs
+    # the pairing is observable: pairing each v1 image with another image's v2 changes it
+    perm = torch.arange(v2.shape[0]).roll(1)
+    other = _by_hand(name, m, v1, v2[perm], state)
+    assert not torch.allclose(got, other, rtol=1e-4, atol=1e-6), name

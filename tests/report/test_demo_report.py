@@ -92,7 +92,15 @@ def test_every_table_number_is_in_the_json(demo_dir: Path) -> None:
         for html_row, json_row in zip(rows[1:], ref["rows"], strict=True):
             for text, value in zip(html_row, json_row, strict=True):
                 if number.match(text):
-                    assert cell_text(value) == text, (tid, text, value)
+                    # the cell shows the JSON's raw value to 4 significant digits
+                    assert isinstance(value, (int, float)), (tid, text, value)
+                    if isinstance(value, int):
+                        assert text == str(value), (tid, text, value)
+                    else:
+                        assert float(text) == pytest.approx(value, rel=5e-4, abs=1e-300)
+                        mantissa = text.lstrip("-").split("e")[0]
+                        digits = mantissa.replace(".", "").lstrip("0")
+                        assert 1 <= len(digits) <= 4, (tid, text, value)
                     checked += 1
     assert checked > 50
 
@@ -154,7 +162,19 @@ def test_rewrite_replaces_cleanly_and_keeps_other_files(tmp_path: Path) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     data = json.loads((out / "report.json").read_text())
     assert data["tables"]["t1"]["rows"] == [["x", 1.23456789], ["y", None]]
-    assert "1.235" in (out / "report.html").read_text()
+    cells = _Tables()
+    cells.feed((out / "report.html").read_text())
+    assert cells.tables["t1"] == [["a", "b"], ["x", "1.235"], ["y", "-"]]
+
+
+@pytest.mark.parametrize("value, shown", [
+    (None, "-"), (True, "yes"), (False, "no"), (3, "3"), (-12, "-12"), (1.23456789, "1.235"),
+    (0.5, "0.5"), (2.0, "2"), (12345.678, "1.235e+04"), (1e-7, "1e-07"),
+    (-0.000123456, "-0.0001235"),
+    (float("nan"), "nan"), (float("inf"), "nan"), ("simclr", "simclr"),
+])  # fmt: skip
+def test_cell_text_shows_four_significant_digits(value: object, shown: str) -> None:
+    assert cell_text(value) == shown
 
 
 def test_interrupted_write_leaves_previous_report(tmp_path: Path, monkeypatch: Any) -> None:

@@ -16,8 +16,10 @@ from collapselab.theory import CLAIMS, Evidence
 from collapselab.theory.registry import torch_threads
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread() -> Iterator[None]:
+    """One torch thread for each theory module, the previous count restored after it (a
+    session-wide pin would leak into every folder collected after this one)."""
     with torch_threads(1):
         yield
 

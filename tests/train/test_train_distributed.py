@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,10 @@ from collapselab.train.config import TrainConfig
 from collapselab.train.trainer import train
 
 
+class RetriedRunWarning(UserWarning):
+    """A distributed run was retried after the gloo teardown abort (see run_pair)."""
+
+
 def run_pair(tmp_path: Path, method: str, steps: int) -> tuple[dict, dict, Path, Path]:
     args = ["--method", method, "--batch-size", "64", "--epochs", "1", "--max-steps",
             str(steps), "--threads", "1", "--no-evaluate", "--log-every", "1",
@@ -39,6 +44,7 @@ def run_pair(tmp_path: Path, method: str, steps: int) -> tuple[dict, dict, Path,
             "--lr", "0.05", "--encoder", "mlp"]  # fmt: skip
     ddp_dir, one_dir = tmp_path / "ddp", tmp_path / "one"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first_stderr = ""
     for attempt in range(2):
         proc = subprocess.run(
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
@@ -47,10 +53,19 @@ def run_pair(tmp_path: Path, method: str, steps: int) -> tuple[dict, dict, Path,
         )  # fmt: skip
         # Seen once in CI (then 0 of 8 reruns): a rank aborts in the C++ runtime as gloo tears
         # down ("terminate called without an active exception", SIGABRT). Only that
-        # signature is retried, once, from scratch; the retry must pass in full.
-        if proc.returncode == 0 or "without an active exception" not in proc.stderr:
+        # signature is retried, once, from scratch; the retry must pass in full, and the
+        # retry is reported (a warning in the summary of `pytest -rA` / `-W error` fails it).
+        if attempt or proc.returncode == 0 or "without an active exception" not in proc.stderr:
             break
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        first_stderr = proc.stderr
+        warnings.warn(
+            f"torchrun train ({method}) aborted in gloo's teardown (exit {proc.returncode}); "
+            f"retrying once. Its stderr ends:\n{first_stderr[-1500:]}",
+            RetriedRunWarning,
+            stacklevel=1,
+        )
+    retried = f"\n--- first attempt (retried), stderr ends:\n{first_stderr[-1500:]}"
+    assert proc.returncode == 0, proc.stderr[-3000:] + (retried if first_stderr else "")
     ddp_dir = ddp_dir / str(attempt)
     summary = json.loads(proc.stdout)  # rank 0 alone prints, and only the JSON
     assert summary["world_size"] == 2

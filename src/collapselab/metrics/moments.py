@@ -274,12 +274,12 @@ class _Partial:
         # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
         # column-major view; 3-4x faster than numpy's broadcast subtraction)
         a = _dger(-1.0, run.shift_aug, np.ones(k), a=a.T, overwrite_a=1).T
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # as in the kernel: huge rows are rescaled later
             inv = 1.0 / np.sqrt(sq)
-        inv[sq == 0] = 0.0
-        a[:, d] = 1.0
-        a[:, d + 1] = inv
-        np.multiply(inv, np.where(sq > 0, inv - run.inv_s_norm, 0.0), out=a[:, d + 2])
+            inv[sq == 0] = 0.0
+            a[:, d] = 1.0
+            a[:, d + 1] = inv
+            np.multiply(inv, np.where(sq > 0, inv - run.inv_s_norm, 0.0), out=a[:, d + 2])
         return a, sq, None
 
     def add(

@@ -247,16 +247,28 @@ def train(
     """
     cfg = config.resolved()
     assert cfg.epochs is not None
-    torch.set_flush_denormal(True)  # denormals slow CPUs ~10x as embeddings collapse
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    ctx = _setup_distributed(cfg.device)
+    # process-wide settings changed for the run and restored after it, whatever happens
+    flush_before, threads_before = flush_denormal_enabled(), torch.get_num_threads()
     try:
-        with blas_threads(cfg.threads) if cfg.threads else contextlib.nullcontext():
-            return _train(cfg, ctx, progress, on_monitor, on_collapse)
+        torch.set_flush_denormal(True)  # denormals slow CPUs ~10x as embeddings collapse
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        ctx = _setup_distributed(cfg.device)
+        try:
+            with blas_threads(cfg.threads) if cfg.threads else contextlib.nullcontext():
+                return _train(cfg, ctx, progress, on_monitor, on_collapse)
+        finally:
+            if ctx.owns_group and tdist.is_initialized():
+                tdist.destroy_process_group()
     finally:
-        if ctx.owns_group and tdist.is_initialized():
-            tdist.destroy_process_group()
+        torch.set_flush_denormal(flush_before)
+        torch.set_num_threads(threads_before)
+
+
+def flush_denormal_enabled() -> bool:
+    """Whether torch flushes denormals to zero on this thread (torch has no getter: with
+    flushing on, the smallest float64 denormal reads back as 0)."""
+    return torch.tensor([1e-323], dtype=torch.float64).item() == 0.0
 
 
 def _train(
