@@ -161,7 +161,7 @@ def test_particles_unknown_objective() -> None:
 
 
 def test_lightning_hooks_without_embeddings() -> None:
-    from collapselab.train.lightning import LightningHooks
+    from collapselab.integrations.lightning import LightningHooks
 
     with pytest.raises(InputError, match="embeddings"):
         LightningHooks().on_train_batch_end(None, None, {"loss": 0.0}, None, 0)

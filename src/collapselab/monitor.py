@@ -31,7 +31,7 @@ import logging
 import math
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -222,6 +222,9 @@ class CollapseMonitor:
             ``alarm`` is not given.
         baseline: ``"first"`` (the first evaluation is the run's baseline), None (absolute
             verdicts only), or the moments / Measurement of a reference.
+        on_state: a callable (or several) receiving each :class:`MonitorState`, before the
+            alarm policy sees it (so a tracker records the state that raises): e.g. the
+            sinks of :mod:`collapselab.integrations.trackers`. Kept in :attr:`on_state`.
         sample_size: rows kept per batch for the pairwise statistics (uniformity).
         trend_window: evaluations used for the trend fits.
         distributed: all-reduce accumulators over torch.distributed ranks; None: when a
@@ -242,6 +245,8 @@ class CollapseMonitor:
         emit: bool = True,
         alarm: AlarmPolicy | None = None,
         baseline: Literal["first"] | Moments | Measurement | None = "first",
+        on_state: Callable[[MonitorState], Any] | Sequence[Callable[[MonitorState], Any]]
+        | None = None,
     ) -> None:
         if every < 1 or window < 1 or trend_window < 2 or sample_size < 2:
             raise ConfigError(
@@ -263,6 +268,9 @@ class CollapseMonitor:
             None if isinstance(baseline, str) else baseline
         )
         self.last: MonitorState | None = None
+        self.on_state: list[Callable[[MonitorState], Any]] = (
+            [] if on_state is None else [on_state] if callable(on_state) else list(on_state)
+        )
 
     @property
     def first_collapse_step(self) -> int | None:
@@ -327,6 +335,8 @@ class CollapseMonitor:
         prev, self._last_verdict = self._last_verdict, ms.verdict
         state = MonitorState(step, ms, self._trends(), changed=ms.verdict != prev)
         self.last = state
+        for hook in self.on_state:
+            hook(state)
         self.alarm.observe(state)
         return state
 

@@ -11,7 +11,6 @@ import torch
 from collapselab import CollapseMonitor
 from collapselab.diagnose import Thresholds, measure_array
 from collapselab.errors import CollapseDetected
-from collapselab.train.lightning import LightningHooks
 
 
 def isotropic(b: int = 64, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -128,49 +127,3 @@ def test_monitor_cost_between_windows_is_zero_work() -> None:
     mon = CollapseMonitor(every=100, window=2)
     bad = np.zeros((3,))  # would fail the (B, d) check if it were read
     assert mon.update(bad, 50) is None
-
-
-def test_lightning_hooks_with_a_minimal_trainer() -> None:
-    class Trainer:
-        global_step = 0
-        should_stop = False
-
-    class Module:
-        def __init__(self) -> None:
-            self.logged: list[dict[str, float]] = []
-
-        def log_dict(self, d: dict[str, float]) -> None:
-            self.logged.append(d)
-
-    trainer, module = Trainer(), Module()
-    cb = LightningHooks(every=2, window=1, on_collapse="stop", patience=1)
-    for step in range(5):
-        trainer.global_step = step
-        z = isotropic(seed=step) if step < 3 else collapsed(seed=step)
-        cb.on_train_batch_end(trainer, module, {"loss": 0.0, "embeddings": z}, None, step)
-    assert len(module.logged) == 3  # steps 0, 2, 4
-    assert module.logged[0]["collapse/collapsed"] == 0.0
-    assert module.logged[-1]["collapse/collapsed"] == 1.0
-    assert trainer.should_stop
-    with pytest.raises(ValueError, match="must return a dict with 'embeddings'"):
-        cb.on_train_batch_end(trainer, module, torch.tensor(0.0), None, 5)
-
-
-def test_lightning_import_error_is_clear() -> None:
-    import importlib
-    import importlib.util
-
-    installed = any(importlib.util.find_spec(m) for m in ("lightning", "pytorch_lightning"))
-    module = importlib.import_module("collapselab.train.lightning")  # imports without it
-    if installed:
-        assert isinstance(module.CollapseMonitorCallback, type)
-    else:
-        with pytest.raises(ImportError, match=r'pip install "collapselab\[lightning\]"'):
-            module.CollapseMonitorCallback  # noqa: B018
-
-
-def test_lightning_callback_is_a_callback() -> None:
-    pl = pytest.importorskip("lightning.pytorch")
-    from collapselab.train.lightning import CollapseMonitorCallback
-
-    assert isinstance(CollapseMonitorCallback(every=5), pl.Callback)

@@ -8,19 +8,17 @@
 - :func:`anisotropy`: random-pair cosine, top-direction variance shares, and the effect
   of centring / removing top directions / whitening, optionally on held-out retrieval.
 - :class:`WhiteningTransform` (``collapselab whiten``): fit, apply, save, load.
-- :class:`ProbeMonitor` and, for sentence-transformers training,
-  :class:`CollapseMonitorCallback` / :class:`CollapseMonitorEvaluator`.
+- :class:`ProbeMonitor` (the Trainer / SentenceTransformerTrainer adapters around it
+  live in :mod:`collapselab.integrations.transformers`).
 - :func:`run_finetune_experiment`: positives-only vs. InfoNCE fine-tuning of MiniLM on
   WordNet pairs, tracked by the monitor.
 - Readers of real data at their installed paths: :func:`wordnet_pairs`,
   :func:`lee_corpus`, :func:`word_pairs`.
 
-sentence-transformers is imported only when a model is loaded (and by the callbacks).
+sentence-transformers is imported only when a model is loaded.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from collapselab.text.anisotropy import (
     AnisotropyReport,
@@ -50,23 +48,9 @@ from collapselab.text.model import encode, load_model, resolve_model
 from collapselab.text.monitor import ProbeMonitor, ProbeRecord
 from collapselab.text.whiten import WhiteningTransform, fit_array, fit_sources, fit_transform
 
-_CALLBACKS = ("CollapseMonitorCallback", "CollapseMonitorEvaluator")
-
-
-def __getattr__(name: str) -> Any:
-    # the adapters subclass transformers / sentence-transformers classes: import on use
-    if name in _CALLBACKS:
-        from collapselab.text import callbacks
-
-        return getattr(callbacks, name)
-    raise AttributeError(f"module 'collapselab.text' has no attribute {name!r}")
-
-
 __all__ = [
     "QUICK_SETTINGS",
     "AnisotropyReport",
-    "CollapseMonitorCallback",
-    "CollapseMonitorEvaluator",
     "Correction",
     "EmbedResult",
     "FinetuneConfig",

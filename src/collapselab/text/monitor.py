@@ -16,8 +16,8 @@ random-pair cosine is 0.3-0.6, long before any absolute line; the relative sprea
 warning, and the alarm policy (:class:`~collapselab.monitor.AlarmPolicy`, the same for
 every monitor) fires on it.
 
-Use it in any loop (``probe(model, step)``), or through the sentence-transformers /
-transformers adapters in :mod:`collapselab.text.callbacks`.
+Use it in any loop (``probe(model, step)``), or through the Trainer /
+SentenceTransformerTrainer adapters in :mod:`collapselab.integrations.transformers`.
 """
 
 from __future__ import annotations
@@ -66,8 +66,8 @@ class ProbeMonitor:
         probe_texts: the probe sentences (at least 2; a few hundred or more gives a stable
             spectrum: the effective rank cannot exceed the number of texts).
         every: evaluate at steps divisible by ``every``.
-        on_collapse: passed to the monitor (``"warn"``, ``"raise"``, ``"ignore"`` or a
-            callable receiving the :class:`MonitorState`).
+        on_collapse: passed to the monitor (``"warn"``, ``"raise"``, ``"stop"``,
+            ``"ignore"`` or a callable receiving the :class:`MonitorState`).
         heldout_pairs: optional ``(queries, documents)`` texts, row ``i`` relevant to row
             ``i``, scored by recall@1 at each evaluation.
         batch_size: texts per forward pass when embedding the probe.

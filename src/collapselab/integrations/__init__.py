@@ -1,0 +1,22 @@
+"""Thin adapters from the :class:`~collapselab.monitor.CollapseMonitor` to where you train.
+
+Each module imports its framework lazily (install the extra it names); every adapter reads
+the monitor's one typed record, :class:`~collapselab.monitor.MonitorState` (its
+``measurement``, ``metrics`` = ``Measurement.scalars()``, ``spectrum``), never a copy
+of a metric list.
+
+- :mod:`collapselab.integrations.lightning`: ``CollapseMonitorCallback``, a Lightning
+  ``Callback`` (logs through ``pl_module.log_dict``, stops through ``trainer.should_stop``,
+  checkpoints the monitor).
+- :mod:`collapselab.integrations.transformers`: ``CollapseMonitorCallback``, a
+  ``transformers.TrainerCallback`` (``Trainer`` and ``SentenceTransformerTrainer``; logs
+  through ``trainer.log``, stops through ``control.should_training_stop``), and
+  ``CollapseMonitorEvaluator``, a sentence-transformers evaluator.
+- :mod:`collapselab.integrations.trackers`: ``TensorBoardSink``, ``WandbSink``,
+  ``MLflowSink``: callables ``(MonitorState) -> None`` to hang on a monitor
+  (``CollapseMonitor(on_state=sink)``) or pass to the callbacks (``on_state=sink``).
+
+Stopping on collapse has one design everywhere: ``on_collapse="stop"`` makes the
+monitor's :class:`~collapselab.monitor.AlarmPolicy` set ``monitor.should_stop`` when it
+fires, and each framework callback reads it.
+"""
