@@ -2,6 +2,8 @@
 
 Methods (each timed in its own subprocess, so "peak" is that process's whole peak RSS):
 
+- ``metrics``  ``compute_metrics``: everything ``check`` reports (update + ``summarize``:
+  both eigensolves, the pairwise statistics of the row sample, every other metric)
 - ``stream``   collapselab's path: ``Moments.update`` (float64 shifted syrk, row statistics
   and row sample included) + the eigensolve ``summarize`` uses
 - ``svdvals``  ``torch.linalg.svdvals`` of the centred float32 matrix (what RankMe code does)
@@ -25,10 +27,19 @@ accumulator, in units of one read of the data (``torch.sum`` of the float32 matr
 implementation ``F.normalize(z).std(0).mean()`` is timed for reference. Reps are
 interleaved so that the machine's drift hits every column alike.
 
+Baselines: every worker process also times two warm baselines in process, interleaved
+rep by rep with its method (baseline, baseline, method, ...; each warmed up once first):
+``gemm32`` (bare float32 ``X.T @ X``, torch) and ``syrk64`` (bare float64 ``X.T @ X``,
+numpy syrk on a float64 copy made outside the timing: the floor for a float64-accurate
+scatter). A method's ratios are its median over the medians of those baselines, timed in
+the same processes, so a shared machine's drift and its start-up state hit both sides.
+Peak memory is the process's peak RSS over the method's own reps only (the float64
+copy is freed and the high-water mark reset through ``/proc/self/clear_refs`` first).
+
 Usage: ``python benchmarks/bench_spectrum.py [--sizes 10000x128,100000x768] [--file-rows 1000000]
 [--reps 3] [--rounds 3] [--out benchmarks/results/spectrum.md]``. Every method runs in
 ``rounds`` fresh processes, interleaved with the others, ``reps`` times each; medians over
-all of them; ratios are to ``gemm32`` measured in the same run.
+all of them.
 """
 
 from __future__ import annotations
@@ -47,7 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
-METHODS = ["stream", "svdvals", "np_svd", "cov32", "gemm32", "syrk32"]
+METHODS = ["metrics", "stream", "svdvals", "np_svd", "cov32", "gemm32", "syrk32"]
 
 
 def make_data(n: int, d: int, kind: str, seed: int = 0) -> np.ndarray:
@@ -85,7 +96,7 @@ def reference_eigs(path: str) -> np.ndarray:
 def worker(method: str, path: str, reps: int, eig_out: str) -> None:
     import torch
 
-    from collapselab.metrics import Moments
+    from collapselab.metrics import Moments, compute_metrics
     from collapselab.metrics.summary import eigenvalues_desc
 
     def timed(fn):  # type: ignore[no-untyped-def]
@@ -131,6 +142,7 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
             return torch.linalg.eigvalsh(xc.T @ xc / n).flip(0).double().numpy()
 
         fns = {
+            "metrics": lambda: compute_metrics(x).eigenvalues,
             "stream": stream,
             "svdvals": svdvals,
             "np_svd": np_svd,
@@ -138,11 +150,58 @@ def worker(method: str, path: str, reps: int, eig_out: str) -> None:
             "gemm32": lambda: (xt.T @ xt, None)[1],
             "syrk32": lambda: (x.T @ x, None)[1],
         }
-        times, res = timed(fns[method])
+        times, base, res, peak = interleaved(fns[method], x, reps)
+        if res is not None:
+            np.save(eig_out, np.asarray(res, dtype=np.float64))
+        print(json.dumps({"times": times, "peak_mb": peak, **base}))
+        return
     if res is not None:
         np.save(eig_out, np.asarray(res, dtype=np.float64))
     peak_mb = _vm_hwm_mb()
     print(json.dumps({"times": times, "peak_mb": peak_mb}))
+
+
+def interleaved(fn, x: np.ndarray, reps: int):  # type: ignore[no-untyped-def]
+    """Time ``fn`` ``reps`` times, each rep after one warm ``gemm32`` and one warm
+    ``syrk64`` baseline in this process; the peak RSS is of ``fn``'s reps alone."""
+    import torch
+
+    xt = torch.from_numpy(x)
+
+    def syrk64() -> float:
+        x64 = x.astype(np.float64)  # outside the timing (first touch of its pages)
+        x64.T @ x64  # warm: the same shapes again
+        t0 = time.perf_counter()
+        x64.T @ x64
+        return time.perf_counter() - t0
+
+    def gemm32() -> float:
+        t0 = time.perf_counter()
+        xt.T @ xt
+        return time.perf_counter() - t0
+
+    gemm32()
+    res = fn()  # warm-up of the method
+    base: dict[str, list[float]] = {"base_gemm32": [], "base_syrk64": []}
+    times, peak = [], 0.0
+    for _ in range(reps):
+        base["base_gemm32"].append(gemm32())
+        base["base_syrk64"].append(syrk64())
+        _reset_hwm()
+        t0 = time.perf_counter()
+        res = fn()
+        times.append(time.perf_counter() - t0)
+        peak = max(peak, _vm_hwm_mb())
+    return times, base, res, peak
+
+
+def _reset_hwm() -> None:
+    """Reset this process's peak RSS to its current RSS (Linux >= 4.0; else a no-op,
+    and the peak then includes the baselines' float64 copy)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
 
 
 def row_stats(x: np.ndarray, reps: int) -> dict:
@@ -236,7 +295,9 @@ def run_rounds(methods: Sequence[str], path: str, reps: int, rounds: int, tmp: s
                 res[m] = r if "error" in r else res[m]
                 continue
             if m in res:
-                r["times"] = res[m]["times"] + r["times"]
+                for key in ("times", "base_gemm32", "base_syrk64"):
+                    if key in r:
+                        r[key] = res[m][key] + r[key]
                 r["peak_mb"] = max(r["peak_mb"], res[m]["peak_mb"])
             res[m] = r
     return res
@@ -287,18 +348,25 @@ def main() -> None:
                 np.save(path, make_data(n, d, kind))
                 ref = reference_eigs(path)
                 res = run_rounds(METHODS, path, args.reps, args.rounds, tmp)
-                base = statistics.median(res["gemm32"]["times"])
-                emit(f"## ({n}, {d}), {kind} spectrum; baseline gemm32 = {base * 1e3:.1f} ms")
-                emit("| method | median ms | / gemm32 | peak MB | max rel err | negative eigs |")
-                emit("|---|---|---|---|---|---|")
+                ok = [r for r in res.values() if "error" not in r]
+                g32 = statistics.median(t for r in ok for t in r["base_gemm32"])
+                s64 = statistics.median(t for r in ok for t in r["base_syrk64"])
+                emit(f"## ({n}, {d}), {kind} spectrum; warm in-process baselines (medians over "
+                     f"every worker): gemm32 = {g32 * 1e3:.1f} ms, syrk64 = {s64 * 1e3:.1f} ms")
+                emit("| method | median ms | / gemm32 | / syrk64 | peak MB | max rel err "
+                     "| negative eigs |")
+                emit("|---|---|---|---|---|---|---|")
                 for m in METHODS:
                     r = res[m]
                     if "error" in r:
-                        emit(f"| {m} | failed: {r['error']} | | | | |")
+                        emit(f"| {m} | failed: {r['error']} | | | | | |")
                         continue
                     med = statistics.median(r["times"])
+                    b32 = statistics.median(r["base_gemm32"])  # this method's own processes
+                    b64 = statistics.median(r["base_syrk64"])
                     err, neg = accuracy(r["eig"], ref)
-                    emit(f"| {m} | {med * 1e3:.1f} | {med / base:.2f} | {r['peak_mb']:.0f} | {err} | {neg} |")
+                    emit(f"| {m} | {med * 1e3:.1f} | {med / b32:.2f} | {med / b64:.2f} "
+                         f"| {r['peak_mb']:.0f} | {err} | {neg} |")
                 emit()
                 rs = run_rowstats(path, max(args.reps, 9))
                 if rs is not None:

@@ -12,6 +12,7 @@ as one matrix; only ``d x d`` states travel, never rows.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,8 @@ class CheckResult:
 
 
 def _world() -> tuple[int, int]:
+    if "torch.distributed" not in sys.modules:  # no process group without it: stay light
+        return 0, 1
     try:
         import torch.distributed as dist
     except ImportError:  # pragma: no cover

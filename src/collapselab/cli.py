@@ -15,11 +15,15 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from collapselab._term import ProgressBar, fmt, table
-from collapselab.diagnose import Thresholds
 from collapselab.errors import CollapseLabError, ConfigError
 
 if TYPE_CHECKING:
     from collapselab.check import CheckResult
+    from collapselab.diagnose import Thresholds
+
+# Start-up: this module imports the standard library only (no numpy, torch, matplotlib,
+# scipy or sklearn): `collapselab --help` costs the interpreter and argparse. Each command
+# imports what it uses inside its _cmd_X; tests/test_startup.py pins it.
 
 # --- subcommands -------------------------------------------------------------------------
 # (each engineer adds their own _add_X/_cmd_X pair below and one line in build_parser)
@@ -89,6 +93,8 @@ def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def _parse_thresholds(items: Sequence[str]) -> Thresholds:
+    from collapselab.diagnose import Thresholds
+
     known = {f.name for f in dataclasses.fields(Thresholds)}
     values: dict[str, float] = {}
     for item in items:

@@ -124,9 +124,51 @@ fail_x:
     return NULL;
 }
 
+CLONES static void rank1_kernel(double *a, Py_ssize_t n, Py_ssize_t lda, double alpha,
+                                const double *x) {
+    for (Py_ssize_t j = 0; j < n; j++) {
+        double *aj = a + j * lda;
+        const double t = alpha * x[j];
+        _Pragma("omp simd") for (Py_ssize_t i = 0; i < n; i++) aj[i] += t * x[i];
+    }
+}
+
+/* rank1(a, n, lda, alpha, x): a[j, i] += (alpha x_j) x_i for i, j < n, in place, where
+ * row j of the (n, n) block starts at a + j * lda (a float64, C-contiguous, at least
+ * (n - 1) lda + n long; x float64 (n,)). The rank-1 corrections of the Chan et al.
+ * merge, one pass over the block, without scipy's BLAS (whose import costs more than a
+ * whole small check). */
+static PyObject *rank1(PyObject *self, PyObject *args) {
+    PyObject *oa, *ox;
+    Py_ssize_t n, lda;
+    double alpha;
+    if (!PyArg_ParseTuple(args, "OnndO", &oa, &n, &lda, &alpha, &ox)) return NULL;
+    Py_buffer a, x;
+    if (get(oa, &a, 1, "a") < 0) return NULL;
+    if (get(ox, &x, 0, "x") < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    if (n < 0 || lda < n || a.itemsize != 8 || x.itemsize != 8 || x.len != n * 8 ||
+        (n > 0 && a.len < ((n - 1) * lda + n) * 8)) {
+        PyBuffer_Release(&x);
+        PyBuffer_Release(&a);
+        PyErr_SetString(PyExc_ValueError, "rank1: buffer sizes do not match (n, lda)");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    rank1_kernel((double *)a.buf, n, lda, alpha, (const double *)x.buf);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&a);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"shift_rows", shift_rows, METH_VARARGS,
      "shift_rows(x, k, d, s, inv_s_norm, a, sq, wsq, stats=True): one pass over a block."},
+    {"rank1", rank1, METH_VARARGS,
+     "rank1(a, n, lda, alpha, x): a[j, i] += (alpha x_j) x_i for i, j < n, in place."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rows", NULL, -1, methods};

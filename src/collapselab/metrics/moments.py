@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -48,7 +49,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg.blas import dger as _dger
 
 from collapselab.errors import InputError
 
@@ -58,6 +58,26 @@ try:  # the C row kernel (setup.py builds it where a C compiler is present)
 except ImportError:  # pragma: no cover - the numpy path computes the same numbers
     _rows = None
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _dger(*args: Any, **kwargs: Any) -> Any:
+    """scipy's BLAS ``dger``, imported on first use: the numpy path needs it, the kernel
+    path never does (``import scipy.linalg`` costs more than a whole small check)."""
+    from scipy.linalg.blas import dger
+
+    return dger(*args, **kwargs)
+
+
+def _rank1(a: NDArray[np.float64], n: int, alpha: float, x: NDArray[np.float64]) -> None:
+    """``a[:n, :n] += alpha x x^T`` in place, for a C-contiguous float64 ``a`` (square, or
+    wider than ``n``: the leading block): the kernel's one pass, else BLAS ``dger`` on the
+    column-major view."""
+    if _rows is not None:
+        _rows.rank1(a, n, a.shape[1], alpha, np.ascontiguousarray(x[:n], dtype=np.float64))
+        return
+    pad = np.zeros(a.shape[0])
+    pad[:n] = x[:n]
+    _dger(alpha, pad, pad, a=a.T, overwrite_a=1)
 
 #: Rows are accumulated in units of ``2**scale_exp`` chosen so that every entry lies in
 #: [2**-100, 2**100]: there squares, scatter sums and the eigenvalues' squares (the
@@ -106,15 +126,21 @@ def _executor() -> ThreadPoolExecutor:
     return _POOL
 
 
+def _forget_pool() -> None:  # a forked child has the pool object but not its threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _to_numpy(x: Any) -> NDArray[Any]:
     """Accept numpy arrays and torch tensors (any device, any float dtype) without copies
     where possible; bfloat16 has no numpy dtype and is upcast to float32."""
     if isinstance(x, np.ndarray):
         return x
-    try:  # torch is optional at this layer
-        import torch
-    except ImportError:  # pragma: no cover - torch is a hard dependency of the package
-        torch = None  # type: ignore[assignment]
+    torch = sys.modules.get("torch")  # a tensor implies torch is loaded: never import it here
     if torch is not None and isinstance(x, torch.Tensor):
         t = x.detach()
         if t.dtype in (torch.bfloat16, torch.float16) or not t.is_floating_point():
@@ -527,8 +553,7 @@ class Moments:
                 continue
             delta = g[:d, d] / k  # run mean - s
             # scatter about the run's mean: g[:d, :d] -= k delta delta^T, in place
-            pad = np.zeros(3)
-            g = _dger(-float(k), np.r_[delta, pad], np.r_[delta, pad], a=g.T, overwrite_a=1).T
+            _rank1(g, d, -float(k), delta)
             self._merge_moments(k, s + delta, g[:d, :d])
             # sum v = sum inv b + s sum rho
             # sum v^2 = sum inv^2 b^2 + 2 s sum inv rho b + s^2 sum rho^2
@@ -546,11 +571,9 @@ class Moments:
         delta = mean_b - self.mean
         self.mean += delta * (n_b / n)
         self.scatter += s_b
-        if n_a:  # + (n_a n_b / n) delta delta^T, in place (BLAS dger, no d x d temporary)
+        if n_a:  # + (n_a n_b / n) delta delta^T, in place (no d x d temporary)
             with single_threaded_blas():
-                self.scatter = _dger(
-                    n_a * n_b / n, delta, delta, a=self.scatter.T, overwrite_a=1
-                ).T
+                _rank1(self.scatter, self.d, n_a * n_b / n, delta)
         self.n = n
 
     def _update_alignment(self, x: NDArray[Any], y: NDArray[Any]) -> None:
@@ -653,8 +676,10 @@ class Moments:
 
         Each rank's state is all-gathered (a few ``d x d`` floats: never the rows) and
         merged in rank order, so every rank ends with identical global moments. A no-op
-        when torch.distributed is not initialised.
+        when torch.distributed is not initialised (then torch is not even imported).
         """
+        if "torch.distributed" not in sys.modules:  # no process group without it
+            return self
         import torch
         import torch.distributed as dist
 

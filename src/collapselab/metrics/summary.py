@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -90,7 +92,14 @@ def eigenvalues_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], int, 
     OpenBLAS's idle threads then spin for a while and slow the next streaming update down
     by more than that."""
     with single_threaded_blas():
-        lam = np.linalg.eigvalsh((a + a.T) * 0.5)[::-1].copy()
+        return _eigenvalues_desc(a)
+
+
+def _eigenvalues_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], int, float]:
+    """:func:`eigenvalues_desc` under the caller's BLAS thread limit."""
+    sym = np.add(a, a.T)
+    sym *= 0.5  # (a + a.T) * 0.5, without a second d x d temporary
+    lam = np.linalg.eigvalsh(sym)[::-1].copy()
     neg = lam < 0
     most_negative = float(lam.min()) if neg.any() else 0.0
     lam[neg] = 0.0
@@ -105,8 +114,30 @@ def eigh_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.f
     return lam[::-1].copy(), vec[:, ::-1].copy()
 
 
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Two helper threads for :func:`summarize` (its own: never a pool that may be
+    waiting on it)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="summarize")
+    return _POOL
+
+
+def _forget_pool() -> None:  # a forked child has the pool object but not its threads
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def summarize(m: Moments) -> EmbeddingMetrics:
-    """Compute every metric from accumulated moments (cost: two ``d x d`` eigensolves).
+    """Compute every metric from accumulated moments (cost: two ``d x d`` eigensolves and
+    the pairwise statistics of the row sample, side by side on helper threads).
 
     Raises:
         DegenerateInputError: fewer than 2 finite rows.
@@ -116,8 +147,16 @@ def summarize(m: Moments) -> EmbeddingMetrics:
         raise DegenerateInputError(
             f"{n} finite row{'s' if n != 1 else ''}; need at least 2 to measure spread"
         )
-    lam, clipped, most_neg = eigenvalues_desc(m.covariance())
-    mu2, _, _ = eigenvalues_desc(m.second_moment())
+    # The three costly parts (two d x d eigensolves, the pairwise statistics of the row
+    # sample) are independent: they run side by side, each with single-threaded BLAS
+    # (the same arithmetic as one after the other, so the same numbers).
+    with single_threaded_blas():
+        pool = _pool()
+        pairs = pool.submit(sample_pair_stats, m.sample_rows)
+        uncentred = pool.submit(_eigenvalues_desc, m.second_moment())
+        lam, clipped, most_neg = _eigenvalues_desc(m.covariance())
+        mu2 = uncentred.result()[0]
+        unif, max_cos = pairs.result()
     rtol = spectral.default_rank_rtol(d, m.input_eps)
     total_var = float(lam.sum())
     mean_sq = m.sq_norm_sum / n
@@ -130,7 +169,6 @@ def summarize(m: Moments) -> EmbeddingMetrics:
     else:
         std_l2 = float("nan")
     mean_cos = (float(m.unit_sum @ m.unit_sum) - nz) / (nz * (nz - 1)) if nz >= 2 else float("nan")
-    unif, max_cos = sample_pair_stats(m.sample_rows)
     fit = spectral.power_law_alpha(lam)
     per_dim_var = np.clip(np.diag(m.scatter) / n, 0.0, None)
     num_rank = spectral.numerical_rank(lam, rtol, reference=float(mu2[0]))
