@@ -104,7 +104,6 @@ _BLOCK_BYTES = 8 * 2**20
 _MIN_BLOCK_ROWS = 1024
 #: threads for large updates (each with single-threaded BLAS)
 _WORKERS = min(4, os.cpu_count() or 1)
-_POOL: ThreadPoolExecutor | None = None
 _BLAS: Any = None
 
 
@@ -119,20 +118,26 @@ def single_threaded_blas() -> Any:
     return _BLAS.limit(limits=1, user_api="blas")
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="moments")
-    return _POOL
+class LazyPool:
+    """A thread pool made on first use and forgotten in a forked child (which has the
+    pool object but not its threads)."""
+
+    def __init__(self, workers: int, prefix: str) -> None:
+        self.workers, self.prefix = workers, prefix
+        self._pool: ThreadPoolExecutor | None = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def get(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self.prefix)
+        return self._pool
+
+    def _forget(self) -> None:
+        self._pool = None
 
 
-def _forget_pool() -> None:  # a forked child has the pool object but not its threads
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+_POOL = LazyPool(_WORKERS, "moments")
 
 
 def _to_numpy(x: Any) -> NDArray[Any]:
@@ -514,7 +519,7 @@ class Moments:
             # too, not only the syrk; the sample is drawn meanwhile.
             bounds = [x.shape[0] * i // workers for i in range(workers + 1)]
             futures = [
-                _executor().submit(
+                _POOL.get().submit(
                     _Partial(self.d, acc[i], check_low).feed, x[bounds[i] : bounds[i + 1]], rows
                 )
                 for i in range(workers)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -14,7 +12,7 @@ from numpy.typing import NDArray
 from collapselab.errors import DegenerateInputError
 from collapselab.metrics import spectral
 from collapselab.metrics.geometry import sample_pair_stats
-from collapselab.metrics.moments import Moments, single_threaded_blas
+from collapselab.metrics.moments import LazyPool, Moments, single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -114,25 +112,9 @@ def eigh_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.f
     return lam[::-1].copy(), vec[:, ::-1].copy()
 
 
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Two helper threads for :func:`summarize` (its own: never a pool that may be
-    waiting on it)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="summarize")
-    return _POOL
-
-
-def _forget_pool() -> None:  # a forked child has the pool object but not its threads
-    global _POOL
-    _POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+#: two helper threads for :func:`summarize` (its own: never a pool that may be waiting
+#: on it)
+_POOL = LazyPool(2, "summarize")
 
 
 def summarize(m: Moments) -> EmbeddingMetrics:
@@ -151,7 +133,7 @@ def summarize(m: Moments) -> EmbeddingMetrics:
     # sample) are independent: they run side by side, each with single-threaded BLAS
     # (the same arithmetic as one after the other, so the same numbers).
     with single_threaded_blas():
-        pool = _pool()
+        pool = _POOL.get()
         pairs = pool.submit(sample_pair_stats, m.sample_rows)
         uncentred = pool.submit(_eigenvalues_desc, m.second_moment())
         lam, clipped, most_neg = _eigenvalues_desc(m.covariance())
