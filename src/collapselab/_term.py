@@ -1,22 +1,22 @@
 """Terminal rendering shared by the CLI commands: a stderr progress bar and tables.
 
-The progress bar draws only when stderr is a terminal (so logs and CI stay clean).
+The progress bar (tqdm) draws only when stderr is a terminal (so logs and CI stay clean).
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 
 class ProgressBar:
-    """``rows 1.2M/4.0M [#####.....] 30% 2.1M rows/s, 1.3 s left`` on stderr, TTY only.
+    """A tqdm bar on stderr, drawn only when the stream is a terminal.
 
-    Call it as ``bar(done, total)``; :meth:`close` ends the line. ``enabled`` defaults
-    to ``stream.isatty()``.
+    Call it as ``bar(done, total, extra)``; :meth:`close` ends the line. ``enabled``
+    defaults to ``stream.isatty()``; tqdm is imported only when a bar is drawn, so the
+    commands start without it.
     """
 
     def __init__(
@@ -25,42 +25,35 @@ class ProgressBar:
         stream: TextIO | None = None,
         enabled: bool | None = None,
         unit: str = "rows",
-        min_interval: float = 0.1,
     ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.label, self.unit, self.min_interval = label, unit, min_interval
-        self.t0 = time.perf_counter()
-        self._last = -math.inf
-        self._drawn = False
+        self.label, self.unit = label, unit
+        self._bar: Any = None
 
     def __call__(self, done: int, total: int, extra: str = "") -> None:
-        now = time.perf_counter()
-        if not self.enabled or (now - self._last < self.min_interval and done < total):
+        if not self.enabled:
             return
-        self._last = now
-        elapsed = max(now - self.t0, 1e-9)
-        rate = done / elapsed
-        frac = done / total if total else 1.0
-        left = (total - done) / rate if rate > 0 else math.inf
-        bar = "#" * int(20 * frac) + "." * (20 - int(20 * frac))
-        self.stream.write(
-            f"\r{self.label} {human(done)}/{human(total)} {self.unit} [{bar}] {frac:4.0%} "
-            f"{human(rate)} {self.unit}/s, {left:.1f} s left {extra}\x1b[K"
-        )
-        self.stream.flush()
-        self._drawn = True
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self.label, unit=self.unit, unit_scale=True,
+                             file=self.stream, leave=True, mininterval=0.1)  # fmt: skip
+        bar = self._bar
+        bar.total = total
+        if extra:
+            bar.set_postfix_str(extra, refresh=False)
+        bar.update(done - bar.n)
 
     def reset(self, label: str) -> None:
         """End the current line and start a new bar under ``label``."""
         self.close()
-        self.label, self.t0, self._last, self._drawn = label, time.perf_counter(), -math.inf, False
+        self.label = label
 
     def close(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 def human(x: float) -> str:
