@@ -7,7 +7,8 @@ command that made it:
 - healthy methods must beat raw pixels on 1-NN with 5 labels per class (the issue quotes
   85.7%; the same evaluation code on raw pixels is measured here, same draws), reach an
   effective rank above 10 and never raise the monitor's collapse alarm;
-- the known-collapse methods must end ``dimensional`` or ``complete`` and be flagged early:
+- the known-collapse methods must end ``dimensional`` or ``complete`` on the representation
+  or on the projector output (the one their loss collapses) and be flagged early:
   before the loss has fallen by 90% of the way to its floor, or while it is still falling
   (its distance to the floor at least halves after the alarm), see
   :mod:`collapselab.train.runlog`.
@@ -16,6 +17,7 @@ Usage::
 
     python benchmarks/bench_methods.py                      # all methods, ~2-3 min each
     python benchmarks/bench_methods.py --methods simclr,variance --epochs 60 --out /tmp/m.md
+    python benchmarks/bench_methods.py --reuse      # keep finished runs whose config matches
 """
 
 from __future__ import annotations
@@ -40,13 +42,30 @@ from collapselab.train.trainer import train
 RAW_PIXELS_QUOTED = 0.857  # the issue's figure for raw pixels
 
 
-def run(methods: list[str], epochs: int | None, threads: int, runs_dir: Path) -> list[dict]:
+def _finished(cfg: TrainConfig) -> dict | None:
+    """The summary of a finished run made with exactly this config (``--reuse``), else None."""
+    path = Path(cfg.out) / "summary.json"
+    if not path.is_file():
+        return None
+    s = json.loads(path.read_text())
+    if s.get("config") != json.loads(json.dumps(cfg.resolved().to_dict())):
+        return None
+    s["wall_seconds"] = s["seconds"]
+    s["reused"] = datetime.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    return s
+
+
+def run(methods: list[str], epochs: int | None, threads: int, runs_dir: Path,
+        reuse: bool = False) -> list[dict]:  # fmt: skip
     rows = []
     for name in methods:
-        t0 = time.perf_counter()
-        s = train(TrainConfig(method=name, data="digits", epochs=epochs, threads=threads,
-                              out=str(runs_dir / name))).to_dict()  # fmt: skip
-        s["wall_seconds"] = time.perf_counter() - t0
+        cfg = TrainConfig(method=name, data="digits", epochs=epochs, threads=threads,
+                          out=str(runs_dir / name))  # fmt: skip
+        s = _finished(cfg) if reuse else None
+        if s is None:
+            t0 = time.perf_counter()
+            s = train(cfg).to_dict()
+            s["wall_seconds"] = time.perf_counter() - t0
         rows.append(s)
         ew = s.get("early_warning", {})
         print(f"{name:20s} 5-label {s['knn_accuracy_5_per_class']:.3f} erank "
@@ -60,9 +79,10 @@ def check(s: dict, raw: float) -> tuple[bool, str]:
     """Pass / fail of the method's bars, with the reason."""
     ew = s.get("early_warning") or {}
     if s["collapse_expected"]:
-        ok_verdict = s["verdict"] in ("dimensional", "complete")
+        collapsed = ("dimensional", "complete")
+        ok_verdict = s["verdict"] in collapsed or s.get("projection_verdict") in collapsed
         ok_alarm = s["first_collapse_step"] is not None and bool(ew.get("early"))
-        why = [] if ok_verdict else [f"verdict {s['verdict']}"]
+        why = [] if ok_verdict else [f"verdict {s['verdict']} / {s.get('projection_verdict')}"]
         why += [] if ok_alarm else ["no early alarm"]
         return ok_verdict and ok_alarm, ", ".join(why) or "collapsed, flagged early"
     few = s["knn_accuracy_5_per_class"]
@@ -90,17 +110,18 @@ def render(rows: list[dict], raw: dict, command: str, threads: int) -> str:
         "Accuracies in % on the 450-image test split (train on the 1347-image split, labels "
         "unused). kNN: k=20, cosine; linear: logistic regression on frozen features; "
         "5-label: 1-NN (cosine) with 5 labelled images per class, mean of 10 draws. "
-        "Effective rank / verdict: of the test-set representations. Alarm: first step at "
-        "which the CollapseMonitor (defaults: every 10 steps, window 4, AlarmPolicy patience 2 at warning level) raised "
-        "its alarm; fallen: share of the loss's fall to its floor done by then; still "
+        "Effective rank / verdict: of the test-set representations (projector: of the "
+        "projector outputs). Alarm: first step at which the CollapseMonitor (defaults: "
+        "every 10 steps, window 4, AlarmPolicy patience 2 at warning level) raised its alarm; "
+        "fallen: share of the loss's fall to its floor done by then; still "
         "falling: the loss's distance to its floor at least halved after the alarm.",
         "",
-        "| method | kNN | linear | 5-label 1-NN | eff. rank | verdict | alarm step | fallen "
-        "at alarm | still falling | time (s) | bar |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| method | kNN | linear | 5-label 1-NN | eff. rank | verdict | projector verdict | "
+        "alarm step | fallen at alarm | still falling | time (s) | bar |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| raw pixels | {pct(raw['knn_accuracy'])} | {pct(raw['linear_accuracy'])} | "
         f"{pct(raw['knn_accuracy_5_per_class'])} | {raw['effective_rank']:.1f} | - | - | - | - "
-        f"| - | reference |",
+        f"| - | - | reference |",
     ]
     for s in rows:
         ok, why = check(s, raw["knn_accuracy_5_per_class"])
@@ -112,9 +133,14 @@ def render(rows: list[dict], raw: dict, command: str, threads: int) -> str:
         lines.append(
             f"| {s['method']} | {pct(s['knn_accuracy'])} | {pct(s['linear_accuracy'])} | "
             f"{pct(s['knn_accuracy_5_per_class'])} | {s['effective_rank']:.1f} | "
-            f"{s['verdict']} | {alarm} | {fell} | {still} | {s['wall_seconds']:.0f} | "
+            f"{s['verdict']} | {s.get('projection_verdict', '-')} | {alarm} | {fell} | {still} | "
+            f"{s['wall_seconds']:.0f} | "
             f"{'PASS' if ok else 'FAIL'}: {why} |"
         )
+    reused = [f"{s['method']} ({s['reused']})" for s in rows if s.get("reused")]
+    if reused:
+        lines += ["", "Reused finished runs of the same config (`--reuse`): " + ", ".join(reused)
+                  + "."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -126,6 +152,11 @@ def main() -> int:
     ap.add_argument("--runs-dir", default="runs/bench_methods", help="run directories")
     ap.add_argument("--out", default="benchmarks/results/methods.md")
     ap.add_argument("--json", help="also write the summaries as JSON here")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a run's summary.json when its config matches (no retraining)",
+    )
     args = ap.parse_args()
     methods = args.methods.split(",")
     d = load_digits()
@@ -134,7 +165,7 @@ def main() -> int:
     raw = evaluate_features(d.x_train, d.y_train, d.x_test, d.y_test).to_dict()
     raw["effective_rank"] = measure_array(d.x_test.flatten(1)).metrics.effective_rank
     print(f"raw pixels: {raw}", file=sys.stderr)
-    rows = run(methods, args.epochs, args.threads, Path(args.runs_dir))
+    rows = run(methods, args.epochs, args.threads, Path(args.runs_dir), args.reuse)
     command = "python " + " ".join(sys.argv)
     text = render(rows, raw, command, args.threads)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
