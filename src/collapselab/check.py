@@ -23,7 +23,7 @@ import numpy as np
 
 from collapselab.diagnose import Measurement, Thresholds, measure
 from collapselab.errors import InputError
-from collapselab.io import EmbeddingSource, iter_sources
+from collapselab.io import EmbeddingSource, arrow_matrix, iter_sources
 from collapselab.metrics import Moments
 
 #: bytes of the two read buffers together: 32 MiB each, bounded whatever N is.
@@ -190,4 +190,76 @@ def check_files(
         progress=progress,
         baseline=None if baseline is None else iter_sources(list(baseline)),
         classes=classes,
+    )
+
+
+# --- engines that ship states: Ray Data, Spark (collapselab.integrations) -----------------
+
+
+def moments_of_arrow(column: Any, name: str = "dataset", sample_size: int = 2048,
+                     what: str = "the embedding column") -> Moments:  # fmt: skip
+    """The :class:`Moments` of one Arrow column holding one embedding per row (a
+    list / fixed-size-list column, or Ray's tensor extension type), e.g. one block of a
+    Ray Dataset or one Arrow batch of a Spark partition. No Python loop over rows.
+
+    The sample's seed is derived from the block's first row and length, so a retried
+    block gives the same state. NaN/Inf rows are counted, not raised: the merged state
+    reports them (:func:`measure_states`).
+    """
+    import zlib
+
+    import pyarrow as pa
+
+    if isinstance(column, pa.ChunkedArray) and isinstance(column.type, pa.ExtensionType):
+        column = column.combine_chunks()
+    if isinstance(column, pa.ExtensionArray):  # ray.data's ArrowTensorArray and kin
+        z = np.asarray(column.to_numpy())
+        z = z.reshape(len(z), -1)
+    else:
+        z = arrow_matrix(column, name, what=what)
+    seed = zlib.crc32(np.ascontiguousarray(z[:1]).tobytes()) ^ z.shape[0]
+    moments = Moments(z.shape[1], sample_size=sample_size, seed=seed)
+    moments.update(z)
+    return moments
+
+
+def merge_states(a: bytes, b: bytes) -> bytes:
+    """Merge two :meth:`Moments.to_bytes` states (associative: any reduction tree gives
+    the same moments up to float64 rounding)."""
+    return Moments.from_bytes(a).merge(Moments.from_bytes(b)).to_bytes()
+
+
+def state_moments(state: bytes | Moments | None, name: str) -> Moments:
+    """The :class:`Moments` of a merged engine state (``None``: no block had rows).
+
+    Raises:
+        InputError: no rows, or rows with NaN/Inf (counted over the whole dataset).
+    """
+    moments = Moments.from_bytes(state) if isinstance(state, bytes | bytearray) else state
+    if moments is None or moments.rows_seen == 0:
+        raise InputError(f"{name}: no rows")
+    if moments.nonfinite_rows:
+        count = moments.nonfinite_rows
+        raise InputError(f"{name}: {count} row{'s' if count != 1 else ''} contain NaN or Inf")
+    return moments
+
+
+def measure_states(
+    state: bytes | Moments | None,
+    name: str,
+    *,
+    baseline: bytes | Moments | None = None,
+    thresholds: Thresholds | None = None,
+    classes: int | None = None,
+    seconds: float = 0.0,
+) -> CheckResult:
+    """The :class:`CheckResult` of a merged state (what an engine's reduction returns),
+    measured by the same code as :func:`check_files` (errors: :func:`state_moments`)."""
+    moments = state_moments(state, name)
+    base = None if baseline is None else state_moments(baseline, "baseline")
+    return CheckResult(
+        measure(moments, baseline=base, thresholds=thresholds, classes=classes),
+        [name],
+        seconds,
+        None if base is None else ["baseline"],
     )

@@ -29,10 +29,12 @@ from collapselab.io.api import (
     open_embeddings,
     parse_spec,
 )
+from collapselab.io.arrow import arrow_matrix
 
 __all__ = [
     "SUPPORTED",
     "EmbeddingSource",
+    "arrow_matrix",
     "iter_sources",
     "load_embeddings",
     "open_embeddings",

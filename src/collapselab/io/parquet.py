@@ -31,6 +31,7 @@ from collapselab.io._base import (
     output_dtype,
     pick_key,
 )
+from collapselab.io.arrow import arrow_matrix
 
 INSTALL_HINT = 'reading .parquet needs pyarrow: pip install "collapselab[parquet]"'
 
@@ -90,23 +91,8 @@ class ParquetSource(EmbeddingSource):
     def _block(self, batch: Any, row0: int) -> np.ndarray:
         """The ``(k, d)`` numbers of one record batch whose first row is ``row0``."""
         if self._list:
-            array = batch.column(0)
             what = f"column {self._columns[0]!r}"
-            if array.null_count:
-                raise _first_null(self.name, what, array, row0)
-            if hasattr(array, "value_lengths"):  # variable-length lists: check each length
-                lengths = array.value_lengths().to_numpy(zero_copy_only=False)
-                bad = np.flatnonzero(lengths != self.d)
-                if bad.size:
-                    raise fail(
-                        self.name,
-                        f"ragged {what}: row {row0 + int(bad[0])} has "
-                        f"{int(lengths[bad[0]])} values; expected {self.d}",
-                    )
-            values = array.flatten()
-            if values.null_count:
-                raise fail(self.name, f"{what} has null values inside its lists")
-            return values.to_numpy(zero_copy_only=False).reshape(-1, self.d)
+            return arrow_matrix(batch.column(0), self.name, self.d, row0, what)
         block = np.empty((batch.num_rows, self.d), self._raw)
         for j, column in enumerate(self._columns):
             array = batch.column(j)

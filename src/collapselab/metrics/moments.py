@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import sys
 import threading
 from collections.abc import Callable
@@ -364,6 +365,12 @@ class _Partial:
         self.norm_min = min(self.norm_min, float(norms.min()))
         self.norm_max = max(self.norm_max, float(norms.max()))
         self.zero_rows += k - nz
+
+
+#: header of :meth:`Moments.to_bytes`: magic, version, d, sample_size, seed, float64 count
+_HEADER = struct.Struct("<8sIIIqQ")
+_MAGIC = b"CLMOMNTS"
+_STATE_VERSION = 1
 
 
 @dataclass
@@ -716,6 +723,52 @@ class Moments:
     def from_array(cls, v: NDArray[np.float64], d: int, sample_size: int = 2048) -> Moments:
         """Inverse of :meth:`to_array`."""
         return cls._unpack(np.asarray(v, dtype=np.float64), d, sample_size)
+
+    def to_bytes(self) -> bytes:
+        """The whole state as versioned bytes, for engines that ship states between
+        workers (Ray Data, Spark) or store them; :meth:`from_bytes` restores it exactly.
+
+        Layout: a 36-byte little-endian header (magic ``b"CLMOMNTS"``, format version,
+        ``d``, ``sample_size``, ``seed``, number of float64 values) then the float64
+        state: ``d * d`` (scatter) ``+ 3 d + 14`` (mean, unit sums, scalars) ``+ m (d + 1)``
+        for the ``m <= sample_size`` sampled rows and their keys. For ``d = 384`` that is
+        1.2 MB plus 3.2 KB per sampled row (6.3 MB at the default 2048).
+        """
+        body = np.ascontiguousarray(self._pack(), dtype="<f8")
+        head = _HEADER.pack(_MAGIC, _STATE_VERSION, self.d, self.sample_size, self.seed,
+                            body.size)  # fmt: skip
+        return head + body.tobytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, d: int | None = None) -> Moments:
+        """Inverse of :meth:`to_bytes`.
+
+        Args:
+            data: bytes written by :meth:`to_bytes`.
+            d: the number of columns expected (checked when given).
+
+        Raises:
+            InputError: not a collapselab state, a state of another format version or of
+                another ``d``, or truncated.
+        """
+        buf = memoryview(data).cast("B")
+        if buf.nbytes < _HEADER.size or bytes(buf[:8]) != _MAGIC:
+            raise InputError("not a collapselab Moments state (bad magic bytes)")
+        _, version, dd, sample_size, seed, count = _HEADER.unpack(bytes(buf[: _HEADER.size]))
+        if version != _STATE_VERSION:
+            raise InputError(
+                f"Moments state of format version {version}; this collapselab reads version "
+                f"{_STATE_VERSION}: produce the states with the same collapselab version")
+        if d is not None and dd != d:
+            raise InputError(f"Moments state of d={dd}, expected d={d}")
+        if buf.nbytes != _HEADER.size + 8 * count:
+            raise InputError(f"truncated Moments state: {buf.nbytes} bytes, expected "
+                             f"{_HEADER.size + 8 * count}")  # fmt: skip
+        v = np.frombuffer(buf, dtype="<f8", count=count, offset=_HEADER.size)
+        out = cls._unpack(v.astype(np.float64), dd, sample_size)
+        out.seed = seed
+        out._rng = np.random.default_rng(seed)
+        return out
 
     _SCALARS = (
         "n",
