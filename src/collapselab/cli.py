@@ -82,6 +82,24 @@ def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         help="override a verdict threshold (see docs/verdict.md: complete_relative_variance, "
         "warn_relative_variance, dimensional_rank_fraction, baseline_warn_ratio, ...)",
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray", "spark"],
+        default="local",
+        help="where to read the rows: this process (default; torchrun slices them over "
+        "ranks), a Ray cluster or Spark (.parquet shards; only d x d states travel)",
+    )
+    p.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --engine ray: the cluster to join (e.g. auto); default: start a local one",
+    )
+    p.add_argument(
+        "--master",
+        metavar="URL",
+        default=None,
+        help="with --engine spark: the Spark master (default local[*])",
+    )
     p.add_argument("--chunk-rows", type=int, default=None, help="rows per read")
     p.add_argument(
         "--sample-size",
@@ -126,6 +144,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError("give --baseline files or --baseline-model, not both")
     if args.classes is not None and args.classes < 2:
         raise ConfigError(f"--classes must be >= 2, got {args.classes}")
+    if args.engine != "local" and args.model is not None:
+        raise ConfigError(f"--engine {args.engine} reads .parquet files, not --model/--texts")
+    if args.address is not None and args.engine != "ray":
+        raise ConfigError("--address goes with --engine ray")
+    if args.master is not None and args.engine != "spark":
+        raise ConfigError("--master goes with --engine spark")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: one slice per rank
         from collapselab.dist import torchrun_group
 
@@ -155,6 +179,8 @@ def _check_and_report(args: argparse.Namespace, thresholds: Thresholds, printing
                 baseline=None if not args.baseline else iter_sources(args.baseline),
                 classes=args.classes,
             )
+        elif args.engine != "local":
+            result = _check_on_engine(args, thresholds)
         else:
             result = check_files(
                 args.paths,
@@ -181,6 +207,48 @@ def _check_and_report(args: argparse.Namespace, thresholds: Thresholds, printing
     if args.fail_on and SEVERITY[dg.verdict] >= SEVERITY[args.fail_on]:
         return 1
     return 0
+
+
+def _parquet_files(specs: Sequence[str], engine: str) -> tuple[list[str], str | None]:
+    """The .parquet files of ``specs`` (globs expanded) and the ``:COLUMN`` they name."""
+    import glob
+    import os
+
+    from collapselab.errors import InputError
+    from collapselab.io import parse_spec
+
+    files: list[str] = []
+    columns = set()
+    for spec in specs:
+        path, key = parse_spec(spec)
+        found = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
+        if not found:
+            raise InputError(f"{spec}: no files match")
+        for f in found:
+            if not f.endswith(".parquet"):
+                raise InputError(f"{f}: --engine {engine} reads .parquet shards; use the "
+                                 "default engine for other formats")  # fmt: skip
+            if not os.path.exists(f):
+                raise InputError(f"{f}: no such file")
+        files += found
+        columns.add(key)
+    if len(columns) > 1:
+        raise InputError(f"files name different columns: {sorted(map(str, columns))}")
+    return files, columns.pop()
+
+
+def _check_on_engine(args: argparse.Namespace, thresholds: Thresholds) -> CheckResult:
+    files, column = _parquet_files(args.paths, args.engine)
+    base = None if not args.baseline else _parquet_files(args.baseline, args.engine)[0]
+    kwargs: dict[str, Any] = dict(baseline=base, thresholds=thresholds, classes=args.classes,
+                                  sample_size=args.sample_size)  # fmt: skip
+    if args.engine == "ray":
+        from collapselab.integrations.ray_data import check_parquet
+
+        return check_parquet(files, column, address=args.address, **kwargs)
+    from collapselab.integrations.spark import check_parquet as spark_check
+
+    return spark_check(files, column, master=args.master or "local[*]", **kwargs)
 
 
 def render_check(result: CheckResult, plot: str | None = None) -> str:
