@@ -15,6 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from collapselab.errors import InputError
 from collapselab.metrics import Moments, compute_metrics, summarize
 from collapselab.metrics import spectral as sp
 from collapselab.metrics.geometry import alignment, std_of_l2_normalized, uniformity
@@ -268,6 +269,37 @@ def test_state_roundtrips_through_an_array() -> None:
     np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
     assert (a.uniformity, a.alignment, a.nonfinite_rows) == (b.uniformity, b.alignment, 1)
     assert back.first_nonfinite == 10 and back.rows_seen == 500
+
+
+def test_state_bytes_roundtrip_and_refuse_other_versions_and_shapes() -> None:
+    import struct
+
+    z = RNG.standard_normal((500, 6)) + 2.0
+    z[10] = np.nan
+    m = Moments(6, sample_size=64, seed=3).update(z, paired=z + 0.1)
+    data = m.to_bytes()
+    # the documented size: 36-byte header + 8 * (d^2 + 3d + 13 + m (d + 1)) bytes
+    assert len(data) == 36 + 8 * (36 + 18 + 13 + 64 * 7)
+    back = Moments.from_bytes(data, d=6)
+    a, b = summarize(m), summarize(back)
+    np.testing.assert_array_equal(a.eigenvalues, b.eigenvalues)
+    assert (a.uniformity, a.alignment, a.nonfinite_rows) == (b.uniformity, b.alignment, 1)
+    assert (back.seed, back.sample_size, back.first_nonfinite) == (3, 64, 10)
+    # merging states shipped as bytes equals feeding the rows to one accumulator
+    x = RNG.standard_normal((900, 6)) * np.arange(1, 7)
+    parts = [Moments(6, seed=i).update(x[i::3]).to_bytes() for i in range(3)]
+    merged = Moments.from_bytes(parts[0]).merge(Moments.from_bytes(parts[1]))
+    merged.merge(Moments.from_bytes(parts[2]))
+    np.testing.assert_allclose(merged.scatter, Moments.of(x).scatter, rtol=1e-12, atol=1e-12)
+    with pytest.raises(InputError, match="state of d=6, expected d=8"):
+        Moments.from_bytes(data, d=8)
+    newer = data[:8] + struct.pack("<I", 2) + data[12:]
+    with pytest.raises(InputError, match="format version 2; this collapselab reads version 1"):
+        Moments.from_bytes(newer)
+    with pytest.raises(InputError, match="truncated Moments state"):
+        Moments.from_bytes(data[:-8])
+    with pytest.raises(InputError, match="not a collapselab Moments state"):
+        Moments.from_bytes(m.to_array().tobytes())
 
 
 def test_parallel_row_ranges_equal_the_serial_path(monkeypatch: pytest.MonkeyPatch) -> None:

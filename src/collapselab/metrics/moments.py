@@ -730,8 +730,9 @@ class Moments:
 
         Layout: a 36-byte little-endian header (magic ``b"CLMOMNTS"``, format version,
         ``d``, ``sample_size``, ``seed``, number of float64 values) then the float64
-        state: ``d * d`` (scatter) ``+ 3 d + 14`` (mean, unit sums, scalars) ``+ m (d + 1)``
-        for the ``m <= sample_size`` sampled rows and their keys. For ``d = 384`` that is
+        state: ``d * d`` (scatter) ``+ 3 d + 13`` (mean, unit sums, scalars; one more
+        for a rescaled state) ``+ m (d + 1)`` for the ``m <= sample_size`` sampled rows
+        and their keys. For ``d = 384`` that is
         1.2 MB plus 3.2 KB per sampled row (6.3 MB at the default 2048).
         """
         body = np.ascontiguousarray(self._pack(), dtype="<f8")
