@@ -6,16 +6,26 @@ process, and growth over its RSS just before the pass). The page cache is warmed
 so all methods read from memory: this measures reader overhead, not the disk.
 
 Run: ``python benchmarks/bench_io.py [--n 1000000] [--d 256] [--repeats 3]``
+
+``--huge`` instead measures a file larger than RAM at the machine's limit: a
+(20000000, 384) float32 ``.npy`` (30.7 GB) in ``--dir``. With the page cache dropped
+(``/proc/sys/vm/drop_caches``, as root; otherwise it says so) it times ``dd`` reading the
+file (the disk's limit), the bare float64 ``A^T A`` (BLAS syrk) of every row block in
+memory (the arithmetic's limit: ``check`` must do at least this) and ``collapselab check``
+as a user runs it (whole process, peak RSS), and prints ``check / max(read, syrk)``.
+Run: ``python benchmarks/bench_io.py --huge --dir /big/disk [--rows 20000000] [--keep]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +82,113 @@ def run(path: Path, how: str) -> dict[str, float]:
     return dict(json.loads(out.stdout))
 
 
+def drop_cache(path: Path) -> bool:
+    """Evict the page cache (as root); else at least this file's pages. True if dropped."""
+    subprocess.run(["sync"], check=True)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        with open(path, "rb") as f:  # best effort without root
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return False
+
+
+SYRK = r"""
+import json, os, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from threadpoolctl import threadpool_limits
+rows, d, block = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cores = os.cpu_count() or 1
+bufs = [np.random.default_rng(i).standard_normal((block, d + 3)) for i in range(cores)]
+outs = [np.empty((d + 3, d + 3)) for _ in range(cores)]
+reps = 6
+
+def syrk(i):  # numpy dispatches A^T A to BLAS syrk
+    np.matmul(bufs[i].T, bufs[i], out=outs[i])
+
+best = float("inf")
+for _ in range(3):
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(cores) as pool:  # one block per core
+        list(pool.map(syrk, range(cores)))
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            list(pool.map(syrk, range(cores)))
+        best = min(best, (time.perf_counter() - t0) / (reps * cores * block))
+    syrk(0)  # all cores inside BLAS
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        syrk(0)
+    best = min(best, (time.perf_counter() - t0) / (reps * block))
+print(json.dumps({"s": best * rows}))
+"""
+
+
+def huge(args: argparse.Namespace) -> None:
+    import shutil
+
+    n, d = args.rows, 384
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"huge_{n}x{d}.npy"
+    if not path.exists() or path.stat().st_size < n * d * 4:
+        need = n * d * 4 * 1.05
+        if shutil.disk_usage(folder).free < need:
+            raise SystemExit(f"{folder}: needs {need / 1e9:.1f} GB free")
+        write_npy(path, n, d)
+    gb = path.stat().st_size / 1e9
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    reads, checks, peaks = [], [], []
+    cold = True
+    for _ in range(args.repeats):  # interleaved: dd, then check, each from a dropped cache
+        cold &= drop_cache(path)
+        t0 = time.perf_counter()
+        subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=16M"], check=True,
+                       capture_output=True)  # fmt: skip
+        reads.append(time.perf_counter() - t0)
+        cold &= drop_cache(path)
+        t0 = time.perf_counter()
+        out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "collapselab",
+                              "check", str(path), "--json"], capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        checks.append(time.perf_counter() - t0)
+        peaks.append(int(out.stderr.strip().splitlines()[-1]) * 1024)
+        verdict = json.loads(out.stdout)["verdict"]
+    syrk = [json.loads(subprocess.run([sys.executable, "-c", SYRK, str(n), str(d), "4096"],
+                                      capture_output=True, text=True, check=True).stdout)["s"]
+            for _ in range(args.repeats)]  # fmt: skip
+    read_s, check_s, syrk_s = (statistics.median(v) for v in (reads, checks, syrk))
+    limit = max(read_s, syrk_s)
+    print(f"({n}, {d}) float32 .npy, {gb:.1f} GB on a {ram:.0f} GB machine, "
+          f"{'page cache dropped before each run' if cold else 'WARM cache (not root)'}, "
+          f"median of {args.repeats} interleaved runs")
+    print("| what | seconds | GB/s | rows/s |")
+    print("|---|---|---|---|")
+    for label, sec in (("dd bs=16M (read limit)", read_s),
+                       ("float64 syrk A^T A of every row, in memory (arithmetic limit)", syrk_s),
+                       ("collapselab check (whole process)", check_s)):  # fmt: skip
+        print(f"| {label} | {sec:.1f} | {gb / sec:.2f} | {n / sec / 1e6:.2f}M |")
+    print(f"\ncheck / max(read, syrk) = {check_s / limit:.2f} (target <= 1.15); "
+          f"peak RSS of check {statistics.median(peaks) / 2**20:.0f} MiB (target < 1024); "
+          f"verdict {verdict}")
+    if not args.keep:
+        path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--d", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--huge", action="store_true", help="a file larger than RAM")
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="--huge: where to write")
+    parser.add_argument("--rows", type=int, default=20_000_000, help="--huge: rows (d=384)")
+    parser.add_argument("--keep", action="store_true", help="--huge: keep the file")
     args = parser.parse_args()
+    if args.huge:
+        huge(args)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "emb.npy"

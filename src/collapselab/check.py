@@ -197,7 +197,7 @@ def check_files(
 
 
 def moments_of_arrow(column: Any, name: str = "dataset", sample_size: int = 2048,
-                     what: str = "the embedding column") -> Moments:  # fmt: skip
+                     what: str = "embedding column") -> Moments:  # fmt: skip
     """The :class:`Moments` of one Arrow column holding one embedding per row (a
     list / fixed-size-list column, or Ray's tensor extension type), e.g. one block of a
     Ray Dataset or one Arrow batch of a Spark partition. No Python loop over rows.

@@ -39,8 +39,9 @@ def write_shards(folder: Path, x: np.ndarray, shards: int, fixed: bool = True) -
     paths = []
     for i, part in enumerate(np.array_split(x, shards)):
         flat = pa.array(part.ravel())
+        offsets = np.arange(len(part) + 1) * x.shape[1]
         emb = (pa.FixedSizeListArray.from_arrays(flat, x.shape[1]) if fixed
-               else pa.ListArray.from_arrays(np.arange(len(part) + 1) * x.shape[1], flat))  # fmt: skip
+               else pa.ListArray.from_arrays(offsets, flat))  # fmt: skip
         path = folder / f"part-{i:03d}.parquet"
         pq.write_table(pa.table({"id": np.arange(len(part)), "emb": emb}), path,
                        row_group_size=700)  # fmt: skip

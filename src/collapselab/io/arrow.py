@@ -15,7 +15,7 @@ from collapselab.io._base import fail
 
 
 def arrow_matrix(column: Any, name: str, d: int | None = None, row0: int = 0,
-                 what: str = "the column") -> np.ndarray:  # fmt: skip
+                 what: str = "embedding column") -> np.ndarray:  # fmt: skip
     """The ``(k, d)`` numbers of an Arrow list column (``Array`` or ``ChunkedArray``).
 
     Args:
