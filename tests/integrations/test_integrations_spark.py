@@ -254,3 +254,21 @@ def test_check_parquet_builds_and_stops_its_session(shards: list[str],
     assert SparkSession.getActiveSession() is None
     _assert_same(result, reference)
     assert result.files == shards
+
+
+def test_cli_engine_spark(shards: list[str], reference: CheckResult) -> None:
+    """``collapselab check SHARDS --engine spark``: a fresh process, its own session, the
+    same numbers as the single-process check, and no Spark chatter on stdout."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "collapselab", "check", *shards, "--engine", "spark",
+         "--master", "local[1]", "--json"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)  # stdout is the one JSON object
+    want = reference.to_dict()
+    assert got["verdict"] == want["verdict"] and got["n"] == want["n"]
+    np.testing.assert_allclose(got["eigenvalues"], want["eigenvalues"], rtol=1e-10)
+    assert "INFO" not in out.stderr and "Stage" not in out.stderr

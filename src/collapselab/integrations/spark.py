@@ -281,11 +281,13 @@ def check_parquet(
 
         created = SparkContext._active_spark_context is None
         builder = (sql.SparkSession.builder.master(master).appName("collapselab")
-                   .config("spark.ui.enabled", "false"))  # fmt: skip
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.ui.showConsoleProgress", "false"))  # fmt: skip
         if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
             # local workers run this interpreter, hence import this very collapselab
             builder = builder.config("spark.pyspark.python", sys.executable)
         spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("ERROR")
     try:
         df = _read(spark, files)
         if base_files is not None:
