@@ -152,3 +152,56 @@ def test_iter_sources_glob_matching_nothing(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         iter_sources([f"{tmp_path}/shard-*.npy"])
     assert str(e.value) == f"{tmp_path}/shard-*.npy: no files match this pattern"
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<f2", "<f8"])
+@pytest.mark.parametrize("buffers", [1, 2])
+def test_direct_io_reads_the_same_rows_as_the_buffered_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dtype: str, buffers: int
+) -> None:
+    """O_DIRECT reads (4 KiB-aligned, rounded out; the chunk a view at its offset in the
+    buffer) give exactly the buffered path's rows, for row ranges and chunk sizes whose
+    byte ranges start and end off the 4 KiB grid, and fail on a file cut short."""
+    import collapselab.io.raw as raw
+
+    z = np.random.default_rng(3).standard_normal((3001, 37)).astype(dtype)
+    path = tmp_path / "z.npy"
+    np.save(path, z)  # 128-byte header: no row starts on the 4 KiB grid by accident
+    calls = []
+    real = raw.RawSource._direct_rows
+
+    def spy(self: raw.RawSource, *a: object) -> object:
+        calls.append(a)
+        return real(self, *a)
+
+    monkeypatch.setattr(raw.RawSource, "_direct_rows", spy)
+    for rows, start, stop in [(997, 0, 3001), (64, 5, 2999), (3001, 0, 3001), (1, 3000, 3001)]:
+        monkeypatch.setenv("COLLAPSELAB_DIRECT_IO", "0")
+        want = [c.copy() for c in open_embeddings(path).chunks(rows, start, stop, buffers)]
+        monkeypatch.setenv("COLLAPSELAB_DIRECT_IO", "1")
+        before = len(calls)
+        got = [c.copy() for c in open_embeddings(path).chunks(rows, start, stop, buffers)]
+        assert len(calls) == before + 1  # the direct path did read
+        assert [len(c) for c in got] == [len(c) for c in want]
+        np.testing.assert_array_equal(np.concatenate(got), np.concatenate(want))
+        np.testing.assert_array_equal(np.concatenate(got), z[start:stop].astype(got[0].dtype))
+    src = open_embeddings(path)  # header and size checked at open; then the file shrinks
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size - 5000)
+    with pytest.raises(InputError, match=r"truncated: file ended while reading rows"):
+        list(src.chunks(1000))
+
+
+def test_direct_io_is_only_the_default_for_files_larger_than_half_the_free_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collapselab.io.raw import use_direct_io
+
+    path = tmp_path / "z.npy"
+    np.save(path, matrix())
+    monkeypatch.delenv("COLLAPSELAB_DIRECT_IO", raising=False)
+    assert not use_direct_io(path)  # small: the page cache serves a second read
+    monkeypatch.setenv("COLLAPSELAB_DIRECT_IO", "1")
+    assert use_direct_io(path)
+    monkeypatch.setenv("COLLAPSELAB_DIRECT_IO", "off")
+    assert not use_direct_io(path)

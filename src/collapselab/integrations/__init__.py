@@ -16,6 +16,15 @@ of a metric list.
   ``MLflowSink``: callables ``(MonitorState) -> None`` to hang on a monitor
   (``CollapseMonitor(on_state=sink)``) or pass to the callbacks (``on_state=sink``).
 
+Engines that check a sharded corpus where it lives (only packed ``d x d`` states travel,
+:meth:`~collapselab.metrics.Moments.to_bytes`; the driver measures with the code of
+``collapselab check``):
+
+- :mod:`collapselab.integrations.ray_data`: ``check_dataset(ds, column)`` and
+  ``moments_aggregate(column)`` (a Ray Data ``AggregateFnV2`` for your own pipeline);
+- :mod:`collapselab.integrations.spark`: ``check_dataframe(df, column)`` (``mapInArrow``
+  partition states merged by ``treeReduce``) and ``check_parquet(paths)``.
+
 Stopping on collapse has one design everywhere: ``on_collapse="stop"`` makes the
 monitor's :class:`~collapselab.monitor.AlarmPolicy` set ``monitor.should_stop`` when it
 fires, and each framework callback reads it.

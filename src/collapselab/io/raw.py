@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import mmap
 import os
 import struct
 import zipfile
@@ -72,6 +73,34 @@ _READ_ERRORS = (
 )
 
 
+#: O_DIRECT reads start, end and land on multiples of this (the page size everywhere)
+_ALIGN = 4096
+
+
+def use_direct_io(path: Path) -> bool:
+    """Whether to read ``path`` bypassing the page cache (``O_DIRECT``, Linux).
+
+    ``COLLAPSELAB_DIRECT_IO=1`` / ``0`` forces it on / off. By default it is on for files
+    larger than half the memory available now: the cache cannot keep them for a second
+    read anyway, and filling it costs more CPU than the arithmetic can spare (on a 2-core
+    VM a buffered read of a 30 GB file ran at 0.48 GB/s with the kernel busy on one core,
+    an ``O_DIRECT`` read of the same file at 2.3 GB/s with almost none).
+    """
+    mode = os.environ.get("COLLAPSELAB_DIRECT_IO", "auto").strip().lower()
+    if mode in ("0", "off", "false", "no"):
+        return False
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    if mode in ("1", "on", "true", "yes"):
+        return True
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemAvailable:"))
+        return path.stat().st_size > avail // 2
+    except (OSError, StopIteration, ValueError):
+        return False
+
+
 class RawSource(EmbeddingSource):
     """An ``(n, d)`` array stored as raw elements from byte ``offset`` of a stream.
 
@@ -84,6 +113,9 @@ class RawSource(EmbeddingSource):
         dtype_name: Source dtype name to report.
         bf16: The elements are bfloat16 bit patterns.
         fortran: Column-major layout: element ``[i, j]`` is at ``offset + (j*n + i) * size``.
+        path: The file itself when the elements lie in it uncompressed (``.npy``,
+            ``.safetensors``): row-major reads may then bypass the page cache
+            (see :func:`use_direct_io`).
     """
 
     def __init__(
@@ -96,8 +128,10 @@ class RawSource(EmbeddingSource):
         dtype_name: str,
         bf16: bool = False,
         fortran: bool = False,
+        path: Path | None = None,
     ) -> None:
         super().__init__(name, shape[0], shape[1], dtype_name, output_dtype(raw, bf16))
+        self._path = path
         self._open = opener
         self._offset = offset
         self._raw = raw
@@ -106,6 +140,11 @@ class RawSource(EmbeddingSource):
 
     def _chunks(self, rows: int, start: int, stop: int, buffers: int = 1) -> Iterator[np.ndarray]:
         try:
+            if self._path is not None and not self._fortran and use_direct_io(self._path):
+                direct = self._direct(rows, start, stop, buffers)
+                if direct is not None:
+                    yield from direct
+                    return
             with self._open() as f:
                 if self._fortran:
                     yield from self._columns(f, rows, start, stop)
@@ -141,6 +180,60 @@ class RawSource(EmbeddingSource):
             if not same:
                 convert_into(out[:k], raw[:k], self._bf16)
             yield out[:k]
+
+    def _direct(self, rows: int, start: int, stop: int, buffers: int
+                ) -> Iterator[np.ndarray] | None:  # fmt: skip
+        """Row chunks read with ``O_DIRECT`` (the disk DMAs into page-aligned buffers: no
+        page-cache copy, no cache churn, almost no CPU left to the read), or None where
+        the platform or file system refuses it. Each read covers the chunk's bytes
+        rounded out to 4 KiB; the chunk is a view at its offset inside the buffer."""
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_DIRECT)  # type: ignore[arg-type]
+        except (AttributeError, OSError):
+            return None
+        row_bytes = self.d * self._raw.itemsize
+        k_max = min(rows, stop - start)
+        span = k_max * row_bytes + 2 * _ALIGN
+        try:  # probe: tmpfs and some network file systems refuse O_DIRECT reads
+            probe = mmap.mmap(-1, _ALIGN)
+            os.preadv(fd, [probe], 0)
+        except OSError:
+            os.close(fd)
+            return None
+        return self._direct_rows(fd, rows, start, stop, buffers, row_bytes, span)
+
+    def _direct_rows(self, fd: int, rows: int, start: int, stop: int, buffers: int,
+                     row_bytes: int, span: int) -> Iterator[np.ndarray]:  # fmt: skip
+        same = self._raw == self._out and not self._bf16
+        k_max = min(rows, stop - start)
+        ring = [mmap.mmap(-1, span) for _ in range(buffers)]  # anonymous maps: page-aligned
+        outs = [None if same else np.empty((k_max, self.d), self._out) for _ in range(buffers)]
+        try:
+            for i, lo in enumerate(range(start, stop, rows)):
+                k = min(rows, stop - lo)
+                b0 = self._offset + lo * row_bytes
+                a0 = b0 - b0 % _ALIGN
+                need = b0 - a0 + k * row_bytes
+                length = -(-need // _ALIGN) * _ALIGN
+                buf = memoryview(ring[i % buffers])
+                got = 0
+                while got < need:
+                    n = os.preadv(fd, [buf[got:length]], a0 + got)
+                    if n <= 0:
+                        raise fail(self.name, f"truncated: file ended while reading rows "
+                                              f"{lo}:{lo + k} (was it modified while being "
+                                              "read?)")  # fmt: skip
+                    got += n
+                raw = np.frombuffer(ring[i % buffers], self._raw, k * self.d, b0 - a0)
+                raw = raw.reshape(k, self.d)
+                out = outs[i % buffers]
+                if out is None:
+                    yield raw
+                else:
+                    convert_into(out[:k], raw, self._bf16)
+                    yield out[:k]
+        finally:
+            os.close(fd)
 
     def _columns(self, f: IO[bytes], rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
         # Column-major data: a block of k rows is d contiguous runs of k elements, one per
@@ -231,6 +324,7 @@ def open_npy(path: Path, name: str, key: str | None = None) -> EmbeddingSource:
         dtype,
         dtype.name,
         fortran=fortran,
+        path=path,
     )
 
 
@@ -361,4 +455,5 @@ def open_safetensors(path: Path, path_name: str, key: str | None) -> EmbeddingSo
         raw,
         "bfloat16" if bf16 else raw.name,
         bf16=bf16,
+        path=path,
     )
