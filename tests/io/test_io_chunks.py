@@ -205,3 +205,19 @@ def test_direct_io_is_only_the_default_for_files_larger_than_half_the_free_memor
     assert use_direct_io(path)
     monkeypatch.setenv("COLLAPSELAB_DIRECT_IO", "off")
     assert not use_direct_io(path)
+
+
+def test_shards_read_in_one_pass_are_sized_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many small shards that together exceed the cache go direct like one big file."""
+    from collapselab.io.raw import RawSource, use_direct_io
+
+    for i in range(3):
+        np.save(tmp_path / f"s{i}.npy", matrix(seed=i))
+    sources = iter_sources([str(tmp_path / "s*.npy")])
+    sizes = sum((tmp_path / f"s{i}.npy").stat().st_size for i in range(3))
+    assert all(isinstance(s, RawSource) and s.group_bytes == sizes for s in sources)
+    monkeypatch.delenv("COLLAPSELAB_DIRECT_IO", raising=False)
+    assert use_direct_io(tmp_path / "s0.npy", group_bytes=2**62)
+    assert not use_direct_io(tmp_path / "s0.npy", group_bytes=sizes)

@@ -12,7 +12,7 @@ import numpy as np
 from collapselab.errors import InputError
 from collapselab.io._base import EmbeddingSource, fail
 from collapselab.io.parquet import open_parquet
-from collapselab.io.raw import open_npy, open_npz, open_safetensors
+from collapselab.io.raw import RawSource, open_npy, open_npz, open_safetensors
 from collapselab.io.text import open_csv, open_tsv
 from collapselab.io.torch_file import open_torch
 
@@ -129,4 +129,9 @@ def iter_sources(specs: Sequence[Spec]) -> list[EmbeddingSource]:
         if not matches:
             raise fail(pattern, "no files match this pattern")
         sources.extend(_open(Path(m), m, key) for m in matches)
+    files = [s for s in sources if isinstance(s, RawSource) and s.path is not None]
+    if len(files) > 1:  # read in one pass: the page cache would have to hold them all
+        total = sum(s.path.stat().st_size for s in files if s.path is not None)
+        for s in files:
+            s.group_bytes = total
     return sources

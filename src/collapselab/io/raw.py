@@ -77,8 +77,11 @@ _READ_ERRORS = (
 _ALIGN = 4096
 
 
-def use_direct_io(path: Path) -> bool:
+def use_direct_io(path: Path, group_bytes: int | None = None) -> bool:
     """Whether to read ``path`` bypassing the page cache (``O_DIRECT``, Linux).
+
+    ``group_bytes``: the size of all the files read with it in one pass (shards), which
+    is what the cache would have to hold.
 
     ``COLLAPSELAB_DIRECT_IO=1`` / ``0`` forces it on / off. By default it is on for files
     larger than half the memory available now: the cache cannot keep them for a second
@@ -96,7 +99,7 @@ def use_direct_io(path: Path) -> bool:
     try:
         with open("/proc/meminfo") as f:
             avail = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemAvailable:"))
-        return path.stat().st_size > avail // 2
+        return (group_bytes or path.stat().st_size) > avail // 2
     except (OSError, StopIteration, ValueError):
         return False
 
@@ -131,7 +134,9 @@ class RawSource(EmbeddingSource):
         path: Path | None = None,
     ) -> None:
         super().__init__(name, shape[0], shape[1], dtype_name, output_dtype(raw, bf16))
-        self._path = path
+        self.path = path
+        #: bytes of every file read in the same pass (set by ``iter_sources``)
+        self.group_bytes: int | None = None
         self._open = opener
         self._offset = offset
         self._raw = raw
@@ -140,7 +145,8 @@ class RawSource(EmbeddingSource):
 
     def _chunks(self, rows: int, start: int, stop: int, buffers: int = 1) -> Iterator[np.ndarray]:
         try:
-            if self._path is not None and not self._fortran and use_direct_io(self._path):
+            if (self.path is not None and not self._fortran
+                    and use_direct_io(self.path, self.group_bytes)):  # fmt: skip
                 direct = self._direct(rows, start, stop, buffers)
                 if direct is not None:
                     yield from direct
@@ -188,7 +194,7 @@ class RawSource(EmbeddingSource):
         the platform or file system refuses it. Each read covers the chunk's bytes
         rounded out to 4 KiB; the chunk is a view at its offset inside the buffer."""
         try:
-            fd = os.open(self._path, os.O_RDONLY | os.O_DIRECT)  # type: ignore[arg-type]
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECT)  # type: ignore[arg-type]
         except (AttributeError, OSError):
             return None
         row_bytes = self.d * self._raw.itemsize
