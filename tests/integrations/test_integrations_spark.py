@@ -265,7 +265,8 @@ def test_cli_engine_spark(shards: list[str], reference: CheckResult) -> None:
 
     out = subprocess.run(
         [sys.executable, "-m", "collapselab", "check", *shards, "--engine", "spark",
-         "--master", "local[1]", "--json"], capture_output=True, text=True, timeout=300)  # fmt: skip
+         "--master", "local[1]", "--json"],
+        capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     got = json.loads(out.stdout)  # stdout is the one JSON object
     want = reference.to_dict()
