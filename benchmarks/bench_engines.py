@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_io import drop_cache  # the script's folder is on sys.path
 
 D = 384
 SHARDS = 16
@@ -71,15 +72,6 @@ def write_all(folder: Path, n: int) -> None:
                     emb = pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), D)
                     w.write_table(pa.table({"emb": emb}), row_group_size=BLOCK)
     one.close()
-
-
-def drop_cache() -> bool:
-    subprocess.run(["sync"], check=True)
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def commands(folder: Path) -> dict[str, list[str]]:

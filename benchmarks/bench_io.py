@@ -83,13 +83,15 @@ def run(path: Path, how: str) -> dict[str, float]:
     return dict(json.loads(out.stdout))
 
 
-def drop_cache(path: Path) -> bool:
-    """Evict the page cache (as root); else at least this file's pages. True if dropped."""
+def drop_cache(path: Path | None = None) -> bool:
+    """Evict the page cache (as root); else at least ``path``'s pages. True if dropped."""
     subprocess.run(["sync"], check=True)
     try:
         Path("/proc/sys/vm/drop_caches").write_text("3\n")
         return True
     except OSError:
+        if path is None:
+            return False
         with open(path, "rb") as f:  # best effort without root
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         return False

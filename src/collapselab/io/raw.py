@@ -226,9 +226,7 @@ class RawSource(EmbeddingSource):
                 while got < need:
                     n = os.preadv(fd, [buf[got:length]], a0 + got)
                     if n <= 0:
-                        raise fail(self.name, f"truncated: file ended while reading rows "
-                                              f"{lo}:{lo + k} (was it modified while being "
-                                              "read?)")  # fmt: skip
+                        raise self._truncated(lo, k)
                     got += n
                 raw = np.frombuffer(ring[i % buffers], self._raw, k * self.d, b0 - a0)
                 raw = raw.reshape(k, self.d)
@@ -266,12 +264,12 @@ class RawSource(EmbeddingSource):
         while got < len(view):
             n = f.readinto(view[got:])  # type: ignore[attr-defined]
             if not n:
-                raise fail(
-                    self.name,
-                    f"truncated: file ended while reading rows {lo}:{lo + k} "
-                    "(was it modified while being read?)",
-                )
+                raise self._truncated(lo, k)
             got += n
+
+    def _truncated(self, lo: int, k: int) -> InputError:
+        return fail(self.name, f"truncated: file ended while reading rows {lo}:{lo + k} "
+                               "(was it modified while being read?)")  # fmt: skip
 
 
 def _npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
