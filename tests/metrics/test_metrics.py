@@ -157,6 +157,22 @@ def test_pairwise_statistics_against_brute_force() -> None:
     assert alignment(z, z2) == pytest.approx(ref_align, rel=1e-10)
 
 
+@pytest.mark.parametrize("parts", [1, 2, 3, 5])
+@pytest.mark.parametrize(("n", "block"), [(300, 37), (257, 256), (64, 256)])
+def test_pair_tiles_in_parts_cover_every_pair_once(parts: int, n: int, block: int) -> None:
+    """The parts summarize runs side by side deal out the triangle's tiles: together they
+    must give the brute-force sum over every pair i < j exactly once."""
+    from collapselab.metrics.geometry import combine_pair_tiles, pair_tiles, unit_sample
+
+    u = unit_sample(RNG.standard_normal((n, 6)) + 0.3)
+    assert u is not None
+    cos = (u @ u.T)[np.triu_indices(n, 1)]
+    unif, best = combine_pair_tiles(
+        [pair_tiles(u, k, parts, block=block) for k in range(parts)], n)  # fmt: skip
+    assert unif == pytest.approx(math.log(np.exp(-4 + 4 * cos).mean()), rel=1e-12)
+    assert best == pytest.approx(cos.max(), rel=1e-14)
+
+
 def test_uniformity_never_minus_inf_for_spread_small_batches() -> None:
     # two antipodal points at t=2: exp(-8) ... fine; at t=200 a naive exp underflows to 0
     z = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])

@@ -98,30 +98,42 @@ def uniformity(z: Any, t: float = 2.0, block: int = 1024) -> float:
     return lse - math.log(n * (n - 1) / 2)
 
 
-def sample_pair_stats(
-    rows: NDArray[np.float64], t: float = 2.0, block: int = 256
-) -> tuple[float, float]:
-    """(uniformity, max pairwise cosine) of a row sample; nan when fewer than 2 non-zero rows.
-
-    numpy only (no torch): the strict upper triangle of the cosine matrix is formed in
-    ``block x N`` tiles (half the flops of the full Gram matrix, and half the ``exp``),
-    and each tile's log-sum-exp is taken around its own largest cosine, so nothing
-    underflows. Single-threaded BLAS is the caller's choice (summarize runs this beside
-    the eigensolves)."""
+def unit_sample(rows: NDArray[np.float64]) -> NDArray[np.float64] | None:
+    """The non-zero rows of a row sample, L2-normalised (float64); None when fewer than 2."""
     r = np.asarray(rows, dtype=np.float64)
     norms = np.sqrt(np.einsum("ij,ij->i", r, r))
     keep = norms > 0
     if int(np.count_nonzero(keep)) < 2:
-        return float("nan"), float("nan")
-    u = r[keep] / norms[keep, None]
+        return None
+    return r[keep] / norms[keep, None]
+
+
+def pair_tiles(
+    u: NDArray[np.float64], part: int = 0, parts: int = 1, t: float = 2.0, block: int = 256
+) -> tuple[float, float]:
+    """``(log sum exp(-t ||u_i - u_j||^2), max cos(u_i, u_j))`` over the pairs ``i < j``
+    of the unit rows ``u`` that fall in this ``part`` of ``parts``.
+
+    numpy only (no torch): the strict upper triangle of the cosine matrix is formed in
+    ``block x N`` tiles (half the flops of the full Gram matrix, and half the ``exp``),
+    and each tile's log-sum-exp is taken around its own largest cosine, so nothing
+    underflows. Tiles shrink down the triangle; they are dealt to the parts in a snake
+    order (0, 1, 1, 0, 0, 1, ...) so that parts run on parallel threads finish together.
+    Single-threaded BLAS is the caller's choice."""
     n = u.shape[0]
+    starts = list(range(0, n - 1, block))
+    mine = [s for i, s in enumerate(starts)
+            if (i % parts if (i // parts) % 2 == 0 else parts - 1 - i % parts) == part]  # fmt: skip
     lse, best = -math.inf, -math.inf
+    if not mine:
+        return lse, best
     buf = np.empty(min(block, n) * n)  # one tile buffer for every tile (fresh pages are dear)
-    for s in range(0, n - 1, block):
+    lower = np.tril(np.ones((min(block, n), min(block, n)), dtype=bool))  # i >= j in a tile
+    for s in mine:
         b = min(block, n - s)
         cos = buf[: b * (n - s)].reshape(b, n - s)
         np.matmul(u[s : s + b], u[s:].T, out=cos)  # rows s.. against columns s..
-        cos[np.tril_indices(b)] = -math.inf  # i >= j: the diagonal and the lower triangle
+        np.copyto(cos[:, :b], -math.inf, where=lower[:b, :b])  # the diagonal and below
         top = float(cos.max())
         best = max(best, top)
         # -t ||u_i - u_j||^2 = -2t (1 - cos_ij) for unit rows; around the tile's top
@@ -130,4 +142,25 @@ def sample_pair_stats(
         np.exp(cos, out=cos)
         tile = 2.0 * t * (top - 1.0) + math.log(float(cos.sum()))
         lse = float(np.logaddexp(lse, tile))
+    return lse, best
+
+
+def combine_pair_tiles(parts: list[tuple[float, float]], n: int) -> tuple[float, float]:
+    """(uniformity, max cosine) of ``n`` unit rows from the :func:`pair_tiles` of every part."""
+    lse, best = -math.inf, -math.inf
+    for p_lse, p_best in parts:
+        lse = float(np.logaddexp(lse, p_lse))
+        best = max(best, p_best)
     return lse - math.log(n * (n - 1) / 2), best
+
+
+def sample_pair_stats(
+    rows: NDArray[np.float64], t: float = 2.0, block: int = 256
+) -> tuple[float, float]:
+    """(uniformity, max pairwise cosine) of a row sample; nan when fewer than 2 non-zero
+    rows. One thread; :func:`~collapselab.metrics.summary.summarize` runs the
+    :func:`pair_tiles` parts side by side."""
+    u = unit_sample(rows)
+    if u is None:
+        return float("nan"), float("nan")
+    return combine_pair_tiles([pair_tiles(u, t=t, block=block)], u.shape[0])

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from collapselab.errors import DegenerateInputError
 from collapselab.metrics import spectral
-from collapselab.metrics.geometry import sample_pair_stats
+from collapselab.metrics.geometry import combine_pair_tiles, pair_tiles, unit_sample
 from collapselab.metrics.moments import LazyPool, Moments, single_threaded_blas
 
 
@@ -112,9 +112,11 @@ def eigh_desc(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.f
     return lam[::-1].copy(), vec[:, ::-1].copy()
 
 
-#: two helper threads for :func:`summarize` (its own: never a pool that may be waiting
-#: on it)
-_POOL = LazyPool(2, "summarize")
+#: the pairwise statistics of the row sample run in this many parts, side by side
+_PAIR_PARTS = 2
+#: helper threads for :func:`summarize`: the pair parts and one eigensolve (its own pool:
+#: never one that may be waiting on it)
+_POOL = LazyPool(_PAIR_PARTS + 1, "summarize")
 
 
 def summarize(m: Moments) -> EmbeddingMetrics:
@@ -129,16 +131,19 @@ def summarize(m: Moments) -> EmbeddingMetrics:
         raise DegenerateInputError(
             f"{n} finite row{'s' if n != 1 else ''}; need at least 2 to measure spread"
         )
-    # The three costly parts (two d x d eigensolves, the pairwise statistics of the row
-    # sample) are independent: they run side by side, each with single-threaded BLAS
-    # (the same arithmetic as one after the other, so the same numbers).
+    # The costly parts (two d x d eigensolves, the pairwise statistics of the row sample
+    # in parts) are independent: they run side by side, each with single-threaded BLAS
+    # (the same arithmetic whatever the threads, so the same numbers).
+    u = unit_sample(m.sample_rows)
     with single_threaded_blas():
         pool = _POOL.get()
-        pairs = pool.submit(sample_pair_stats, m.sample_rows)
+        parts = [] if u is None else [pool.submit(pair_tiles, u, k, _PAIR_PARTS)
+                                      for k in range(_PAIR_PARTS)]  # fmt: skip
         uncentred = pool.submit(_eigenvalues_desc, m.second_moment())
         lam, clipped, most_neg = _eigenvalues_desc(m.covariance())
         mu2 = uncentred.result()[0]
-        unif, max_cos = pairs.result()
+        unif, max_cos = (float("nan"), float("nan")) if u is None else combine_pair_tiles(
+            [p.result() for p in parts], u.shape[0])  # fmt: skip
     rtol = spectral.default_rank_rtol(d, m.input_eps)
     total_var = float(lam.sum())
     mean_sq = m.sq_norm_sum / n
