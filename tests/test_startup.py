@@ -46,3 +46,16 @@ def test_check_of_a_npy_file_runs_without_torch_or_scipy(tmp_path: object) -> No
 
     # without the C row kernel the numpy path takes scipy's BLAS dger (never torch)
     assert _loaded(code) == (["numpy"] if mom._rows is not None else ["numpy", "scipy"])
+
+
+def test_check_does_not_import_numpy_random(tmp_path: object) -> None:
+    """The row sample's keys are counter-based: a check never pays numpy.random's import
+    (~20 ms, a tenth of a small check beyond numpy)."""
+    path = f"{tmp_path}/e.npy"
+    np.save(path, np.arange(3000 * 4, dtype=np.float32).reshape(3000, 4) % 7)
+    probe = (f"import sys\nfrom collapselab.cli import main\n"
+             f"assert main(['check', {path!r}, '--json']) == 0\n"
+             f"print('numpy.random' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout  # fmt: skip
+    assert out.strip().splitlines()[-1] == "False"

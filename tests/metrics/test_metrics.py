@@ -243,6 +243,26 @@ def test_sample_is_uniform_bottom_k() -> None:
     assert abs(s.mean() - 50000) < 4 * 100000 / math.sqrt(12 * 500)  # 4 sigma
 
 
+def test_sample_keys_depend_on_the_row_position_only() -> None:
+    """Counter-based keys: one feed, the same rows in other chunks, and a feed stopped,
+    saved to bytes and resumed all keep the same sample (and so the same pair metrics);
+    another seed keeps another one."""
+    z = RNG.standard_normal((5000, 3))
+    whole = Moments(3, sample_size=300, seed=7).update(z)
+    parts = Moments(3, sample_size=300, seed=7)
+    for a, b in ((0, 1), (1, 999), (999, 3100), (3100, 5000)):
+        parts.update(z[a:b])
+    half = Moments(3, sample_size=300, seed=7).update(z[:2500])
+    resumed = Moments.from_bytes(half.to_bytes()).update(z[2500:])
+    order = np.argsort(whole.sample_keys)
+    for other in (parts, resumed):
+        o = np.argsort(other.sample_keys)
+        np.testing.assert_array_equal(other.sample_keys[o], whole.sample_keys[order])
+        np.testing.assert_array_equal(other.sample_rows[o], whole.sample_rows[order])
+    other_seed = Moments(3, sample_size=300, seed=8).update(z)
+    assert len(set(other_seed.sample_keys) & set(whole.sample_keys)) < 10
+
+
 # ----------------------------------------------------------------------------- properties
 mats = st.tuples(st.integers(3, 40), st.integers(1, 8), st.integers(0, 2**31 - 1))
 

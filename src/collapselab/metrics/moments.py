@@ -191,6 +191,39 @@ def _check_memory(d: int) -> None:
         )
 
 
+_GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment (2**64 / golden ratio)
+_M64 = 2**64 - 1
+
+
+def _mix64(z: Any) -> Any:
+    """splitmix64's finaliser (Steele et al. 2014): a bijection of 64-bit integers whose
+    outputs pass BigCrush for consecutive inputs; Python ints or uint64 arrays (whose
+    products wrap modulo 2**64, as the algorithm wants)."""
+    if isinstance(z, int):
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        return z ^ (z >> 31)
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def _row_keys(stream: int, start: int, count: int) -> NDArray[np.float64]:
+    """Uniform keys in ``[0, 1)`` of the rows at positions ``start .. start + count - 1``
+    of a feed: ``splitmix64(stream + (i + 1) * golden) >> 11``, over 2**53.
+
+    A function of the position alone (counter-based, no generator state): a stream fed in
+    any chunking, or stopped, saved and resumed, draws the same keys; and no
+    ``numpy.random`` import (20 ms of a small check's start-up)."""
+    i = np.arange(start + 1, start + count + 1, dtype=np.uint64)
+    i *= np.uint64(_GOLDEN)
+    i += np.uint64(stream)
+    return (_mix64(i) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
 class _Run:
     """Sums over consecutive blocks taken around one shift ``s``: ``g = A^T A`` of the
     augmented shifted rows (see :meth:`_Partial.add`) plus the unit-row terms."""
@@ -436,7 +469,7 @@ class Moments:
         self.unit_sq_sum = np.zeros(d)
         self.sample_keys = np.empty(0)
         self.sample_rows = np.empty((0, d))
-        self._rng = np.random.default_rng(self.seed)
+        self._stream = _mix64(self.seed & _M64)  # the keys' stream (see _row_keys)
         self._acc: list[NDArray[np.float64]] = []
 
     # ------------------------------------------------------------------ construction
@@ -603,7 +636,7 @@ class Moments:
         """Bottom-k sampling: each row gets a uniform key; keep the finite rows of the k
         smallest keys. Mergeable (the union's bottom-k is the bottom-k of the union);
         only the rows that enter the sample are ever gathered."""
-        keys = np.asarray(self._rng.random(x.shape[0]), dtype=np.float64)
+        keys = _row_keys(self._stream, self.rows_seen, x.shape[0])
         while True:
             limit = self.sample_keys.max() if self.sample_keys.size >= self.sample_size else 2.0
             cand = np.flatnonzero(keys < limit)
@@ -680,7 +713,7 @@ class Moments:
         """An independent copy (merging into it leaves ``self`` unchanged)."""
         out = Moments(self.d, sample_size=self.sample_size, seed=self.seed)
         out.merge(self)
-        out._rng = np.random.default_rng(self._rng.bit_generator.random_raw() & 0xFFFFFFFF)
+        out._stream = _mix64(self._stream ^ _GOLDEN)  # not the keys of our next rows
         return out
 
     def all_reduce(self) -> Moments:
@@ -711,7 +744,7 @@ class Moments:
         total = Moments(self.d, sample_size=self.sample_size, seed=self.seed)
         for g, s in zip(gathered, sizes, strict=True):
             total.merge(Moments._unpack(g[: int(s)].numpy(), self.d, self.sample_size))
-        self.__dict__.update({k: v for k, v in total.__dict__.items() if k != "_rng"})
+        self.__dict__.update({k: v for k, v in total.__dict__.items() if k != "_stream"})
         return self
 
     def to_array(self) -> NDArray[np.float64]:
@@ -768,7 +801,7 @@ class Moments:
         v = np.frombuffer(buf, dtype="<f8", count=count, offset=_HEADER.size)
         out = cls._unpack(v.astype(np.float64), dd, sample_size)
         out.seed = seed
-        out._rng = np.random.default_rng(seed)
+        out._stream = _mix64(seed & _M64)
         return out
 
     _SCALARS = (
