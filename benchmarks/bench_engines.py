@@ -14,12 +14,18 @@ snappy), then checked from a dropped page cache (root; else warm, and it says so
 - ``spark``: ``collapselab check 'parquet/*.parquet' --engine spark --master local[*]``
   (a fresh JVM, started inside the timed command).
 
+Two floors, timed the same way, give each path its ratio: ``npy_read`` (``cat`` of the
+16 ``.npy`` shards to /dev/null: the disk) and ``parquet_read`` (pyarrow decoding every row
+group of the Parquet shards on every core, nothing else: the decoder); the table gives each
+path's time over max(floor, float64 syrk of the rows in memory, ``syrk``).
+
 Each is a whole process timed from outside (start-up included, as a user sees it); rows/s
 and GB/s are of the float32 payload. Every engine must report the same eigenvalues (to
 1e-9 relative) and the same verdict, else the script fails.
 
 Run: ``python benchmarks/bench_engines.py [--rows 10000000] [--dir /big/disk]
-[--engines one,many,torchrun,parquet,ray,spark] [--out benchmarks/results/engines.md]``
+[--engines npy_read,parquet_read,syrk,one,many,torchrun,parquet,ray,spark]
+[--out benchmarks/results/engines.md]``
 """
 
 from __future__ import annotations
@@ -74,13 +80,33 @@ def write_all(folder: Path, n: int) -> None:
     one.close()
 
 
-def commands(folder: Path) -> dict[str, list[str]]:
+def commands(folder: Path, n: int) -> dict[str, list[str]]:
     cl = [sys.executable, "-m", "collapselab", "check"]
     npy, pq = str(folder / "npy" / "*.npy"), str(folder / "parquet" / "*.parquet")
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 f"--nproc_per_node={min(2, os.cpu_count() or 1)}", "-m", "collapselab",
                 "check"]  # fmt: skip
+    parquet_read = (
+        "import glob, os, sys\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "import pyarrow.parquet as pq\n"
+        "units = [(f, g) for f in sorted(glob.glob(sys.argv[1]))\n"
+        "         for g in range(pq.ParquetFile(f).metadata.num_row_groups)]\n"
+        "read = lambda u: pq.ParquetFile(u[0]).read_row_group(u[1], use_threads=False).nbytes\n"
+        "with ThreadPoolExecutor(os.cpu_count()) as pool:\n"
+        "    print(sum(pool.map(read, units)))\n"
+    )
+    syrk = (
+        "import sys, time, numpy as np\n"
+        "n, d = int(sys.argv[1]), int(sys.argv[2])\n"
+        "a = np.random.default_rng(0).standard_normal((min(n, 500_000), d))\n"
+        "t = time.perf_counter()\n"
+        "for lo in range(0, n, len(a)):\n    b = a[: n - lo]\n    b.T @ b\n"
+        "print(time.perf_counter() - t)\n"
+    )
     return {
+        "npy_read": ["sh", "-c", f"cat {folder}/npy/*.npy > /dev/null"],
+        "parquet_read": [sys.executable, "-c", parquet_read, pq],
+        "syrk": [sys.executable, "-c", syrk, str(n), str(D)],
         "one": cl + [str(folder / "corpus.npy"), "--json"],
         "many": cl + [npy, "--json"],
         "torchrun": torchrun + [npy, "--json"],
@@ -90,7 +116,11 @@ def commands(folder: Path) -> dict[str, list[str]]:
     }
 
 
+FLOORS = {"npy_read": "npy", "parquet_read": "parquet", "syrk": None}
 LABELS = {
+    "npy_read": "floor: `cat` of the `.npy` shards (the disk)",
+    "parquet_read": "floor: pyarrow decodes every row group, every core",
+    "syrk": "floor: float64 syrk of N rows, in memory (timed inside)",
     "one": "one file: `check corpus.npy`",
     "many": "many files, one process: `check 'npy/*.npy'`",
     "torchrun": "torchrun, 2 ranks (gloo): `torchrun ... check 'npy/*.npy'`",
@@ -104,7 +134,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--dir", default="/tmp/collapselab-engines")
-    p.add_argument("--engines", default="one,many,torchrun,parquet,ray,spark")
+    p.add_argument("--engines",
+                   default="npy_read,parquet_read,syrk,one,many,torchrun,parquet,ray,spark")
     p.add_argument("--out", default=None, help="also write the table here")
     p.add_argument("--keep", action="store_true", help="keep the files")
     args = p.parse_args()
@@ -118,7 +149,7 @@ def main() -> None:
         marker.touch()
         print(f"wrote the corpus in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     gb = n * D * 4 / 1e9
-    cmds = commands(folder)
+    cmds = commands(folder, n)
     rows, ref, cold = [], None, True
     for name in args.engines.split(","):
         cold &= drop_cache()
@@ -127,6 +158,12 @@ def main() -> None:
         sec = time.perf_counter() - t0
         if out.returncode != 0:
             raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
+        if name == "syrk":  # the arithmetic alone, timed inside (no data generation)
+            sec = float(out.stdout.strip().splitlines()[-1])
+        if name in FLOORS:
+            rows.append((name, sec))
+            print(f"{name}: {sec:.1f} s", file=sys.stderr)
+            continue
         res = json.loads(out.stdout.strip().splitlines()[-1])
         eig = np.asarray(res["eigenvalues"])
         if ref is None:
@@ -142,11 +179,16 @@ def main() -> None:
         f"; whole process each (start-up included); verdict {ref[1] if ref else '-'}, "
         "eigenvalues equal across engines to 1e-9",
         "",
-        "| path | seconds | rows/s | GB/s |",
-        "|---|---|---|---|",
+        "| path | seconds | rows/s | GB/s | / max(its read floor, syrk) |",
+        "|---|---|---|---|---|",
     ]
+    floor = dict(rows)
     for name, sec in rows:
-        lines.append(f"| {LABELS[name]} | {sec:.1f} | {n / sec / 1e6:.2f}M | {gb / sec:.2f} |")
+        kind = "parquet" if name in ("parquet", "ray", "spark") else "npy"
+        base = max(floor.get(f"{kind}_read", 0.0), floor.get("syrk", 0.0))
+        ratio = f"{sec / base:.2f}x" if name not in FLOORS and base else "-"
+        lines.append(f"| {LABELS[name]} | {sec:.1f} | {n / sec / 1e6:.2f}M | {gb / sec:.2f} "
+                     f"| {ratio} |")  # fmt: skip
     text = "\n".join(lines)
     print(text)
     if args.out:
