@@ -155,6 +155,8 @@ def check_softmax_reading(
         numbers,
         "The loss under test is not the softmax cross-entropy of the positive among all N "
         "candidates (e.g. its denominator leaves the positive out).",
+        correction="L_i = -log P(i+|i) with P(k|i) = softmax_k(z_i^T z_k / tau) over all N "
+        "candidates, the positive among them.",
     )
 
 
@@ -298,7 +300,9 @@ def check_uniform_softmax(
             "for the article's N candidates, 1/(2N-1) for NT-Xent's.",
         )
     return Evidence("fails", f"max |P - 1/N| = {dev:.3g}", numbers,
-                    "The probabilities under test are not uniform over N candidates at collapse.")
+                    "The probabilities under test are not uniform over N candidates at collapse.",
+                    correction="At collapse every logit is c^T c / tau: P(k|i) = 1/N over the N "
+                    "candidates.")
 
 
 #: Temperatures of the sweeps (stationary point, saddle, rank): from sharp to the large-tau
@@ -457,7 +461,9 @@ def check_infonce_unstable(
     kinds = sorted({r["kind"] for r in rows.values()})
     if minima:
         return Evidence("fails", f"collapse is a (local) minimum for {minima}", numbers,
-                        "Some loss under test has no descent direction at collapse.")
+                        "Some loss under test has no descent direction at collapse.",
+                        correction="InfoNCE and NT-Xent (d >= 2) have Hessian eigenvalues "
+                        "-2/(N tau) (raw self-pairs) at collapse: a saddle or maximum.")
     return Evidence(
         "holds",
         f"every loss has negative curvature at collapse ({', '.join(kinds)}); closed form "
@@ -613,6 +619,8 @@ def check_perturbation_growth(
         f"spread did not grow for {[v.name for v in vs if v.name not in grow]}",
         numbers,
         "Some loss under test does not push collapsed embeddings apart.",
+        correction="Under InfoNCE / NT-Xent a perturbation of collapse grows at 1 - lr "
+        "lambda_min per step; under a loss stable at collapse it decays.",
     )
 
 
@@ -660,7 +668,9 @@ def check_gradients_vanish(
     numbers = {"per_loss": rows}
     if not vanish:
         return Evidence("fails", "some gradient is non-zero at collapse", numbers,
-                        "Not every objective under test is stationary at collapse.")
+                        "Not every objective under test is stationary at collapse.",
+                        correction="Every library SSL objective has zero gradient at an "
+                        "exactly collapsed batch.")
     if not escape:
         return Evidence("holds", "gradients vanish and no perturbation grows", numbers,
                         "Collapse is a stationary, non-repelling point of every objective.")
