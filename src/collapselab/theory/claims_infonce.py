@@ -171,7 +171,9 @@ def full_self_pair_gradient(z: torch.Tensor, tau: float) -> torch.Tensor:
     return (p @ z + p.T @ z - 2 * z) / (z.shape[0] * tau)
 
 
-def own_setting_anchor_gradient(z: torch.Tensor, positive: torch.Tensor, tau: float) -> torch.Tensor:
+def own_setting_anchor_gradient(
+    z: torch.Tensor, positive: torch.Tensor, tau: float
+) -> torch.Tensor:
     """``d L_i / d z_i`` in the article's own setting, by autograd of the library's InfoNCE.
 
     One batch ``z`` (N, d); anchor i's positive is ``z[positive[i]]`` (``positive[i] != i``);
@@ -255,7 +257,8 @@ def check_infonce_gradient(
         "In the article's setting z_i is one of the N candidates of its own denominator, so "
         "d/dz_i log sum_k exp(z_i^T z_k / tau) = (1/tau)(sum_k P(k|i) z_k + P(i|i) z_i): the "
         "k = i term z_i^T z_i has derivative 2 z_i. The printed formula misses P(i|i) z_i / tau "
-        f"(here {err_own:.0%} of the gradient's norm). It is exact only when the anchor is not a candidate (two views: {err_a:.1e}). "
+        f"(here {err_own:.0%} of the gradient's norm). It is exact only when the anchor is "
+        f"not a candidate (two views: {err_a:.1e}). "
         "The gradient of the batch loss adds the candidate terms: for self-pairs "
         "(1/(N tau))[(sum_k P(k|i) z_k - z_i) + (sum_j P(i|j) z_j - z_i)] "
         f"({err_b_full:.1e}; the printed formula / N: {err_b:.2g}). With L2 normalisation the "
@@ -335,9 +338,14 @@ def check_infonce_stationary(
             rows.setdefault(v.name, {"tau": tau, "grad_norm_at_collapse": worst,
                                      "grad_norm_random": scale})
     c = collapsed(n, d, 1.0, g)
-    partial = {str(tau): {"measured_row_norm": float(own_setting_anchor_gradient(
-        c, torch.roll(torch.arange(n), -1), tau)[0].norm()), "closed_form_norm_c_over_n_tau": 1.0 / (n * tau)}
-        for tau in taus}  # fmt: skip
+    shift = torch.roll(torch.arange(n), -1)
+    partial = {
+        str(tau): {
+            "measured_row_norm": float(own_setting_anchor_gradient(c, shift, tau)[0].norm()),
+            "closed_form_norm_c_over_n_tau": 1.0 / (n * tau),
+        }
+        for tau in taus
+    }
     bad = [k for k, r in rows.items() if r["grad_norm_at_collapse"] > EXACT * r["grad_norm_random"]]
     worst_all = max(r["grad_norm_at_collapse"] for r in rows.values())
     numbers = {"per_loss": rows, "own_setting_anchor_partial_at_collapse": partial,
@@ -363,6 +371,11 @@ def check_infonce_stationary(
                     "collapsed family has zero batch gradient there.")
 
 
+def self_pair(tau: float, normalize: bool) -> LossFn:
+    """The library's self-pair InfoNCE ``info_nce(z, z)`` at this temperature."""
+    return lambda z: info_nce(z, z, temperature=tau, normalize=normalize)
+
+
 def saddle_sweep(
     taus: tuple[float, ...], generator: torch.Generator, ns: tuple[int, ...] = (4, 8),
     d: int = 3, norm: float = 2.0,
@@ -377,9 +390,7 @@ def saddle_sweep(
         for n in ns:
             z0 = collapsed(n, d, norm, generator)
             for normalize in (False, True):
-                eig = torch.linalg.eigvalsh(hessian(
-                    lambda z, t=tau, nz=normalize: info_nce(z, z, temperature=t, normalize=nz),
-                    z0))  # fmt: skip
+                eig = torch.linalg.eigvalsh(hessian(self_pair(tau, normalize), z0))
                 out.append({"tau": tau, "n": n, "normalised": normalize,
                             "lambda_min": float(eig.min()),
                             "closed_form": -2.0 / (n * tau * (norm * norm if normalize else 1.0))})
@@ -404,8 +415,7 @@ def weight_space_saddle(
     theta0 = torch.cat([torch.zeros(d_out * d_in, dtype=torch.float64), b])
     out = []
     for tau in taus:
-        f = linear_encoder_loss(lambda z, t=tau: info_nce(z, z, temperature=t, normalize=False),
-                                x, d_out)  # fmt: skip
+        f = linear_encoder_loss(self_pair(tau, False), x, d_out)
         eig = torch.linalg.eigvalsh(hessian(f, theta0))
         along = 2 * (float(b @ b) / (2 * tau * tau) - 1 / tau)
         expected = torch.sort(torch.cat([(-2 / tau) * sigma.repeat(d_out - 1), along * sigma,
