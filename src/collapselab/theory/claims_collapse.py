@@ -240,8 +240,9 @@ def check_training_stops(
     under gradient descent; (2) the Hessian with respect to the weights of a linear encoder
     ``z = x W^T + b`` at ``W = 0`` (the demos collapse through ``W -> 0``; for Var it is
     ``2 I_{d_out} kron Sigma_x``, Sigma_x the covariance of x); (3) Adam in float32 from
-    ``W = delta W0``, ``delta`` in :data:`ADAM_DELTAS`. Training stops when collapse is a
-    minimum in z and in the weights and Adam does not leave it. For contrast, the
+    ``W = delta W0``, ``delta`` in :data:`ADAM_DELTAS`. The verdict decides on (1): training
+    stays where collapse is a minimum in z and a perturbation decays; (2) follows from (1)
+    for a linear encoder and (3) shows what Adam does near it (reported). For contrast, the
     perturbation under ``-loss`` (stationary at the same point) is reported.
     """
     g = torch.Generator().manual_seed(seed)
@@ -276,7 +277,10 @@ def check_training_stops(
         "adam_untrained_spread": untrained,
         "adam_stays_collapsed": adam_stays,
     }
-    stays = cv.negative == 0 and down.ratio < 1.0 and cw.negative == 0 and adam_stays
+    # Decisive: collapse is a minimum in z and perturbations decay. For a linear encoder the
+    # weight Hessian at W = 0 is J^T H_z J (z is linear in W), PSD whenever H_z is: reported,
+    # with the Adam runs, as evidence of what the demo's parameterisation and optimizer do.
+    stays = cv.negative == 0 and down.ratio < 1.0
     summary = (f"z: perturbation x{down.ratio:.2g} in {STEPS} steps; weights: Hessian at W=0 "
                f"has {cw.negative} negative eigenvalues; Adam f32 from W=delta W0 ends at spread "
                f"<= {max(r.final_spread for r in adam):.1e}; under -Var x{up.ratio:.3g}")
@@ -297,12 +301,13 @@ def check_training_stops(
         "fails",
         summary,
         numbers,
-        "Under the objective tested, training leaves collapse: the Hessian in z or in the "
-        "weights has a negative eigenvalue, or Adam, which divides the gradient by its RMS, "
-        "turns a rounding-level gradient at (float32-)exact collapse into steps of size ~lr.",
+        "Under the objective tested, training leaves collapse: the Hessian at collapse has a "
+        "negative eigenvalue, in z and in the weights, and a perturbation grows. Adam, which "
+        "divides the gradient by its RMS, leaves it even from (float32-)exact collapse when "
+        "rounding leaves a non-zero gradient there (adam_float32).",
         correction="Training stays collapsed only where collapse is a minimum of the objective "
-        "(in z and in the weights) and the gradient there is exactly 0; a zero gradient at a "
-        "saddle does not stop Adam.",
+        "being minimised; a zero gradient at a saddle or maximum does not stop it (and in "
+        "float32 does not even stop Adam at exact collapse).",
     )
 
 
