@@ -74,7 +74,6 @@ def check_attraction_minimum(
         "hessian_eigenvalues_distinct": sorted({round(float(e), 8) + 0.0 for e in eig}),
         "hessian_negative": cv.negative,
         "hessian_zero": cv.zero,
-        "expected_hessian": {"4N": 4 * n, "multiplicity": (n - 1) * d, "zero_multiplicity": d},
         "positive_pairs_only_loss_at_noncollapsed": pairs_only,
         "spread_of_that_minimiser": spread_of_pair_minimum,
     }

@@ -290,7 +290,6 @@ def check_uniform_softmax(
         "log_N": math.log(n),
         "nt_xent_loss": nt,
         "log_2N_minus_1": math.log(2 * n - 1),
-        "nt_xent_P": 1.0 / (2 * n - 1),
     }
     lib_ok = abs(self_loss - math.log(n)) <= EXACT and abs(nt - math.log(2 * n - 1)) <= EXACT
     if dev <= EXACT and lib_ok:
