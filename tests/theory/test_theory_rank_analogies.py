@@ -189,3 +189,9 @@ def test_nt_xent_identity_on_random_unit_vectors() -> None:
     rewritten = (sq[torch.arange(6), partner] + torch.logsumexp(-sq, dim=1)).mean()
     assert float(rewritten) == pytest.approx(float(nt_xent(u[:3], u[3:], temperature=tau)),
                                              rel=1e-12)  # fmt: skip
+
+
+def test_small_eigenvalues_grow_holds_when_no_direction_is_noise_dominated() -> None:
+    # the condition the article leaves out, met: weak augmentation in every direction
+    ev = cr.check_small_eigenvalues_grow(strong=0.1)
+    assert ev.verdict == "holds" and ev.correction is None
