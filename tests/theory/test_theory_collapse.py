@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from collapselab.losses import pairwise_attraction_loss
+from collapselab.losses import article_info_nce, pairwise_attraction_loss
 from collapselab.theory import Evidence, article
 from collapselab.theory import claims_collapse as cc
 from collapselab.theory.numerics import collapsed, curvature, hessian, perturbation_growth
@@ -60,7 +60,7 @@ def test_attraction_stable(claim_evidence: Get) -> None:
     assert max(num["gd_end_variance"]) < 1e-20
     ends = torch.tensor(num["gd_end_points"])
     assert (ends[0] - ends[1]).norm() > 0.1  # two starts, two different minimisers
-    assert ev.correction is not None and "d-dimensional family" in ev.correction
+    assert ev.verdict == "holds" and ev.correction is None
 
 
 def test_attraction_stable_rejects_an_unstable_loss() -> None:
@@ -70,6 +70,8 @@ def test_attraction_stable_rejects_an_unstable_loss() -> None:
 
 def test_variance_gradient(claim_evidence: Get) -> None:
     ev = claim_evidence("variance-gradient")
+    # a wrong factor is a statement false as printed: fails, with the true formula
+    assert ev.verdict == "fails" and ev.correction == "grad_{z_i} Var(Z) = (2/N)(z_i - mu)."
     for row in ev.numbers["per_n"]:
         assert row["ratio_claimed_to_autograd"] == pytest.approx(row["n"], rel=1e-12)
         assert row["rel_err_times_1_over_n"] < 1e-12
@@ -104,6 +106,7 @@ def test_training_stops(claim_evidence: Get) -> None:
     ev = claim_evidence("training-stops")
     num = ev.numbers
     n = 6
+    assert ev.verdict == "holds"
     assert num["hessian_eigenvalues_distinct"] == pytest.approx([0.0, 2 / n], abs=1e-8)
     # lr = 0.5 / (2/N): minimising multiplies by 1 - 0.5, maximising by 1 + 0.5 per step.
     # rel 1e-4: the shrinking spread ends near 1e-12, where float64 rounding of |c| = 1 rows
@@ -111,10 +114,38 @@ def test_training_stops(claim_evidence: Get) -> None:
     assert num["minimise_per_step_factor"] == pytest.approx(0.5, rel=1e-4)
     assert num["negated_per_step_factor"] == pytest.approx(1.5, rel=1e-6)
     assert num["negated_perturbation_ratio"] == pytest.approx(1.5**20, rel=1e-3)
+    # weights of z = x W^T + b at W = 0: Hessian of Var = 2 I_{d_out} kron Sigma_x, exactly
+    # (eigenvalues 2 sigma_k, each d_out = 3 times, and 3 zeros for the bias); FD error 1e-8
+    sigma = sorted(2 * s for s in num["data_covariance_eigenvalues"])
+    expected = [0.0] * 3 + [s for s in sigma for _ in range(3)]
+    assert num["weight_hessian_eigenvalues"] == pytest.approx(expected, abs=1e-8)
+    adam = {r["delta"]: r for r in num["adam_float32"]}
+    # W = 0 and W = 1e-10 W0 (below float32 resolution of z ~ b): the gradient is exactly 0
+    # and Adam does not move
+    for delta in (0.0, 1e-10):
+        assert adam[delta]["first_grad_norm"] == 0.0 and adam[delta]["final_spread"] == 0.0
+    # near collapse Adam's lr-sized steps first push the spread up (x10 from 1e-6), but it
+    # stays far below the untrained spread
+    assert adam[1e-6]["final_spread"] > 3 * adam[1e-6]["initial_spread"]
+    assert num["adam_stays_collapsed"]
 
 
 def test_training_stops_fails_for_an_objective_that_repels() -> None:
-    assert cc.check_training_stops(loss=lambda z: -article.variance(z)).verdict == "fails"
+    ev = cc.check_training_stops(loss=lambda z: -article.variance(z))
+    assert ev.verdict == "fails" and ev.correction
+    assert ev.numbers["weight_hessian_negative"] == 12  # -2 sigma_k, d_out x d_in of them
+
+
+def test_training_stops_fails_under_infonce_and_adam_leaves_float32_exact_collapse() -> None:
+    # InfoNCE is stationary at collapse but a saddle; and float32 rounding leaves a ~1e-7
+    # gradient at W = 0 exactly, which Adam (dividing by the gradient's RMS) turns into
+    # lr-sized steps
+    ev = cc.check_training_stops(loss=article_info_nce)
+    assert ev.verdict == "fails" and not ev.numbers["adam_stays_collapsed"]
+    exact = next(r for r in ev.numbers["adam_float32"] if r["delta"] == 0.0)
+    assert exact["initial_spread"] == 0.0
+    assert 0.0 < exact["first_grad_norm"] < 1e-5
+    assert exact["final_spread"] > 0.1
 
 
 def test_collapsed_rank(claim_evidence: Get) -> None:
@@ -125,14 +156,34 @@ def test_collapsed_rank(claim_evidence: Get) -> None:
 
 def test_second_moment_spectrum(claim_evidence: Get) -> None:
     ev = claim_evidence("second-moment-spectrum")
-    for row in ev.numbers["collapsed"]:
-        assert row["lambda_1"] == pytest.approx(row["c_squared"], rel=1e-12)
-        assert row["library_uncentered_top"] == pytest.approx(row["c_squared"], rel=1e-12)
-        assert abs(row["lambda_2"]) < 1e-12 * row["c_squared"]
-        assert row["library_centred_total_variance"] < 1e-20
+    assert ev.verdict == "fails" and ev.correction
+    for row in ev.numbers["per_norm"]:
+        # (1/N) Z^T Z = c c^T: the one eigenvalue is |c|^2, while the variance is 0
+        assert row["lambda_1"] == pytest.approx(row["norm_c"] ** 2, rel=1e-12)
+        assert row["library_uncentered_top"] == pytest.approx(row["norm_c"] ** 2, rel=1e-12)
+        assert abs(row["lambda_2"]) < 1e-12 * row["lambda_1"]
+        assert row["total_variance"] < 1e-20 and not row["lambda_1_is_the_variance"]
     assert ev.numbers["max_abs_eigenvalue_c_0"] == 0.0
-    # with the centred covariance the one-non-zero pattern disappears
-    assert cc.check_second_moment_spectrum(matrix=article.covariance).verdict == "fails"
+
+
+def test_second_moment_spectrum_holds_for_the_covariance_of_points_on_a_line() -> None:
+    # the one setting where the statement is true: variance on a line, centred covariance
+    ev = cc.check_second_moment_spectrum(matrix=article.covariance, configuration=cc.on_a_line)
+    assert ev.verdict == "holds" and ev.correction is None
+    for row in ev.numbers["per_norm"]:
+        assert row["lambda_1"] == pytest.approx(row["total_variance"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("matrix", "configuration"),
+    [(article.covariance, cc.collapsed), (article.second_moment, cc.on_a_line)],
+    ids=["covariance-of-collapse", "second-moment-of-a-line"],
+)
+def test_second_moment_spectrum_fails_where_one_half_is_false(
+    matrix: cc.MatrixFn, configuration: cc.ConfigFn
+) -> None:
+    assert cc.check_second_moment_spectrum(matrix=matrix, configuration=configuration).verdict == (
+        "fails")
 
 
 def test_covariance_zero(claim_evidence: Get) -> None:

@@ -95,21 +95,51 @@ def test_full_self_pair_gradient_against_a_loop_reference() -> None:
     assert torch.allclose(ci.full_self_pair_gradient(z, tau), manual / n, rtol=1e-12)
 
 
+def corrected_anchor_gradient(
+    a: torch.Tensor, p: torch.Tensor, c: torch.Tensor, tau: float
+) -> torch.Tensor:
+    """The true partial derivative: the article's formula plus P(i|i) z_i / tau when the anchor
+    is among its own candidates (the article's batch)."""
+    probs = article.softmax_probabilities(a, c, tau)
+    own = torch.diagonal(probs)[:, None] * a if a is c else torch.zeros_like(a)
+    return (probs @ c - p + own) / tau
+
+
+def test_own_setting_anchor_gradient_against_a_loop_reference() -> None:
+    # L_i = -z_i.z_{i+}/tau + log sum_k exp(z_i.z_k/tau), differentiated in z_i only, by hand
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    tau, positive = 0.3, torch.tensor([2, 0, 4, 1, 3])
+    manual = torch.zeros_like(z)
+    for i in range(5):
+        w = torch.softmax(z[i] @ z.T / tau, dim=0)  # P(k|i)
+        manual[i] = (w @ z + w[i] * z[i] - z[positive[i]]) / tau
+    assert torch.allclose(ci.own_setting_anchor_gradient(z, positive, tau), manual, rtol=1e-12)
+
+
 def test_infonce_gradient(claim_evidence: Get) -> None:
     ev = claim_evidence("infonce-gradient")
     num = ev.numbers
+    # the article's own setting: the printed formula misses P(i|i) z_i / tau, an O(1) term
+    assert ev.verdict == "fails" and ev.correction and "P(i|i) z_i" in ev.correction
+    assert num["own_setting_rel_err"] > 0.1
+    assert num["own_setting_rel_err_with_P_ii_z_i_term"] < 1e-12
     assert num["a_two_view_anchor_rel_err"] < 1e-12
-    assert num["b_self_pair_rel_err_article"] > 0.1  # the candidate term is O(1), not rounding
-    assert num["b_self_pair_rel_err_full_formula"] < 1e-12
+    assert num["b_self_pair_batch_rel_err_article"] > 0.1
+    assert num["b_self_pair_batch_rel_err_full_formula"] < 1e-12
     assert num["c_normalised_rel_err_projected"] < 1e-12
     assert num["c_normalised_rel_err_unprojected"] > 0.1
+
+
+def test_infonce_gradient_holds_for_the_corrected_formula() -> None:
+    ev = ci.check_infonce_gradient(formula=corrected_anchor_gradient)
+    assert ev.verdict == "holds" and ev.numbers["own_setting_rel_err"] < 1e-12
 
 
 @pytest.mark.parametrize(
     "wrong",
     [
-        lambda a, p, c, tau: article.softmax_probabilities(a, c, tau) @ c - p,  # 1/tau missing
-        lambda a, p, c, tau: (p - article.softmax_probabilities(a, c, tau) @ c) / tau,  # sign
+        lambda a, p, c, tau: corrected_anchor_gradient(a, p, c, tau) * tau,  # 1/tau missing
+        lambda a, p, c, tau: -corrected_anchor_gradient(a, p, c, tau),  # sign
         lambda a, p, c, tau: (c.mean(0) - p) / tau,  # uniform weights instead of P(k|i)
     ],
     ids=["missing-1-over-tau", "sign", "uniform-weights"],
@@ -134,14 +164,21 @@ def test_uniform_softmax_rejects_n_minus_1_candidates() -> None:
 
 
 def test_infonce_stationary(claim_evidence: Get) -> None:
-    rows = claim_evidence("infonce-stationary").numbers["per_loss"]
-    assert len(rows) == 6
-    assert max(r["grad_norm_at_collapse"] for r in rows.values()) < 1e-14
+    num = claim_evidence("infonce-stationary").numbers
+    rows = num["per_loss"]
+    # 5 normalised/raw two-view and self-pair losses per tau (5 taus) + the article's (tau = 1)
+    assert len(rows) == 5 * 5 + 1
+    assert max(r["grad_norm_at_collapse"] for r in rows.values()) < 1e-13
+    # the article's per-anchor partial at collapse is c / (N tau), not 0 (|c| = 1)
+    for r in num["own_setting_anchor_partial_at_collapse"].values():
+        assert r["measured_row_norm"] == pytest.approx(r["closed_form_norm_c_over_n_tau"],
+                                                       rel=1e-12)  # fmt: skip
 
 
 def test_infonce_stationary_rejects_the_denominator_alone() -> None:
     lse_only = ci.Variant("lse only", lambda z: torch.logsumexp(z @ z.T, dim=1).mean(), 1, False)
-    assert ci.check_infonce_stationary(variants=[lse_only]).verdict == "fails"
+    ev = ci.check_infonce_stationary(variants=lambda tau: [lse_only], taus=(1.0,))
+    assert ev.verdict == "fails"
 
 
 def test_infonce_collapse_unstable(claim_evidence: Get) -> None:
@@ -160,17 +197,71 @@ def test_infonce_collapse_unstable(claim_evidence: Get) -> None:
     assert num["article_loss_d_1"] == {"0.5": "maximum", "3.0": "minimum"}
 
 
+def test_saddle_sweep_matches_minus_2_over_n_tau() -> None:
+    # closed forms: -2/(N tau) raw, -2/(N tau |c|^2) normalised; the FD Hessian is accurate to
+    # ~1e-9 relative for these entries (see numerics), so rel 1e-6
+    rows = ci.saddle_sweep((0.05, 1.0, 50.0), torch.Generator().manual_seed(0), ns=(4, 8))
+    assert len(rows) == 12
+    for r in rows:
+        assert r["lambda_min"] == pytest.approx(r["closed_form"], rel=1e-6), r
+        expected = -2.0 / (r["n"] * r["tau"] * (4.0 if r["normalised"] else 1.0))
+        assert r["closed_form"] == pytest.approx(expected, rel=1e-15)
+
+
+def test_weight_space_hessian_matches_its_closed_form(claim_evidence: Get) -> None:
+    rows = claim_evidence("infonce-collapse-unstable").numbers["weight_space"]
+    for r in rows:
+        # -(2/tau) sigma_k twice each (d_out - 1 = 2): 8 negative eigenvalues at either tau
+        assert r["closed_form_max_abs_err"] < 1e-6 and r["negative"] == 8
+    assert [r["kind"] for r in rows] == ["saddle", "saddle"]
+
+
 def test_infonce_collapse_unstable_rejects_a_stable_loss() -> None:
     stable = ci.Variant("attraction", pairwise_attraction_loss, 1, False)
-    assert ci.check_infonce_unstable(variants=[stable]).verdict == "fails"
+    assert ci.check_infonce_unstable(variants=[stable], taus=(1.0,)).verdict == "fails"
+
+
+def corrected_perturbation(
+    c: torch.Tensor, eps: torch.Tensor, positive: torch.Tensor, tau: float
+) -> torch.Tensor:
+    z = c + eps
+    p = article.softmax_probabilities(z, z, tau)
+    return (p @ eps + torch.diagonal(p)[:, None] * z - eps[positive]) / tau
 
 
 def test_perturbation_argument(claim_evidence: Get) -> None:
-    num = claim_evidence("perturbation-argument").numbers
-    assert num["algebra_rel_err_times_1_over_tau"] < 1e-10
+    ev = claim_evidence("perturbation-argument")
+    num = ev.numbers
+    assert ev.verdict == "fails" and ev.correction
+    # the printed expression misses 1/tau and the O(1) term P(i|i) z_i / tau
+    assert num["algebra_rel_err"] > 0.5 and "algebra wrong" in ev.summary
     att = num["per_loss"]["pairwise attraction"]
-    assert att["grad_norm_at_perturbed_point"] > 0 and att["perturbation_ratio_20_steps"] < 1e-3
+    assert att["criterion_says_unstable"] and att["perturbation_ratio_20_steps"] < 1e-3
     assert num["per_loss"]["two-view InfoNCE"]["perturbation_ratio_20_steps"] > 10
+
+
+def test_perturbation_argument_holds_with_the_right_algebra_and_criterion() -> None:
+    ev = ci.check_perturbation_argument(formula=corrected_perturbation,
+                                        criterion=ci.negative_curvature)  # fmt: skip
+    assert ev.verdict == "holds" and ev.numbers["algebra_rel_err"] < 1e-12
+
+
+@pytest.mark.parametrize(
+    ("formula", "criterion", "says"),
+    [
+        (corrected_perturbation, ci.nonzero_gradient, "algebra matches"),  # bad inference
+        (lambda c, e, p, t: corrected_perturbation(c, e, p, t) * t, ci.negative_curvature,
+         "algebra wrong"),  # 1/tau dropped
+        (lambda c, e, p, t: -corrected_perturbation(c, e, p, t), ci.negative_curvature,
+         "algebra wrong"),  # sign
+    ],
+    ids=["gradient-nonzero-criterion", "missing-1-over-tau", "sign"],
+)
+def test_perturbation_argument_fails_for_each_wrong_half(
+    formula: ci.PerturbGradFn, criterion: ci.InstabilityCriterion, says: str
+) -> None:
+    ev = ci.check_perturbation_argument(formula=formula, criterion=criterion)
+    assert ev.verdict == "fails" and says in ev.summary
 
 
 def test_perturbation_growth(claim_evidence: Get) -> None:
@@ -201,6 +292,12 @@ def test_gradients_vanish(claim_evidence: Get) -> None:
         assert rows[name]["spread_ratio_30_steps"] > 100, name
     for name in ("SimSiam (no predictor)", "BYOL (no predictor)"):
         assert rows[name]["spread_ratio_30_steps"] <= 1.0, name
+
+
+def test_gradients_vanish_holds_where_collapse_is_stable() -> None:
+    stuck = [v for v in ci.ssl_losses() if "no predictor" in v.name]
+    ev = ci.check_gradients_vanish(variants=stuck)
+    assert ev.verdict == "holds" and ev.correction is None
 
 
 def test_gradients_vanish_rejects_a_loss_with_a_gradient_at_collapse() -> None:

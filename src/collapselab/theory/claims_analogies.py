@@ -62,61 +62,75 @@ def check_energy_softmax(
             "negative ones.",
         )
     return Evidence("fails", f"probabilities differ by {err_p:.3g}", numbers,
-                    "The energy under test does not give the InfoNCE softmax.")
+                    "The energy under test does not give the InfoNCE softmax.",
+                    correction="With E(z_i, z_k) = -z_i^T z_k, P(k|i) = exp(-E_ik/tau)/Z_i and "
+                    "L_i = E_{i,i+}/tau + log Z_i.")
 
 
-def check_energy_collapse(n: int = 4, d: int = 4, tau: float = 0.5, seed: int = 0) -> Evidence:
+def check_energy_collapse(
+    energy: EnergyFn = article.energy,
+    loss: LossFn | None = None,
+    n: int = 4,
+    d: int = 4,
+    tau: float = 0.5,
+    steps: int = 100,
+    seed: int = 0,
+) -> Evidence:
     """"Collapse equalizes energy: E = constant. Contrastive loss penalizes this. System moves
     toward lower-energy structured configuration."
 
-    Compares a collapsed batch with a structured one (n orthonormal unit vectors, two
-    identical views) under the library's normalised losses: energies, losses, and the mean
-    energy of negative pairs."""
+    Three parts, each decisive, for ``energy`` (default the article's ``-z_i^T z_k``) and
+    ``loss`` (default the library's normalised self-pair InfoNCE, tau = 0.5): (1) at collapse
+    the energies are equal; (2) the loss at collapse exceeds the loss of a structured
+    configuration (n orthonormal unit vectors); (3) gradient descent on the loss from a
+    perturbed collapse (unit rows) lowers the mean pair energy. The raw energy at collapse
+    for growing |c| is reported."""
+    f = loss if loss is not None else (lambda z: info_nce(z, z, temperature=tau))
     g = torch.Generator().manual_seed(seed)
     col = torch.nn.functional.normalize(collapsed(n, d, 1.0, g), dim=1)
     orth = torch.eye(n, d, dtype=torch.float64)
     off = ~torch.eye(n, dtype=torch.bool)
 
     def describe(z: torch.Tensor) -> dict[str, float]:
-        e = article.energy(z, z)
-        return {
-            "energy_range": float(e.max() - e.min()),
-            "mean_negative_pair_energy": float(e[off].mean()),
-            "self_pair_loss": float(info_nce(z, z, temperature=tau)),
-            "nt_xent_loss": float(nt_xent(z, z, temperature=tau)),
-        }
+        e = energy(z, z)
+        return {"energy_range": float(e.max() - e.min()), "mean_pair_energy": float(e.mean()),
+                "mean_negative_pair_energy": float(e[off].mean()), "loss": float(f(z))}
 
     at_col, at_orth = describe(col), describe(orth)
-    numbers = {"collapsed": at_col, "structured": at_orth, "log_N": math.log(n),
-               "log_2N_minus_1": math.log(2 * n - 1),
-               "raw_energy_at_collapse_by_norm": {str(r): -r * r for r in (1.0, 10.0, 100.0)}}
+    z = col + 0.05 * torch.randn(n, d, generator=g, dtype=torch.float64)
+    start = describe(torch.nn.functional.normalize(z, dim=1))
+    for _ in range(steps):
+        z = z - 0.5 * tau * gradient(f, z)
+    end = describe(torch.nn.functional.normalize(z, dim=1))
+    numbers = {"collapsed": at_col, "structured": at_orth,
+               "descent_from_perturbed_collapse": {"start": start, "end": end, "steps": steps},
+               "raw_energy_at_collapse_by_norm": {
+                   str(r): float(energy(c, c)[0, 1])
+                   for r, c in ((r, collapsed(2, d, r, g)) for r in (1.0, 10.0, 100.0))}}
     equal = at_col["energy_range"] <= EXACT
-    penalised = (at_col["self_pair_loss"] > at_orth["self_pair_loss"]
-                 and at_col["nt_xent_loss"] > at_orth["nt_xent_loss"])
-    lower_energy = at_orth["mean_negative_pair_energy"] < at_col["mean_negative_pair_energy"]
-    if not (equal and penalised):
-        return Evidence("fails", "collapse is not penalised relative to structure", numbers,
-                        "The losses do not prefer the structured configuration.")
-    if lower_energy:
-        return Evidence("holds", "structured configuration has lower loss and energy", numbers,
-                        "Both the loss and the mean energy are lower away from collapse.")
+    penalised = at_col["loss"] > at_orth["loss"]
+    lowered = end["mean_pair_energy"] < start["mean_pair_energy"]
+    summary = (f"collapse: energy range {at_col['energy_range']:.1g}, loss "
+               f"{at_col['loss']:.3f} vs structured {at_orth['loss']:.3f}; descent moves the mean "
+               f"pair energy {start['mean_pair_energy']:.3f} -> {end['mean_pair_energy']:.3f}")
+    if equal and penalised and lowered:
+        return Evidence("holds", summary, numbers,
+                        "Energies are equal at collapse, the loss penalises it, and descent "
+                        "lowers the mean energy.")
     return Evidence(
-        "holds-with-correction",
-        f"collapse: equal energies, loss log N = {at_col['self_pair_loss']:.3f} (NT-Xent "
-        f"log(2N-1) = {at_col['nt_xent_loss']:.3f}) vs structured "
-        f"{at_orth['self_pair_loss']:.3f} / {at_orth['nt_xent_loss']:.3f}; but mean negative "
-        f"energy {at_col['mean_negative_pair_energy']:.1f} (collapse) < "
-        f"{at_orth['mean_negative_pair_energy']:.1f} (structured)",
+        "fails",
+        summary,
         numbers,
-        "At collapse every energy is -|c|^2 and the softmax is uniform, so the loss is log N "
-        "(log(2N-1) for NT-Xent), above any structured configuration: penalised, yes. But "
-        "the structured configuration has higher, not lower, energy: for unit vectors the "
-        "collapsed one has the lowest possible energy (-1 for every pair), and training raises "
-        "the energies of negatives. What decreases is the free energy E_{i,i+}/tau + log Z_i. "
-        "With raw dot products the energy -|c|^2 is unbounded below, lowered by growing norms.",
+        "At collapse every energy is -|c|^2 and the softmax is uniform, so the loss is log N, "
+        "above any structured configuration: equal energies and the penalty are right. The "
+        "direction is wrong: descent raises the energy. For unit vectors the collapsed "
+        "configuration has the lowest possible energy (-1 for every pair); training raises "
+        "the energies of negatives (structured: 0). What decreases is the free energy "
+        "E_{i,i+}/tau + log Z_i (the loss). With raw dot products the energy -|c|^2 is "
+        "unbounded below, lowered by growing norms, structured or not.",
         correction="The system moves to lower free energy (the loss), i.e. lower positive-pair "
-        "energy relative to log Z; negative-pair energies rise, and collapse is the "
-        "lowest-energy configuration of unit vectors.",
+        "energy relative to log Z; negative-pair energies rise, and for unit vectors collapse "
+        "is the lowest-energy configuration.",
     )
 
 
@@ -146,17 +160,37 @@ def gaussian_repulsion(u: torch.Tensor, t: float) -> torch.Tensor:
     return torch.logsumexp(-t * sq[iu[0], iu[1]], dim=0) - math.log(iu.shape[1])
 
 
+def pair_force(t: float, r: float) -> float:
+    """Magnitude of the force between two points at distance r under the Gaussian potential
+    ``exp(-t r^2)``, by autograd (closed form ``2 t r exp(-t r^2)``)."""
+    x = torch.tensor([r], dtype=torch.float64)
+    return abs(float(gradient(lambda y: torch.exp(-t * y.pow(2)).sum(), x)[0]))
+
+
 def check_charged_particles(
-    pairs: int = 8, tau: float = 0.5, steps: int = 400, seed: int = 0
+    loss: Callable[[int, float], LossFn] | None = None,
+    pairs: int = 8,
+    tau: float = 0.5,
+    steps: int = 400,
+    lr: float | None = None,
+    seed: int = 0,
 ) -> Evidence:
     """Positive pairs attract, negatives repel, "repulsive forces prevent" collapse,
     "equilibrium occurs when forces balance".
 
-    (1) The exact rewriting of normalised NT-Xent as alignment + a log-sum of Gaussian
-    kernels of distances. (2) 2N points on the unit circle, started inside an arc of 0.2 rad
-    (near collapse), under gradient descent of: pure attraction (pairwise attraction loss),
-    NT-Xent (positives = the pairs), and the Gaussian repulsion alone. (3) The force at an
-    exactly collapsed configuration."""
+    ``loss(pairs, tau)`` returns the objective of the stacked (2 pairs, 2) unit vectors
+    (default: the library's normalised NT-Xent, rows i and i + pairs positive). Decisive,
+    2N points on the unit circle started inside an arc of 0.2 rad (near collapse) under
+    gradient descent: (1) positive pairs merge (alignment < 1e-3), (2) the pairs spread
+    (resultant length ``|mean u| < 0.1``), while pure attraction collapses; (3) whether
+    collapse is excluded: the loss at exact collapse is infinite (a singular, Coulomb-like
+    potential) rather than a finite equilibrium with zero net force. Reported: the exact
+    rewriting of normalised NT-Xent as alignment plus a log-sum of Gaussian kernels, the
+    pair force of that kernel by distance, and the force at exact collapse."""
+    def nt(p: int, t: float) -> LossFn:
+        return lambda z: nt_xent(z[:p], z[p:], temperature=t)
+
+    make = loss if loss is not None else nt
     g = torch.Generator().manual_seed(seed)
     m = 2 * pairs
     u = torch.nn.functional.normalize(torch.randn(m, 3, generator=g, dtype=torch.float64), dim=1)
@@ -168,12 +202,9 @@ def check_charged_particles(
     err_identity = abs(float(rewritten - nt_xent(u1, u2, temperature=tau)))
 
     theta0 = 0.2 * torch.rand(m, generator=g, dtype=torch.float64)
-    runs: dict[str, LossFn] = {
-        "attraction only": pairwise_attraction_loss,
-        "NT-Xent": lambda z: nt_xent(z[:pairs], z[pairs:], temperature=tau),
-        "Gaussian repulsion only": lambda z: gaussian_repulsion(z, 1.0 / (2 * tau)),
-    }
-    lrs = {"attraction only": 0.2 / (4 * m), "NT-Xent": 0.5 * tau, "Gaussian repulsion only": 2.0}
+    runs: dict[str, LossFn] = {"attraction only": pairwise_attraction_loss,
+                               "loss under test": make(pairs, tau)}
+    lrs = {"attraction only": 0.2 / (4 * m), "loss under test": lr if lr is not None else 0.5 * tau}
     rows = {}
     for name, f in runs.items():
         theta = _simulate(f, theta0, steps, lrs[name])
@@ -188,31 +219,43 @@ def check_charged_particles(
             "final_grad_norm": float(gradient(_on_circle(f), theta).norm()),
         }
     c = collapsed(m, 2, 1.0, g)
-    force_at_collapse = float(gradient(runs["NT-Xent"], c).norm())
-    t = 1.0 / (2 * tau)  # kernel exp(-t r^2); pair force magnitude 2 t r exp(-t r^2)
-    force_profile = {f"{r:.3g}": 2 * t * r * math.exp(-t * r * r)
-                     for r in (0.0, 0.01, 1.0 / math.sqrt(2 * t), 2.0)}
+    loss_at_collapse = float(runs["loss under test"](c))
+    force_at_collapse = (float(gradient(runs["loss under test"], c).norm())
+                         if math.isfinite(loss_at_collapse) else math.inf)
+    t = 1.0 / (2 * tau)  # kernel exp(-t r^2)
+    radii = (0.0, 0.01, 1.0 / math.sqrt(2 * t), 2.0)
     numbers = {
         "nt_xent_equals_alignment_plus_gaussian_log_sum_abs_err": err_identity,
-        "pair_force_by_distance": force_profile,
+        "pair_force_by_distance": {f"{r:.3g}": pair_force(t, r) for r in radii},
         "runs": rows,
+        "loss_at_exact_collapse": loss_at_collapse,
         "force_at_exact_collapse": force_at_collapse,
-        "gaussian_potential_at_distance_0": 1.0,
+        "gaussian_repulsion_at_collapse": float(gaussian_repulsion(c, t)),
         "uniformity_at_collapse": uniformity(c),
     }
-    att, nt = rows["attraction only"], rows["NT-Xent"]
-    ok = (err_identity <= EXACT and att["resultant_length"] > 0.99
-          and nt["resultant_length"] < 0.1 and nt["alignment_of_pairs"] < 1e-3)
-    if not ok:
-        return Evidence("fails", "the simulation does not separate attraction from NT-Xent",
-                        numbers, "The particle picture does not match the dynamics.")
+    att, test = rows["attraction only"], rows["loss under test"]
+    attract = test["alignment_of_pairs"] < 1e-3 and att["resultant_length"] > 0.99
+    repel = test["resultant_length"] < 0.1
+    excluded = loss_at_collapse == math.inf  # nan (0 * inf) is not an exclusion
+    summary = (f"on the circle: attraction alone collapses (|mean u| = "
+               f"{att['resultant_length']:.3f}); the loss merges pairs (alignment "
+               f"{test['alignment_of_pairs']:.1e}) and spreads them (|mean u| = "
+               f"{test['resultant_length']:.1e}, largest gap {test['largest_gap_over_2pi']:.3f} "
+               f"x 2pi vs 1/{pairs}); at exact collapse loss {loss_at_collapse:.3g}, force "
+               f"{force_at_collapse:.1e}")
+    if not (attract and repel):
+        return Evidence("fails", summary, numbers,
+                        "The loss under test does not act as attraction of positives plus "
+                        "repulsion of negatives on the circle.",
+                        correction="Normalised NT-Xent is attraction of positives plus a "
+                        "Gaussian-kernel repulsion; it merges pairs and spreads them.")
+    if excluded:
+        return Evidence("holds", summary, numbers,
+                        "Positives attract, negatives repel, and the repulsive potential is "
+                        "infinite at coincidence: collapse is excluded.")
     return Evidence(
         "holds-with-correction",
-        f"on the circle: attraction alone collapses (|mean u| = {att['resultant_length']:.3f}); "
-        f"NT-Xent merges pairs (alignment {nt['alignment_of_pairs']:.1e}) and spreads them "
-        f"(|mean u| = {nt['resultant_length']:.1e}, largest gap "
-        f"{nt['largest_gap_over_2pi']:.3f} x 2pi vs 1/{pairs}); force at exact collapse "
-        f"{force_at_collapse:.1e}",
+        summary,
         numbers,
         "For unit vectors NT-Xent = mean_i [|u_i - v_i|^2/(2 tau) + log sum_{k != i} "
         "exp(-|u_i - w_k|^2/(2 tau))] exactly: springs between positives plus a repulsion "
@@ -220,11 +263,12 @@ def check_charged_particles(
         "softmax-weighted. On the circle the pairs merge and the pair centres spread evenly, "
         "while pure attraction collapses. The potential is bounded (finite at distance 0, "
         "unlike Coulomb's 1/r) and the pair force 2 t r exp(-t r^2) vanishes as two points "
-        "meet (largest at r = 1/sqrt(2t)), so collapse is not forbidden: at exact collapse "
+        "meet (largest at r = 1/sqrt(2t)), so collapse is not excluded: at exact collapse "
         "the net force is 0 and it is an unstable equilibrium that perturbations leave. The "
         "repulsion exists only because the embeddings are normalised; with raw dot products "
         "the loss is lowered by growing norms instead.",
-        correction="The analogy holds for L2-normalised embeddings with a bounded Gaussian "
-        "potential (Wang & Isola 2020), not a Coulomb one: collapse is an unstable "
-        "equilibrium with zero net force, which repulsion destabilises but does not forbid.",
+        correction="The analogy holds for L2-normalised embeddings that start away from exact "
+        "collapse: the repulsion is a bounded Gaussian potential (Wang & Isola 2020), not a "
+        "Coulomb one, so exact collapse is an equilibrium with zero net force, unstable but "
+        "not prevented.",
     )

@@ -152,3 +152,82 @@ def perturbation_growth(
     final = spread(z, normalize)
     rate = (final / mark) ** (1.0 / quarter) if mark > 0 else float("nan")
     return Growth(initial, final, final / initial, rate, steps, lr)
+
+
+def linear_encoder_loss(loss: LossFn, x: torch.Tensor, d_out: int) -> LossFn:
+    """``loss`` as a function of the flat parameters ``theta = (vec W, b)`` of the encoder
+    ``z = x W^T + b`` (``W``: (d_out, d_in) flattened row-major, then ``b``: (d_out,)), the
+    parameterisation of the article's demos (``nn.Linear``). Feed it to :func:`hessian` for the
+    curvature in parameter space; the demos collapse through ``W -> 0``.
+    """
+    m = d_out * x.shape[1]
+
+    def f(theta: torch.Tensor) -> torch.Tensor:
+        w = theta[:m].reshape(d_out, x.shape[1])
+        return loss(x @ w.T + theta[m:])  # (N, d_in) @ (d_in, d_out) + (d_out,)
+
+    return f
+
+
+@dataclass(frozen=True)
+class AdamRun:
+    """Adam on a linear encoder started at ``W = delta W0`` (``delta = 0``: exact collapse).
+
+    Attributes:
+        delta: scale of the starting weights.
+        dtype: ``float32`` or ``float64``.
+        initial_spread: spread of ``z = x W^T + b`` at the start (0 at exact collapse).
+        first_grad_norm: ``|dL/dW|`` at the start (rounding noise when ``delta = 0``).
+        final_spread: spread after ``steps`` Adam steps.
+        steps: Adam steps.
+        lr: Adam's learning rate.
+    """
+
+    delta: float
+    dtype: str
+    initial_spread: float
+    first_grad_norm: float
+    final_spread: float
+    steps: int
+    lr: float
+
+
+def adam_near_collapse(
+    loss: LossFn,
+    delta: float,
+    dtype: torch.dtype = torch.float32,
+    steps: int = 100,
+    lr: float = 1e-3,
+    n: int = 64,
+    d_in: int = 8,
+    d_out: int = 6,
+    seed: int = 0,
+) -> AdamRun:
+    """Adam (PyTorch defaults, ``eps = 1e-8``) on ``z = x W^T + b`` from ``W = delta W0``.
+
+    Adam divides the gradient by its running RMS, so near collapse it takes steps of size
+    ``~lr`` however small the gradient is, as long as ``|g| >> eps``: float rounding of a
+    gradient that is 0 in exact arithmetic (~1e-7 in float32) is enough to move the weights.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d_in, generator=g).to(dtype)
+    w0 = torch.randn(d_out, d_in, generator=g).to(dtype) / d_in**0.5
+    w = (delta * w0).requires_grad_(True)
+    b = torch.randn(d_out, generator=g).to(dtype).requires_grad_(True)
+    opt = torch.optim.Adam([w, b], lr=lr)
+
+    def z_now() -> torch.Tensor:
+        with torch.no_grad():
+            return (x @ w.T + b).double()
+
+    initial = spread(z_now())
+    first = 0.0
+    for step in range(steps):
+        value = loss(x @ w.T + b)
+        opt.zero_grad()
+        value.backward()
+        if step == 0:
+            first = float(w.grad.norm()) if w.grad is not None else 0.0
+        opt.step()
+    return AdamRun(delta, str(dtype).replace("torch.", ""), initial, first, spread(z_now()),
+                   steps, lr)  # fmt: skip

@@ -7,12 +7,16 @@ under test as a keyword argument (defaulting to the article's formula or the lib
 so a test can feed it a deliberately wrong variant and watch the verdict turn to ``fails``;
 the registry binds the defaults.
 
-Verdicts:
+Verdicts (docs/theory.md, "Verdicts"; every check applies them the same way):
 
-- ``holds``: the statement is true as the article writes it (within the stated tolerance).
-- ``holds-with-correction``: true once a condition or factor is fixed; ``correction`` spells
-  the fix out.
-- ``fails``: false as written; the numbers hold the counterexample.
+- ``holds``: the statement is true as printed, in the article's own setting, within the
+  stated tolerance. No correction.
+- ``holds-with-correction``: the statement as printed is true under a condition the article
+  leaves out (normalised embeddings, ``c != 0``, weak augmentation, ...); ``correction``
+  states it with that condition. Never used for a wrong factor, sign or term.
+- ``fails``: the statement is false as printed: a wrong factor, a wrong sign, a missing
+  term, or a counterexample in the article's setting. ``correction`` gives the true
+  statement where the check knows it.
 """
 
 from __future__ import annotations
@@ -63,8 +67,9 @@ class Evidence:
         summary: one line for the table (the decisive numbers).
         numbers: the measurements behind the verdict (JSON-ready after :func:`jsonable`).
         explanation: a few sentences: the derivation or the counterexample.
-        correction: the corrected statement; required exactly when the verdict is
-            ``holds-with-correction``.
+        correction: the corrected statement: required for ``holds-with-correction`` (the
+            statement with the condition the article leaves out), given for ``fails`` where
+            the check knows the true statement, never for ``holds``.
     """
 
     verdict: Verdict
@@ -76,11 +81,10 @@ class Evidence:
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ConfigError(f"verdict: {self.verdict!r}; expected one of {VERDICTS}")
-        if (self.verdict == "holds-with-correction") != (self.correction is not None):
-            raise ConfigError(
-                f"correction: must be given exactly for 'holds-with-correction' "
-                f"(verdict {self.verdict!r}, correction {self.correction!r})"
-            )
+        if self.verdict == "holds-with-correction" and self.correction is None:
+            raise ConfigError("correction: required for 'holds-with-correction'")
+        if self.verdict == "holds" and self.correction is not None:
+            raise ConfigError(f"correction: not allowed for 'holds' (got {self.correction!r})")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,83 @@
+"""docs/theory.md quotes only numbers and verdicts that this version computes.
+
+Every measured number on the page carries a marker naming its evidence field (see
+:mod:`collapselab.theory.quoted`); the test formats the freshly computed value with the
+marker's spec and compares the text exactly. Decimal numbers without a marker must be setup
+parameters (listed below), and each section heading's verdict must be the computed one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from collapselab.errors import ConfigError
+from collapselab.theory import CLAIMS, Evidence
+from collapselab.theory.quoted import fill, fmt, lookup, mismatches, quotes, unmarked
+from collapselab.theory.registry import jsonable
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "theory.md"
+#: Setup values (step sizes, perturbation sizes, temperatures, noise levels, tolerances) that
+#: the page states as inputs, not as results.
+PARAMETERS = {"0.2", "0.5", "0.1", "1e-6", "1e-9", "1e-5", "1e-3", "1e-10", "1e-2", "0.05",
+              "1e3", "0.99", "0.0000", "1e-7", "1.1180e-12", "0.4286"}  # fmt: skip
+HEADING = re.compile(r"^### `([a-z0-9-]+)` — (holds with correction|holds|fails)$", re.M)
+Get = Callable[[str], Evidence]
+
+
+def all_evidence(claim_evidence: Get) -> dict[str, dict[str, object]]:
+    return {c.id: jsonable(claim_evidence(c.id).numbers) for c in CLAIMS}
+
+
+def test_every_quoted_number_is_the_computed_one(claim_evidence: Get) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    found = quotes(text, all_evidence(claim_evidence))
+    assert len(found) > 100  # the page quotes its numbers through markers
+    bad = [f"line {q.line}: {q.claim} {q.path}: page {q.quoted}, computed {q.computed}"
+           for q in found if q.quoted != q.computed]  # fmt: skip
+    assert not bad, "\n".join(bad) + "\n(refresh: python benchmarks/bench_theory.py)"
+
+
+def test_no_unmarked_measurements() -> None:
+    assert unmarked(DOCS.read_text(encoding="utf-8"), PARAMETERS) == []
+
+
+def test_headings_and_summary_give_the_computed_verdicts(claim_evidence: Get) -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    headings = {cid: v.replace(" with ", "-with-") for cid, v in HEADING.findall(text)}
+    assert list(headings) == [c.id for c in CLAIMS]
+    verdicts = {c.id: claim_evidence(c.id).verdict for c in CLAIMS}
+    assert headings == verdicts
+    m = re.search(r"Of (\d+) claims, (\d+) hold, (\d+) hold with a correction, and (\d+) fail",
+                  text)  # fmt: skip
+    assert m is not None
+    counts = [len(verdicts)] + [sum(v == k for v in verdicts.values())
+                                for k in ("holds", "holds-with-correction", "fails")]  # fmt: skip
+    assert [int(x) for x in m.groups()] == counts
+
+
+def test_quoted_detects_a_changed_number_and_fill_repairs_it() -> None:
+    evidence = {"c": {"a": {"10.0": [1.0, 9.53e-7]}, "b c": 2}}
+    text = "shrinks x9.5e-7<!--n c a/10.0/1 .2g --> and ?<!--n c b%20c .0f --> twice"
+    assert [q.computed for q in quotes(text, evidence)] == ["9.5e-7", "2"]
+    assert [q.quoted for q in mismatches(text, evidence)] == ["?"]
+    wrong = text.replace("9.5e-7", "9.6e-7")
+    assert [q.quoted for q in mismatches(wrong, evidence)] == ["9.6e-7", "?"]
+    assert mismatches(fill(wrong, evidence), evidence) == []
+    assert unmarked("x 0.5 and 3.25<!--n c b%20c .3g --> and `1.5`", {"0.5"}) == []
+    assert unmarked("an unmarked 3.25 here", set()) == ["3.25"]
+
+
+def test_fmt_and_lookup() -> None:
+    assert fmt(9.536e-7, ".2g") == "9.5e-7"
+    assert fmt(1.6e5, ".2g") == "1.6e5"
+    assert fmt(-10.0, ".4g") == "-10"
+    with pytest.raises(ConfigError, match="no 'x'"):
+        lookup({"a": [1]}, "a/x")
+    with pytest.raises(ConfigError, match="no '3'"):
+        lookup({"a": [1]}, "a/3")
+    with pytest.raises(ConfigError, match="not a number"):
+        quotes("1<!--n c a .0f -->", {"c": {"a": [1]}})
