@@ -201,7 +201,7 @@ def linear_contrastive(cfg: LinearConfig, name: str = "linear") -> Spectrum:
         w = end_to_end()
         x = std * torch.randn(cfg.eval_rows, d, dtype=dt, generator=g)
         w_sv = torch.linalg.svdvals(w).tolist()
-        return spectrum_of(name, x @ w.T, loss=float(loss), extra={"weight_singular_values": w_sv})
+        return spectrum_of(name, x @ w.T, loss=float(loss.detach()), extra={"weight_singular_values": w_sv})
 
 
 # --------------------------------------------------------------------------- real data
@@ -285,5 +285,5 @@ def projector_study(cfg: ProjectorConfig, heads: tuple[str, ...] = HEADS) -> lis
             h_tr = encoder(x_tr).double().numpy()
             h_te = encoder(data.x_test).double().numpy()
         acc = linear_probe_accuracy(h_tr, y_tr.numpy(), h_te, data.y_test.numpy())
-        out.append(spectrum_of(kind, h_te, linear_accuracy=acc, loss=float(loss)))
+        out.append(spectrum_of(kind, h_te, linear_accuracy=acc, loss=float(loss.detach())))
     return out
