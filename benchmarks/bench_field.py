@@ -60,7 +60,8 @@ def run_jing(epochs: int) -> dict[str, list[jing.Spectrum]]:
     strong = [
         jing.linear_contrastive(lc(), "weak aug (sigma 0.2), NT-Xent"),
         jing.linear_contrastive(lc(strong_dims=4), "strong aug on 4 dims (sigma 2), NT-Xent"),
-        jing.linear_contrastive(lc(loss="euclidean", lr=0.05), "weak aug, Euclidean InfoNCE (Eq. 1)"),
+        jing.linear_contrastive(lc(loss="euclidean", lr=0.05),
+                                "weak aug, Euclidean InfoNCE (Eq. 1)"),
         jing.linear_contrastive(lc(loss="euclidean", lr=0.05, strong_dims=4),
                                 "strong aug on 4 dims, Euclidean InfoNCE (Eq. 1)"),
     ]  # fmt: skip

@@ -82,7 +82,9 @@ def test_eigenspace_alignment_exact_values() -> None:
 
 
 def test_directpred_predictor_is_sqrt_of_normalised_eigenvalues() -> None:
-    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    q, _ = torch.linalg.qr(
+        torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    )
     f = q @ torch.diag(torch.tensor([4.0, 1.0, 0.0], dtype=torch.float64)) @ q.T
     wp = tian.directpred_predictor(f, eps=0.1)
     expected = q @ torch.diag(torch.tensor([1.1, 0.6, 0.1], dtype=torch.float64)) @ q.T
@@ -90,7 +92,9 @@ def test_directpred_predictor_is_sqrt_of_normalised_eigenvalues() -> None:
 
 
 def test_predictor_aligns_with_correlation_eigenspace() -> None:
-    r = tian.run(tian.TianConfig(weight_decay=0.05, predictor_lr_ratio=0.3, steps=200, eval_every=50))
+    r = tian.run(
+        tian.TianConfig(weight_decay=0.05, predictor_lr_ratio=0.3, steps=200, eval_every=50)
+    )
     assert r.alignment[0] < 0.2  # random small predictor: not aligned
     assert min(r.alignment[1:]) > 0.9
 

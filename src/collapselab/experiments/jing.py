@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from collapselab.data import load_dataset
-from collapselab.errors import ConfigError
 from collapselab.data.augment import default_augment, two_views
+from collapselab.errors import ConfigError
 from collapselab.losses import nt_xent
 from collapselab.metrics import compute_metrics
 from collapselab.models import MLPHead
@@ -65,9 +65,7 @@ def euclidean_info_nce(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, torch.arange(z1.shape[0], device=z1.device))
 
 
-def jing_gradient_closed_form(
-    w: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor
-) -> torch.Tensor:
+def jing_gradient_closed_form(w: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
     """Lemma 1 of Jing et al.: ``dL/dW = W (Sigma_1 - Sigma_0)`` for ``z = W x``.
 
     With ``alpha_ij = softmax_j(-||W(x1_i - x2_j)||^2 / 2)`` and ``d_ij = x1_i - x2_j``:
@@ -201,7 +199,9 @@ def linear_contrastive(cfg: LinearConfig, name: str = "linear") -> Spectrum:
         w = end_to_end()
         x = std * torch.randn(cfg.eval_rows, d, dtype=dt, generator=g)
         w_sv = torch.linalg.svdvals(w).tolist()
-        return spectrum_of(name, x @ w.T, loss=float(loss.detach()), extra={"weight_singular_values": w_sv})
+        return spectrum_of(
+            name, x @ w.T, loss=float(loss.detach()), extra={"weight_singular_values": w_sv}
+        )
 
 
 # --------------------------------------------------------------------------- real data

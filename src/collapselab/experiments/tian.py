@@ -181,7 +181,11 @@ def run(cfg: TianConfig) -> TianRun:
         f = x_eval @ w.T
         rel_var = float(torch.trace(corr())) / var0
         nstd = std_of_l2_normalized(f) * d**0.5
-        erank = float("nan") if not torch.isfinite(f).all() else effective_rank(torch.linalg.eigvalsh(torch.cov(f.T)).numpy())
+        erank = (
+            float("nan")
+            if not torch.isfinite(f).all()
+            else effective_rank(torch.linalg.eigvalsh(torch.cov(f.T)).numpy())
+        )
     # Eq. 1's trivial fixed point is W -> 0; the normalised loss is blind to scale (weight
     # decay shrinks W harmlessly), so there collapse means all variance on one line
     collapsed = rel_var < COLLAPSED_BELOW if cfg.loss == "l2" else not erank >= COLLAPSED_ERANK
