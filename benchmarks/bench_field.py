@@ -80,7 +80,7 @@ def run_tian() -> dict[str, Any]:
         tian.run(tian.TianConfig(ema=e, weight_decay=w, predictor_lr_ratio=r, steps=2000))
         for e, w, r in itertools.product(GRID_EMA, GRID_WD, GRID_RATIO)
     ]
-    align_cfg = dict(steps=2000, eval_every=10)
+    align_cfg = dict(steps=2000, eval_every=2)
     curves = {
         "SGD predictor, Eq. 1, wd 0.05, alpha_p 0.3": tian.run(tian.TianConfig(
             weight_decay=0.05, predictor_lr_ratio=0.3, **align_cfg)),
@@ -104,7 +104,7 @@ def _plot_tian(res: dict[str, Any], out_dir: Path) -> None:
     ax.set_xscale("symlog", linthresh=10)
     ax.set_xlabel("training step")
     ax.set_ylabel("eigenspace alignment of Wp with F")
-    ax.set_title("Tian et al. 2021, Fig. 4 redrawn (linear model)", fontsize=9)
+    ax.set_title("Tian et al. 2021: eigenspace alignment (linear model)", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
     save_figure(fig, out_dir / "field_tian_alignment.png")
@@ -190,7 +190,7 @@ def render(command: str, jr: dict[str, list[jing.Spectrum]], tr: dict[str, Any],
                      f"{r.alignment[-1]:.3f} | {'yes' if r.collapsed else 'no'} |")  # fmt: skip
     lines += [
         "",
-        "Alignment over training (eval every 10 steps):",
+        "Alignment over training (eval every 2 steps):",
         "",
         "| run | alignment at step 0 | at step 10 | at step 100 | final | effective rank "
         "| normalised std | collapsed |",

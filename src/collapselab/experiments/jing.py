@@ -3,7 +3,7 @@ Learning" (ICLR 2022, arXiv:2110.09348), reproduced at small scale.
 
 Three results of the paper, each a function returning typed records:
 
-- **Strong augmentation** (their Sec. 4, Lemma 1 / Theorem 1): a linear model
+- **Strong augmentation** (their Lemma 1 and Theorem 1): a linear model
   ``z = W x`` trained by InfoNCE. For their Euclidean InfoNCE (Eq. 1, logits
   ``-||z_i - z'_j||^2 / 2``) the gradient is exactly ``dL/dW = W X`` with
   ``X = Sigma_1 - Sigma_0`` (:func:`jing_gradient_closed_form`): ``Sigma_1`` the
@@ -12,10 +12,10 @@ Three results of the paper, each a function returning typed records:
   data). Gradient flow ``dW/dt = -W X`` shrinks ``W`` along the eigenvectors of ``X``
   with positive eigenvalue: directions where the augmentation varies more than the data.
   :func:`linear_contrastive` trains the model and returns the embedding spectrum.
-- **Implicit regularisation** (their Sec. 5, Theorem 2): a two-layer linear network
+- **Implicit regularisation** (their Theorem 2): a two-layer linear network
   ``z = W2 W1 x`` from a small initialisation collapses even under weak augmentation,
   where the single-layer model does not (:func:`linear_contrastive` with ``layers=2``).
-- **Projector and DirectCLR** (their Sec. 6): on a real data set, SimCLR's InfoNCE on the
+- **Projector and DirectCLR**: on a real data set, SimCLR's InfoNCE on the
   representation itself (no projector), through a linear projector, through the usual
   2-layer MLP, and DirectCLR (InfoNCE on the first ``d0`` representation dimensions, no
   projector); :func:`projector_study` returns the representation spectrum and the linear
@@ -93,8 +93,8 @@ class LinearConfig:
     """A linear contrastive model on Gaussian data with additive-noise augmentation."""
 
     dim: int = 16  # input and embedding width
-    layers: int = 1  # 1: z = W x (Sec. 4); 2: z = W2 W1 x (Sec. 5)
-    init_scale: float = 1.0  # entries ~ N(0, init_scale^2 / dim); Sec. 5 needs it small
+    layers: int = 1  # 1: z = W x (Theorem 1); 2: z = W2 W1 x (Theorem 2)
+    init_scale: float = 1.0  # entries ~ N(0, init_scale^2 / dim); Theorem 2 needs it small
     #: data std per direction: data_std_top ... data_std_top * data_decay (log-spaced)
     data_std_top: float = 1.0
     data_decay: float = 1.0  # 1: isotropic data
@@ -209,7 +209,7 @@ def linear_contrastive(cfg: LinearConfig, name: str = "linear") -> Spectrum:
 
 @dataclass(frozen=True)
 class ProjectorConfig:
-    """SimCLR variants on a small image data set (Jing et al. Sec. 6, scaled down)."""
+    """SimCLR variants and DirectCLR on a small image data set (Jing et al., scaled down)."""
 
     data: str = "digits"
     hidden: tuple[int, ...] = (256, 64)  # MLPEncoder widths; the last is the representation

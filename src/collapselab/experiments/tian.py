@@ -1,7 +1,7 @@
 """Tian, Chen & Ganguli (2021), "Understanding self-supervised learning dynamics without
 contrastive pairs" (ICML 2021, arXiv:2102.06810), reproduced in their linear setting.
 
-The model of their Sec. 3: an online linear encoder ``f = W x``, a linear predictor
+Their linear model: an online linear encoder ``f = W x``, a linear predictor
 ``Wp``, a target ``f_a = W_a x`` whose weights are an EMA of ``W``, and the stop-gradient
 loss of their Eq. 1, ``J = 1/2 E ||Wp W x1 - sg(W_a x2)||^2`` (symmetrised over the two
 views), trained by SGD with weight decay ``eta`` on ``W`` and ``Wp`` and a predictor
@@ -10,7 +10,7 @@ learning rate ``alpha_p`` times the encoder's. Data ``x ~ N(0, I)``, views
 
 What :func:`run` measures:
 
-- **Eigenspace alignment** (their Sec. 4-5, Fig. 4): with ``F = E[f f^T] = U diag(s) U^T``
+- **Eigenspace alignment**: with ``F = E[f f^T] = U diag(s) U^T``
   (clean inputs), the variance-weighted cosine between each eigenvector and its image under
   the predictor, ``sum_j s_j cos(Wp u_j, u_j) / sum_j s_j``: 1 when every eigenvector of
   ``F`` is an eigenvector of ``Wp`` with positive eigenvalue. Recorded over training.
@@ -18,7 +18,7 @@ What :func:`run` measures:
   their analysis is ``W -> 0``) and, scale-free, ``normalized_std`` =
   ``sqrt(d) * std_of_l2_normalized(f)`` (1 for an isotropic ``f``, 0 when all rows are
   parallel).
-- **DirectPred** (their Sec. 6): ``Wp`` is not trained but set every step to
+- **DirectPred**: ``Wp`` is not trained but set every step to
   ``U_hat diag(p) U_hat^T`` with ``p_j = sqrt(s_j / max_k s_k) + eps`` from the
   eigendecomposition of ``F_hat``, a moving average of the batch correlation ``f f^T`` of
   the online branch. As in the paper's experiments DirectPred is trained with BYOL's
@@ -112,7 +112,7 @@ def eigenspace_alignment(f_corr: torch.Tensor, wp: torch.Tensor) -> float:
 
 
 def directpred_predictor(f_hat: torch.Tensor, eps: float) -> torch.Tensor:
-    """DirectPred's ``Wp = U diag(sqrt(s / max s) + eps) U^T`` (Tian et al. Sec. 6)."""
+    """DirectPred's ``Wp = U diag(sqrt(s / max s) + eps) U^T`` (Tian et al. 2021)."""
     s, u = torch.linalg.eigh(f_hat)
     s = s.clamp_min(0)
     p = (s / s.max().clamp_min(1e-300)).sqrt() + eps  # (d,)
