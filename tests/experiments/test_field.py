@@ -47,7 +47,7 @@ def test_strong_augmentation_collapses_exactly_the_noisy_directions() -> None:
 
 
 def test_two_layers_from_small_init_collapse_under_weak_augmentation() -> None:
-    # Jing et al. Sec. 5: same data, same weak noise, same small init; only depth differs
+    # Jing et al. Theorem 2: same data, same weak noise, same small init; only depth differs
     base = dict(noise=0.02, data_decay=0.1, init_scale=0.01, steps=400, batch=64, eval_rows=500)
     one = jing.linear_contrastive(jing.LinearConfig(layers=1, **base))  # type: ignore[arg-type]
     two = jing.linear_contrastive(jing.LinearConfig(layers=2, **base))  # type: ignore[arg-type]
