@@ -112,3 +112,19 @@ def test_directpred_reaches_an_aligned_non_collapsed_solution() -> None:
     assert min(r.alignment[1:]) > 0.9
     assert not r.collapsed
     assert r.effective_rank > 0.6 * r.config.dim
+
+
+def test_slow_predictor_leaves_a_dimensional_collapse() -> None:
+    # below the weight-decay threshold, a predictor 10x slower than the encoder lets
+    # directions die before its eigenvalues grow (effective rank 9.6 against 13.6)
+    slow = tian.run(tian.TianConfig(weight_decay=0.05, predictor_lr_ratio=0.03, steps=800))
+    fast = tian.run(tian.TianConfig(weight_decay=0.05, predictor_lr_ratio=0.3, steps=800))
+    assert slow.effective_rank < fast.effective_rank - 3
+
+
+def test_ema_slows_collapse_but_does_not_prevent_it() -> None:
+    cfg = dict(weight_decay=0.3, predictor_lr_ratio=0.3, steps=400)
+    with_ema = tian.run(tian.TianConfig(ema=0.99, **cfg))  # type: ignore[arg-type]
+    without = tian.run(tian.TianConfig(ema=0.0, **cfg))  # type: ignore[arg-type]
+    assert with_ema.collapsed and without.collapsed
+    assert with_ema.relative_variance > 10 * without.relative_variance
