@@ -35,7 +35,7 @@ def test_lemma1_gradient_is_w_times_sigma1_minus_sigma0() -> None:
     assert float((w.grad - closed).abs().max()) < 1e-12 * scale
 
 
-def test_strong_augmentation_collapses_exactly_the_noisy_directions() -> None:
+def test_strong_augmentation_collapses_as_many_directions_as_it_drowns() -> None:
     # noise variance 4 > data variance 1 on 4 of 16 directions: those 4 singular values
     # fall below 1e-3 of the top one; with weak noise everywhere, none does
     cfg = jing.LinearConfig(steps=300, batch=64, eval_rows=500)
