@@ -239,7 +239,7 @@ def row_stats(x: np.ndarray, reps: int) -> dict:
 
     def bare() -> None:
         with mom.single_threaded_blas():
-            futures = [mom._executor().submit(bare_range, bounds[i], bounds[i + 1])
+            futures = [mom._POOL.get().submit(bare_range, bounds[i], bounds[i + 1])
                        for i in range(workers)]  # fmt: skip
             for f in futures:
                 f.result()
