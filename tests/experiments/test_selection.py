@@ -81,9 +81,9 @@ def test_point_estimates_equal_scipy_and_interval_contains_them() -> None:
         assert c.lo < c.value < c.hi
         assert -1 <= c.lo and c.hi <= 1
     # the interval narrows with more runs (sampling error ~ 1/sqrt(n))
-    x2 = rng.normal(size=400)
-    r2, _ = S.bootstrap_correlation(x2, 0.6 * x2 + rng.normal(size=400), n_boot=400)
-    assert r2.hi - r2.lo < 0.6 * (rho.hi - rho.lo)
+    x2 = rng.normal(size=200)
+    r2, _ = S.bootstrap_correlation(x2, 0.6 * x2 + rng.normal(size=200), n_boot=400)
+    assert r2.hi - r2.lo < 0.7 * (rho.hi - rho.lo)  # expected ratio sqrt(40 / 200) = 0.45
 
 
 def test_monotone_relation_gives_one_and_a_degenerate_interval() -> None:
@@ -144,8 +144,8 @@ def test_tiny_sweep_measures_every_metric(tiny: tuple[Path, list[S.RunResult]]) 
     method, data = S.load_trained(cache / S.sweep_runs(False)[0].key() / "train/checkpoint.pt")
     again = S.measure_method(method, data)
     assert again == pytest.approx(results[0].metrics, rel=1e-9)
-    corrs = S.correlations(results, n_boot=100)
-    assert {c.scope for c in corrs} == {"all", "simclr"}  # vicreg (2), alignment (1) < 5 runs
+    corrs = S.correlations(results, n_boot=100, min_runs=3)
+    assert {c.scope for c in corrs} == {"all", "simclr"}  # vicreg (2), alignment (1) < 3 runs
     for c in corrs:
         x = [S.metric_spec(c.metric).sign * r.metrics[c.metric] for r in results
              if c.scope in ("all", r.method)]  # fmt: skip
@@ -273,3 +273,16 @@ def test_rank_library_errors(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(InputError, match="not a selection validation table"):
         S.load_validation(bad)
+
+
+def test_vectorised_rank_correlations_equal_scipy_with_ties() -> None:
+    # resamples are full of ties (repeated runs): both statistics must treat them as scipy
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 5, size=(50, 15)).astype(float)
+    y = x + rng.integers(0, 3, size=(50, 15))
+    rho, tau = S.rank_correlations(x, y, block=1000)  # several blocks
+    for i in range(50):
+        assert rho[i] == pytest.approx(stats.spearmanr(x[i], y[i])[0], abs=1e-12)
+        assert tau[i] == pytest.approx(stats.kendalltau(x[i], y[i])[0], abs=1e-12)
+    r, t = S.rank_correlations(np.ones((1, 4)), np.arange(4.0)[None])
+    assert np.isnan(r[0]) and np.isnan(t[0])
