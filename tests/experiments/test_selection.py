@@ -37,6 +37,8 @@ def test_lidar_counts_discriminable_directions_exactly() -> None:
     means = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]])
     views = _lda_views(means, np.ones(3))
     assert S.lidar(views) == pytest.approx(2.0, abs=1e-6)
+    # a common offset of every view changes nothing (the class means are centred)
+    assert S.lidar(views + np.array([5.0, -3.0, 4.0])) == pytest.approx(2.0, abs=1e-6)
     # one discriminable direction only
     means1 = np.array([[1.0, 0, 0], [-1, 0, 0], [2, 0, 0], [-2, 0, 0]])
     assert S.lidar(_lda_views(means1, np.ones(3))) == pytest.approx(1.0, abs=1e-6)
