@@ -692,7 +692,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     for data, v in r.validation.items():
         s = v.get("spearman")
         if s:
-            within = ", ".join(f"{m} {w['value']:+.2f}" for m, w in v.get("within", {}).items())
+            within = ", ".join(f"{m} {w['value']:+.2f}" for m, w in v.get("within", {}).items()
+                               if w.get("value") is not None)  # fmt: skip
             print(f"  {data}: Spearman {s['value']:+.2f} [{s['lo']:+.2f}, {s['hi']:+.2f}] with "
                   f"linear-probe accuracy over {v['n']} runs"
                   + (f"; within a method: {within}" if within else ""))
