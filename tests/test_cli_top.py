@@ -11,7 +11,7 @@ from collapselab.cli import main
 def test_no_arguments_lists_every_command_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 0
     out = capsys.readouterr().out
-    for name in ("check", "demo", "compare", "train", "theory", "embed", "whiten"):
+    for name in ("check", "demo", "compare", "train", "theory", "embed", "whiten", "rank"):
         lines = [ln for ln in out.splitlines() if ln.split()[:1] == [name]]
         assert len(lines) == 1 and len(lines[0].split()) > 2, name
 

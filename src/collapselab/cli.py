@@ -38,6 +38,7 @@ _HELP = {
     "theory": "check every claim of the seed article and print the verdicts",
     "embed": "embed a text file with a sentence-embedding model",
     "whiten": "fit / apply a whitening or top-direction-removal transform",
+    "rank": "order checkpoints or embedding files by the best-validated label-free metric",
 }
 
 
@@ -670,6 +671,50 @@ def _cmd_whiten(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_rank(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "rank",
+        help=_HELP["rank"],
+        description="Order RUNs (collapselab train checkpoints or their run folders, or "
+        "embedding files such as .npy of the same data) best first by the label-free metric "
+        "that best predicted linear-probe accuracy in collapselab's validation sweep "
+        "(benchmarks/results/selection.md), and say how far to trust it: the metric's rank "
+        "correlation with accuracy and its 95%% interval. Embedding files are read without "
+        "torch; view-based metrics (LiDAR, alignment) need checkpoints. Exit 0 ok, 2 input "
+        "error.",
+    )
+    p.add_argument("runs", nargs="+", metavar="RUN", help="checkpoint.pt, run folder, or file")
+    p.add_argument("--metric", help="rank by this metric instead (effective_rank, rankme, "
+                   "alpha, alpha_req, lidar, std_l2, uniformity, alignment)")  # fmt: skip
+    p.add_argument("--validation", metavar="FILE.json",
+                   help="validation table to read (default: the one shipped)")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_rank)
+
+
+def _cmd_rank(args: argparse.Namespace) -> int:
+    from collapselab.experiments.selection import rank_runs
+
+    r = rank_runs(args.runs, args.metric, args.validation)
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0
+    rows = [(i + 1, x.path, x.kind, fmt(x.value)) for i, x in enumerate(r.runs)]
+    print(table(rows, header=("#", "run", "kind", r.metric)))
+    print(f"\nmetric: {r.metric} ({r.why}); trust: {r.trust}")
+    for data, v in r.validation.items():
+        s = v.get("spearman")
+        if s:
+            within = ", ".join(f"{m} {w['value']:+.2f}" for m, w in v.get("within", {}).items()
+                               if w.get("value") is not None)  # fmt: skip
+            print(f"  {data}: Spearman {s['value']:+.2f} [{s['lo']:+.2f}, {s['hi']:+.2f}] with "
+                  f"linear-probe accuracy over {v['n']} runs"
+                  + (f"; within a method: {within}" if within else ""))
+    for note in r.notes:
+        print(f"note: {note}")
+    return 0
+
+
 _ADDERS = {
     "check": _add_check,
     "demo": _add_demo,
@@ -678,6 +723,7 @@ _ADDERS = {
     "theory": _add_theory,
     "embed": _add_embed,
     "whiten": _add_whiten,
+    "rank": _add_rank,
 }
 
 

@@ -1,0 +1,834 @@
+"""Label-free model selection, validated: which unsupervised metric predicts accuracy?
+
+RankMe (Garrido et al. 2023), LiDAR (Thilak et al. 2023), alpha-ReQ (Agrawal et al. 2022),
+the effective rank (Roy & Vetterli 2007), the std of L2-normalised rows (Chen & He 2021)
+and Wang & Isola's (2020) uniformity and alignment each claim to rank checkpoints without
+labels. This module trains a sweep of self-supervised runs (methods x temperature x
+augmentation strength x projector width x learning rate) with :func:`collapselab.train.
+train`, measures every metric on each run's test-set representation, evaluates it with
+labels (linear probe, kNN: :func:`collapselab.train.evaluate.evaluate_features`) and
+reports Spearman and Kendall rank correlations with percentile-bootstrap 95% intervals
+(runs resampled), within each method and across methods. :func:`rank_runs` (``collapselab
+rank``) orders new checkpoints or embedding files by the best-validated metric.
+
+Conventions:
+
+- Every metric is oriented by its paper's claim (``MetricSpec.sign``: +1 higher is better,
+  -1 lower is better); a correlation reported here is that of ``sign * metric`` with
+  accuracy, so a negative value means the claimed direction fails.
+- Metrics are measured on the test split's representation (encoder output in evaluation
+  mode; no labels read). Views for LiDAR and alignment come from the data set's *default*
+  augmentation (:func:`collapselab.data.default_augment`, generator seed 0), the same for
+  every run, so runs trained with other augmentation strengths are measured alike.
+- Runs use the MLP encoder (512-256; a CNN costs ~10x more per step on CPU). Fashion-MNIST
+  runs train on the full 60000-image training split; evaluation and metrics use fixed
+  subsets of 5000 training and 1000 test images (seed 0).
+
+Each finished run is cached as ``CACHE/<key>/result.json`` (written atomically, so an
+interrupted run leaves no entry; its half-trained ``train/`` folder is trained again). The
+trainer's ``train/checkpoint.pt`` stays next to it: ``collapselab rank`` reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from collapselab._atomic import atomic_open
+from collapselab.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    import torch
+
+    from collapselab.data import Dataset
+    from collapselab.methods import Method
+
+#: bump when training, measuring or evaluating changes what a cached run holds
+CACHE_VERSION = 1
+#: the validation table ``collapselab rank`` reads (written by benchmarks/bench_selection.py)
+VALIDATED_NAME = "selection_validated.json"
+
+LIDAR_IMAGES = 200  # n: test images used as LiDAR's surrogate classes
+LIDAR_VIEWS = 10  # q: augmented views per image
+LIDAR_DELTA = 1e-4  # ridge on the within-class scatter, relative to its mean eigenvalue
+LIDAR_EPS = 1e-8  # added to each p_k, as RankMe's epsilon (Thilak et al. 2023, Eq. 5)
+EVAL_SUBSET = {"fashion-mnist": (5000, 1000)}  # (train, test) images evaluated per data set
+BOOTSTRAP = 1000  # bootstrap resamples of the runs
+LEVEL = 0.95  # interval coverage
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One label-free metric and the direction its paper claims.
+
+    Attributes:
+        name: key in :attr:`RunResult.metrics`.
+        label: for tables.
+        sign: +1 if the paper says higher is better, -1 if lower is better.
+        needs_views: needs augmented views of the inputs (LiDAR, alignment): unavailable
+            for a bare embedding file.
+        source: paper and definition.
+    """
+
+    name: str
+    label: str
+    sign: int
+    needs_views: bool
+    source: str
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("effective_rank", "effective rank", 1, False,
+               "Roy & Vetterli 2007: exp entropy of the centred covariance eigenvalues"),
+    MetricSpec("rankme", "RankMe", 1, False,
+               "Garrido et al. 2023 Eq. 1: singular values of the uncentred Z, eps 1e-7"),
+    MetricSpec("alpha", "alpha (power-law decay)", -1, False,
+               "power-law exponent of the centred spectrum, all positive eigenvalues; "
+               "a slower decay (smaller alpha) read as better"),
+    MetricSpec("alpha_req", "alpha-ReQ -|alpha-1|", 1, False,
+               "Agrawal et al. 2022: alpha near 1 is best; score -|alpha - 1|"),
+    MetricSpec("lidar", "LiDAR", 1, True,
+               "Thilak et al. 2023: entropy rank of the LDA matrix, augmented views of an "
+               "image as its class (n=200 images, q=10 views, delta=1e-4 relative, eps=1e-8)"),
+    MetricSpec("std_l2", "std of L2-normalised rows", 1, False,
+               "Chen & He 2021 Sec. 4.1: 0 collapsed, 1/sqrt(d) isotropic"),
+    MetricSpec("uniformity", "uniformity (t=2)", -1, False,
+               "Wang & Isola 2020: log E exp(-2 ||u_i - u_j||^2), lower is more uniform"),
+    MetricSpec("alignment", "alignment (alpha=2)", -1, True,
+               "Wang & Isola 2020: E ||u - u'||^2 of two views, lower is better"),
+)  # fmt: skip
+METRIC_NAMES = tuple(m.name for m in METRICS)
+TARGETS = ("linear", "knn")
+
+
+def metric_spec(name: str) -> MetricSpec:
+    """The :class:`MetricSpec` called ``name``.
+
+    Raises:
+        ConfigError: unknown metric.
+    """
+    for m in METRICS:
+        if m.name == name:
+            return m
+    raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_NAMES)}")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def lidar(
+    views: NDArray[np.floating[Any]], delta: float = LIDAR_DELTA, eps: float = LIDAR_EPS
+) -> float:
+    """LiDAR (Thilak et al. 2023, "LiDAR: Sensing Linear Probing Performance in Joint
+    Embedding SSL Architectures", Eqs. 2-5): the effective rank of the linear
+    discriminant matrix when the ``q`` augmented views of one input form one class.
+
+    With class means ``mu_i``, grand mean ``mu``::
+
+        S_b = 1/(n-1) sum_i (mu_i - mu)(mu_i - mu)^T                      (d, d)
+        S_w = 1/(n(q-1)) sum_ij (e_ij - mu_i)(e_ij - mu_i)^T + delta' I    (d, d)
+        L   = S_w^{-1/2} S_b S_w^{-1/2}
+        LiDAR = exp(-sum_k p_k log p_k),  p_k = lam_k(L) / sum(lam) + eps
+
+    Departure from the paper: ``delta' = delta * trace(S_w) / d`` (ridge relative to
+    the mean within-class variance) instead of an absolute ``delta``, so LiDAR does not
+    depend on the scale of the embeddings.
+
+    Args:
+        views: ``(n, q, d)`` embeddings: ``q >= 2`` views of each of ``n >= 2`` inputs.
+        delta: relative ridge.
+        eps: added to each ``p_k``.
+
+    Returns:
+        A value in ``[1, d]`` (up to ``eps``); nan when the class means coincide.
+    """
+    from collapselab.metrics.spectral import _entropy_rank
+
+    e = np.asarray(views, dtype=np.float64)
+    if e.ndim != 3 or e.shape[0] < 2 or e.shape[1] < 2:
+        raise InputError(f"lidar: views of shape {e.shape}; expected (n >= 2, q >= 2, d)")
+    n, q, d = e.shape
+    mu_i = e.mean(axis=1)  # (n, d)
+    between = mu_i - mu_i.mean(axis=0)  # (n, d)
+    s_b = between.T @ between / (n - 1)  # (d, d)
+    within = (e - mu_i[:, None, :]).reshape(n * q, d)  # (n q, d)
+    s_w = within.T @ within / (n * (q - 1))  # (d, d)
+    s_w += delta * max(float(np.trace(s_w)) / d, np.finfo(np.float64).tiny) * np.eye(d)
+    w, v = np.linalg.eigh(s_w)
+    inv_sqrt = (v / np.sqrt(w)) @ v.T  # S_w^{-1/2}, (d, d)
+    lam = np.linalg.eigvalsh(inv_sqrt @ s_b @ inv_sqrt)
+    return _entropy_rank(np.clip(lam, 0.0, None), eps=eps)
+
+
+def label_free_metrics(
+    rep: NDArray[np.floating[Any]],
+    paired: NDArray[np.floating[Any]] | None = None,
+    views: NDArray[np.floating[Any]] | None = None,
+) -> dict[str, float]:
+    """Every metric of :data:`METRICS` that the inputs allow, keyed by name.
+
+    Args:
+        rep: ``(N, d)`` representations.
+        paired: ``(N, d)`` a second augmented view of each pair, with ``views``' first view
+            given as ``rep``'s partner for alignment (optional).
+        views: ``(n, q, d)`` augmented views for LiDAR (optional).
+    """
+    from collapselab.metrics import compute_metrics
+
+    if paired is not None and views is None:
+        raise InputError("label_free_metrics: paired views come with views")
+    m = compute_metrics(rep)
+    out = {
+        "effective_rank": m.effective_rank,
+        "rankme": m.rankme,
+        "alpha": m.power_law_alpha,
+        "alpha_req": -abs(m.power_law_alpha - 1.0),
+        "std_l2": m.std_of_l2_normalized,
+        "uniformity": m.uniformity,
+    }
+    if views is not None:
+        from collapselab.metrics import alignment
+
+        out["lidar"] = lidar(views)
+        a, b = (views[:, 0], views[:, 1]) if paired is None else (views[:, 0], paired)
+        out["alignment"] = alignment(a, b)
+    return {k: float(v) for k, v in out.items()}
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of the sweep: a method and its hyperparameters.
+
+    Attributes:
+        data: ``digits`` or ``fashion-mnist``.
+        method: registry name (:data:`collapselab.methods.METHODS`).
+        temperature: NT-Xent / InfoNCE temperature (contrastive methods), else None.
+        augment: augmentation strength, a factor on the default augmentation's magnitudes
+            (:func:`augment_options`); 1 is the default.
+        proj_width: hidden and output width of the projector.
+        lr: AdamW peak learning rate.
+        epochs: training epochs (digits: 5 steps / epoch, Fashion-MNIST: 234).
+        seed: model init, data order, augmentations.
+        encoder: ``mlp`` (default: the CNN costs ~10x more per step on CPU) or ``cnn``.
+    """
+
+    data: str
+    method: str
+    temperature: float | None
+    augment: float
+    proj_width: int
+    lr: float
+    epochs: int
+    seed: int = 0
+    encoder: str = "mlp"
+
+    def key(self) -> str:
+        """Cache folder name: readable settings and a hash of them and the code version."""
+        blob = json.dumps({**dataclasses.asdict(self), "v": CACHE_VERSION}, sort_keys=True)
+        h = hashlib.sha1(blob.encode()).hexdigest()[:10]
+        t = "" if self.temperature is None else f"-t{self.temperature:g}"
+        return (f"{self.data}-{self.method}{t}-a{self.augment:g}-w{self.proj_width}"
+                f"-lr{self.lr:g}-{h}")  # fmt: skip
+
+    def config(self, out: Path, threads: int = 1) -> Any:
+        """The :class:`~collapselab.train.TrainConfig` of this run, writing to ``out``."""
+        from collapselab.train.config import TrainConfig
+
+        options: dict[str, Any] = {"proj_hidden_dim": self.proj_width,
+                                   "proj_dim": self.proj_width}  # fmt: skip
+        if self.temperature is not None:
+            options["temperature"] = self.temperature
+        return TrainConfig(
+            method=self.method, data=self.data,
+            encoder=self.encoder,
+            epochs=self.epochs, lr=self.lr, seed=self.seed, threads=threads, out=str(out),
+            monitor=False, evaluate=False, checkpoint_every=0, log_every=50,
+            method_options=options, augment_options=augment_options(self.data, self.augment),
+        )  # fmt: skip
+
+
+def augment_options(data: str, strength: float) -> dict[str, Any]:
+    """Overrides of the default augmentation scaled by ``strength`` (1: the default).
+
+    Rotation, translation, brightness, contrast, noise and erasing probability are
+    multiplied by ``strength`` (capped: brightness / contrast 0.9, probability 1, rotation
+    60 degrees); the crop keeps ``1 - strength * (1 - lo)`` of the area at least (floor
+    0.08, the Inception crop's). Vector data: mask probability and noise scale.
+    """
+    from collapselab.data import ImageAugment, VectorAugment
+
+    if data not in ("digits", "fashion-mnist"):
+        base: Any = VectorAugment()
+        return {"mask_prob": min(base.mask_prob * strength, 0.9),
+                "noise_std": base.noise_std * strength}  # fmt: skip
+    base = (ImageAugment(crop_scale=(0.3, 1.0), hflip_prob=0.5, max_rotation=10.0)
+            if data == "fashion-mnist" else ImageAugment())  # fmt: skip
+    lo = max(0.08, 1.0 - strength * (1.0 - base.crop_scale[0]))
+    return {
+        "crop_scale": [min(lo, 1.0), 1.0],
+        "max_rotation": min(base.max_rotation * strength, 60.0),
+        "max_translate": base.max_translate * strength,
+        "brightness": min(base.brightness * strength, 0.9),
+        "contrast": min(base.contrast * strength, 0.9),
+        "noise_std": base.noise_std * strength,
+        "erase_prob": min(base.erase_prob * strength, 1.0),
+    }
+
+
+def sweep_runs(full: bool = True) -> list[SweepRun]:
+    """The sweep: ``full`` (43 runs, digits and Fashion-MNIST) or the 6-run digits subset
+    of the test (10 steps each).
+
+    The full sweep is a fractional design (the full product would be 100+ runs): per
+    method and data set, every combination of two augmentation strengths (0.5, 2) and two
+    projector widths (32, 512), crossed with two temperatures (SimCLR: 0.05, 0.5) or two
+    learning rates (VICReg, BYOL: the default / 4 and x 2); on digits also each method at
+    its default settings (strength 1, width 128). Runs are interleaved so that any prefix
+    covers both data sets and every method. Digits: 100 steps (20 epochs of 5); Fashion-
+    MNIST: one epoch (234 steps).
+    """
+    if not full:
+        tiny = (("simclr", 0.2, 1.0, 64), ("simclr", 0.05, 2.0, 16), ("simclr", 1.0, 0.5, 64),
+                ("vicreg", None, 1.0, 64), ("vicreg", None, 2.0, 16),
+                ("alignment", None, 1.0, 64))  # fmt: skip
+        return [SweepRun("digits", m, t, a, w, 2e-3, 2) for m, t, a, w in tiny]
+    default_lr = {"simclr": 2e-3, "vicreg": 1e-3, "byol": 2e-3}
+    grids: list[list[SweepRun]] = []
+    for data, epochs, methods in (
+        ("digits", 20, ("simclr", "vicreg", "byol")),
+        ("fashion-mnist", 1, ("simclr", "vicreg")),
+    ):
+        for method in methods:
+            runs: list[SweepRun] = []
+            lr0 = default_lr[method]
+            for a in (0.5, 2.0):
+                for w in (32, 512):
+                    if method == "simclr":
+                        runs += [SweepRun(data, method, t, a, w, lr0, epochs) for t in (0.05, 0.5)]
+                    else:
+                        runs += [SweepRun(data, method, None, a, w, lr, epochs)
+                                 for lr in (lr0 / 4, lr0 * 2)]  # fmt: skip
+            grids.append(runs)
+    out = [SweepRun("digits", m, 0.2 if m == "simclr" else None, 1.0, 128, default_lr[m], 20)
+           for m in ("simclr", "vicreg", "byol")]  # fmt: skip
+    for i in range(max(len(g) for g in grids)):  # interleave: every prefix is balanced
+        out += [g[i] for g in grids if i < len(g)]
+    return out
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run: its settings, label-free metrics and labelled accuracies.
+
+    Attributes:
+        run: the settings (:class:`SweepRun` as a dict).
+        metrics: :data:`METRICS` values by name (test-set representation).
+        linear: linear-probe accuracy on the test split.
+        knn: kNN (k=20, cosine) accuracy on the test split.
+        seconds: training and measuring time.
+    """
+
+    run: dict[str, Any]
+    metrics: dict[str, float]
+    linear: float
+    knn: float
+    seconds: float
+
+    @property
+    def method(self) -> str:
+        return str(self.run["method"])
+
+    @property
+    def data(self) -> str:
+        return str(self.run["data"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        return cls(**d)
+
+
+def _subset(data: Dataset) -> Dataset:
+    """The evaluation subset of ``data`` (:data:`EVAL_SUBSET`; fixed, seed 0)."""
+    import torch
+
+    from collapselab.data import Dataset
+
+    sizes = EVAL_SUBSET.get(data.name)
+    if sizes is None:
+        return data
+    g = np.random.default_rng(0)
+    tr = np.sort(g.permutation(data.x_train.shape[0])[: sizes[0]])
+    te = np.sort(g.permutation(data.x_test.shape[0])[: sizes[1]])
+    t = torch.from_numpy
+    return Dataset(data.name, data.x_train[t(tr)], data.y_train[t(tr)],
+                   data.x_test[t(te)], data.y_test[t(te)], data.num_classes)  # fmt: skip
+
+
+def _embed(method: Method, x: torch.Tensor, batch: int = 1024) -> NDArray[np.float64]:
+    import torch
+
+    with torch.no_grad():
+        parts = [method.embed(x[s : s + batch]).double().numpy() for s in range(0, len(x), batch)]
+    return np.concatenate(parts)
+
+
+def _views(data: Dataset, n: int = LIDAR_IMAGES, q: int = LIDAR_VIEWS) -> torch.Tensor:
+    """``(n, q, ...)`` augmented views of the first ``n`` test images (default
+    augmentation, generator seed 0: the same views for every run)."""
+    import torch
+
+    from collapselab.data import default_augment
+
+    aug, g = default_augment(data), torch.Generator().manual_seed(0)
+    x = data.x_test[:n]
+    return torch.stack([aug(x, g) for _ in range(q)], dim=1)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch and BLAS on one thread inside the block (small matrices on a shared machine:
+    extra threads only spin; see :mod:`collapselab.train`'s thread notes)."""
+    import torch
+
+    from collapselab.metrics.moments import single_threaded_blas
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with single_threaded_blas():
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def measure_method(method: Method, data: Dataset) -> dict[str, float]:
+    """Label-free metrics of a trained method's test-set representation (no labels)."""
+    method.eval()
+    with _one_thread():
+        rep = _embed(method, data.x_test)
+        v = _views(data)
+        n, q = v.shape[:2]
+        views = _embed(method, v.reshape(n * q, *v.shape[2:])).reshape(n, q, -1)
+        return label_free_metrics(rep, views=views)
+
+
+def load_trained(checkpoint: str | Path) -> tuple[Method, Dataset]:
+    """The method of a ``collapselab train`` checkpoint, and its (evaluation) data.
+
+    Raises:
+        InputError: not a readable collapselab checkpoint, or its data are missing.
+    """
+    from collapselab.data import load_dataset
+    from collapselab.methods import build_method
+    from collapselab.models import build_encoder
+    from collapselab.train.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(checkpoint)
+    try:
+        cfg = json.loads(ck["config"])
+        data = _subset(load_dataset(cfg["data"], cfg.get("data_root")))
+        method = build_method(cfg["method"], build_encoder(cfg["encoder"], data.input_shape),
+                              cfg.get("method_options") or {})  # fmt: skip
+        method.load_state_dict(ck["method"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise InputError(f"{checkpoint}: not a collapselab train checkpoint ({exc})") from None
+    return method, data
+
+
+def run_one(run: SweepRun, cache: str | Path, threads: int = 1) -> RunResult:
+    """Train, measure and evaluate ``run``, or read its cached result.
+
+    The result is ``cache/<run.key()>/result.json`` (atomic write); the trainer's run
+    folder (checkpoint, metrics.jsonl) is ``cache/<key>/train``.
+    """
+    from collapselab.train.evaluate import evaluate_features
+    from collapselab.train.trainer import train
+
+    folder = Path(cache) / run.key()
+    path = folder / "result.json"
+    if path.is_file():
+        return RunResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    t0 = time.perf_counter()
+    train(run.config(folder / "train", threads))
+    method, data = load_trained(folder / "train" / "checkpoint.pt")
+    metrics = measure_method(method, data)
+    with _one_thread():
+        ev = evaluate_features(_embed(method, data.x_train), data.y_train,
+                               _embed(method, data.x_test), data.y_test)  # fmt: skip
+    result = RunResult(dataclasses.asdict(run), metrics, ev.linear_accuracy, ev.knn_accuracy,
+                       time.perf_counter() - t0)  # fmt: skip
+    with atomic_open(path, "w", fsync=False) as fh:
+        json.dump(result.to_dict(), fh, indent=1)
+    return result
+
+
+def run_sweep(
+    runs: Sequence[SweepRun],
+    cache: str | Path,
+    threads: int = 1,
+    on_run: Callable[[int, int, SweepRun], None] | None = None,
+) -> list[RunResult]:
+    """:func:`run_one` for every run (finished runs come from the cache)."""
+    out = []
+    for i, run in enumerate(runs):
+        if on_run is not None:
+            on_run(i, len(runs), run)
+        out.append(run_one(run, cache, threads))
+    return out
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate and its percentile-bootstrap interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Rank correlation of ``sign * metric`` with an accuracy over a set of runs.
+
+    Attributes:
+        metric, target: the metric name and ``linear`` or ``knn``.
+        data: the data set.
+        scope: ``all`` (across methods) or a method name (within it).
+        n: runs.
+        spearman, kendall: Spearman rho and Kendall tau-b with 95% bootstrap intervals.
+    """
+
+    metric: str
+    target: str
+    data: str
+    scope: str
+    n: int
+    spearman: Interval
+    kendall: Interval
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def rank_correlations(
+    x: NDArray[np.float64], y: NDArray[np.float64], block: int = 1 << 22
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Spearman rho and Kendall tau-b of each row pair of ``x``, ``y`` (shape ``(B, n)``).
+
+    Spearman: Pearson correlation of average ranks (ties share their mean rank). Kendall
+    tau-b: ``sum_ij s^x_ij s^y_ij / sqrt(sum (s^x_ij)^2 sum (s^y_ij)^2)`` with
+    ``s_ij = sign(v_i - v_j)``, i.e. ``(P - Q) / sqrt((P + Q + T_x)(P + Q + T_y))`` as in
+    scipy.stats.kendalltau. Rows where ``x`` or ``y`` is constant give nan. Vectorised
+    over rows (``block`` bounds the ``(b, n, n)`` sign tensors), so a 1000-resample
+    bootstrap costs milliseconds instead of 2000 scipy calls.
+    """
+    from scipy.stats import rankdata
+
+    x, y = np.atleast_2d(x), np.atleast_2d(y)
+    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(1) / np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+    tau = np.empty(x.shape[0])
+    step = max(1, block // max(x.shape[1] ** 2, 1))
+    for s in range(0, x.shape[0], step):
+        sx = np.sign(x[s : s + step, :, None] - x[s : s + step, None, :])  # (b, n, n)
+        sy = np.sign(y[s : s + step, :, None] - y[s : s + step, None, :])  # (b, n, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tau[s : s + step] = (sx * sy).sum((1, 2)) / np.sqrt(
+                (sx**2).sum((1, 2)) * (sy**2).sum((1, 2))
+            )
+    return np.clip(rho, -1.0, 1.0), np.clip(tau, -1.0, 1.0)
+
+
+def bootstrap_correlation(
+    x: ArrayLike, y: ArrayLike, n_boot: int = BOOTSTRAP, level: float = LEVEL, seed: int = 0
+) -> tuple[Interval, Interval]:
+    """Spearman and Kendall (tau-b) correlation of paired samples with percentile
+    bootstrap intervals: the pairs are resampled with replacement ``n_boot`` times;
+    resamples in which ``x`` or ``y`` is constant (no rank order) are skipped.
+
+    Returns:
+        ``(spearman, kendall)``; nan values when fewer than 3 finite pairs.
+    """
+    from scipy import stats
+
+    xa, ya = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(xa) & np.isfinite(ya)
+    xa, ya = xa[ok], ya[ok]
+    nan = Interval(float("nan"), float("nan"), float("nan"))
+    if xa.size < 3 or np.ptp(xa) == 0 or np.ptp(ya) == 0:
+        return nan, nan
+    points = (float(stats.spearmanr(xa, ya)[0]), float(stats.kendalltau(xa, ya)[0]))
+    idx = np.random.default_rng(seed).integers(0, xa.size, size=(n_boot, xa.size))
+    q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+    out = []
+    for point, boot in zip(points, rank_correlations(xa[idx], ya[idx]), strict=True):
+        b = boot[np.isfinite(boot)]
+        lo, hi = np.percentile(b, q) if b.size else (float("nan"), float("nan"))
+        out.append(Interval(point, float(lo), float(hi)))
+    return out[0], out[1]
+
+
+def correlations(
+    results: Sequence[RunResult], n_boot: int = BOOTSTRAP, min_runs: int = 5
+) -> list[Correlation]:
+    """Every metric against both accuracies, per data set: across methods (scope
+    ``all``) and within each method with at least ``min_runs`` runs."""
+    out: list[Correlation] = []
+    for data in sorted({r.data for r in results}):
+        rows = [r for r in results if r.data == data]
+        scopes = [("all", rows)] + [
+            (m, [r for r in rows if r.method == m]) for m in sorted({r.method for r in rows})
+        ]
+        for scope, sel in scopes:
+            if len(sel) < min_runs:
+                continue
+            for spec in METRICS:
+                x = np.array([spec.sign * r.metrics.get(spec.name, math.nan) for r in sel])
+                for target in TARGETS:
+                    y = np.array([getattr(r, target) for r in sel])
+                    s, k = bootstrap_correlation(x, y, n_boot)
+                    n = int(np.isfinite(x).sum())
+                    out.append(Correlation(spec.name, target, data, scope, n, s, k))
+    return out
+
+
+def validation_table(corrs: Sequence[Correlation], target: str = "linear") -> dict[str, Any]:
+    """What ``collapselab rank`` reads: per metric and data set, the across-method
+    Spearman correlation with ``target`` accuracy and its interval, plus the range of the
+    within-method ones; metrics ordered best first by their worst lower bound over data
+    sets (a metric is as trustworthy as its weakest validation)."""
+    table: dict[str, Any] = {}
+    for spec in METRICS:
+        per_data: dict[str, Any] = {}
+        for c in corrs:
+            if c.metric != spec.name or c.target != target:
+                continue
+            entry = per_data.setdefault(c.data, {"within": {}})
+            s = dataclasses.asdict(c.spearman)
+            if c.scope == "all":
+                entry.update({"n": c.n, "spearman": s})
+            else:
+                entry["within"][c.scope] = s
+        if per_data:
+            worst = min((e["spearman"]["lo"] for e in per_data.values() if "spearman" in e),
+                        default=math.nan)  # fmt: skip
+            table[spec.name] = {"sign": spec.sign, "needs_views": spec.needs_views,
+                                "worst_lo": worst, "data": per_data}  # fmt: skip
+    order = sorted(table, key=lambda k: -_nan_low(table[k]["worst_lo"]))
+    return {"target": target, "order": order, "metrics": table}
+
+
+def _nan_low(v: float) -> float:
+    return -math.inf if v is None or not math.isfinite(v) else v
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+@dataclass(frozen=True)
+class RankedRun:
+    """One input of :func:`rank_runs` and its score (``sign * metric``: higher is better)."""
+
+    path: str
+    kind: str  # "checkpoint" or "embeddings"
+    value: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The inputs ordered best first by ``metric``, and how far to trust the order.
+
+    Attributes:
+        metric: the metric used.
+        why: why this metric (best validated, or chosen, or the best one the inputs allow).
+        runs: best first.
+        validation: per data set, the across-method Spearman correlation with linear-probe
+            accuracy and its 95% interval, and the within-method ones (empty if the metric
+            was not validated).
+        trust: ``high`` (worst lower bound >= 0.7), ``moderate`` (>= 0.4), ``low`` (> 0)
+            or ``none``.
+    """
+
+    metric: str
+    why: str
+    runs: list[RankedRun]
+    validation: dict[str, Any]
+    trust: str
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (nan becomes None)."""
+        return json_ready(dataclasses.asdict(self))
+
+
+def json_ready(v: Any) -> Any:
+    """``v`` with every non-finite float (nested in dicts and lists) replaced by None."""
+    if isinstance(v, dict):
+        return {k: json_ready(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [json_ready(x) for x in v]
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def load_validation(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """The validation table (``path``, or the one shipped with collapselab).
+
+    Raises:
+        InputError: unreadable or malformed.
+    """
+    try:
+        if path is None:
+            ref = resources.files("collapselab.experiments").joinpath(VALIDATED_NAME)
+            text, where = ref.read_text(encoding="utf-8"), f"collapselab.experiments/{ref.name}"
+        else:
+            text, where = Path(path).read_text(encoding="utf-8"), str(path)
+        table = json.loads(text)
+    except OSError as exc:
+        raise InputError(f"{path or VALIDATED_NAME}: cannot read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path or VALIDATED_NAME}: not a JSON validation table ({exc})") from None
+    if not isinstance(table, dict) or not {"order", "metrics"} <= set(table):
+        raise InputError(f"{where}: not a selection validation table (keys order, metrics)")
+    return table, where
+
+
+def _trust(worst_lo: float) -> str:
+    if not math.isfinite(worst_lo) or worst_lo <= 0:
+        return "none"
+    return "high" if worst_lo >= 0.7 else "moderate" if worst_lo >= 0.4 else "low"
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.suffix in (".pt", ".pth") or (path.is_dir() and (path / "checkpoint.pt").is_file())
+
+
+def rank_runs(
+    paths: Sequence[str], metric: str | None = None, validation: str | Path | None = None
+) -> Ranking:
+    """Order checkpoints or embedding files by a label-free metric, best first.
+
+    Embedding files (``.npy``, ``.npz``, ... anything :mod:`collapselab.io` reads) are
+    measured as they are, without torch; a ``collapselab train`` checkpoint
+    (``checkpoint.pt`` or its run folder) is loaded and its data set's test split
+    embedded, which also gives the view-based metrics (LiDAR, alignment).
+
+    Args:
+        paths: at least two inputs.
+        metric: a name of :data:`METRICS`; default the best-validated one the inputs allow.
+        validation: the validation table (default: the one shipped with collapselab).
+
+    Raises:
+        ConfigError: fewer than 2 inputs, or ``metric`` unknown or needing views that
+            embedding files lack.
+        InputError: an unreadable input or validation table.
+    """
+    if len(paths) < 2:
+        raise ConfigError("give at least 2 checkpoints or embedding files to rank")
+    table, source = load_validation(validation)
+    kinds = ["checkpoint" if _is_checkpoint(Path(p)) else "embeddings" for p in paths]
+    views = all(k == "checkpoint" for k in kinds)
+    notes: list[str] = []
+    if metric is not None:
+        spec = metric_spec(metric)
+        if spec.needs_views and not views:
+            raise ConfigError(f"--metric {metric}: needs augmented views; embedding files "
+                              "have none (rank checkpoints instead)")  # fmt: skip
+        why = "chosen with --metric"
+    else:
+        allowed = [m for m in table["order"] if views or not metric_spec(m).needs_views]
+        if not allowed:
+            raise InputError(f"{source}: no validated metric applies to these inputs")
+        spec = metric_spec(allowed[0])
+        why = "best validated"
+        if allowed[0] != table["order"][0]:
+            why = f"best validated without views ({table['order'][0]} needs checkpoints)"
+    runs = []
+    for p, kind in zip(paths, kinds, strict=True):
+        value = _measure_path(Path(p), kind, spec.name)
+        runs.append(RankedRun(p, kind, value, spec.sign * value))
+    runs.sort(key=lambda r: -_nan_low(r.score))
+    if any(not math.isfinite(r.value) for r in runs):
+        notes.append(f"{spec.name} is undefined (nan) for some inputs: ranked last")
+    entry = table["metrics"].get(spec.name)
+    worst = float(entry["worst_lo"]) if entry and entry["worst_lo"] is not None else math.nan
+    return Ranking(spec.name, why, runs, entry["data"] if entry else {}, _trust(worst),
+                   source, notes)  # fmt: skip
+
+
+def _measure_path(path: Path, kind: str, metric: str) -> float:
+    if kind == "checkpoint":
+        ck = path / "checkpoint.pt" if path.is_dir() else path
+        method, data = load_trained(ck)
+        return measure_method(method, data)[metric]
+    from collapselab.io import load_embeddings
+
+    return label_free_metrics(np.asarray(load_embeddings(str(path)), dtype=np.float64))[metric]
+
+
+def results_from_json(path: str | Path) -> list[RunResult]:
+    """The runs stored in a ``selection.json`` results file."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return [RunResult.from_dict(r) for r in data["runs"]]
+
+
+def rows(corrs: Iterable[Correlation], scope: str = "all") -> list[list[str]]:
+    """Table rows (data, metric, target, n, rho [lo, hi], tau [lo, hi]) of one scope."""
+    def f(i: Interval) -> str:
+        return f"{i.value:+.2f} [{i.lo:+.2f}, {i.hi:+.2f}]"
+
+    return [[c.data, metric_spec(c.metric).label, c.target, str(c.n), f(c.spearman), f(c.kendall)]
+            for c in corrs if c.scope == scope]  # fmt: skip
+
+
+ArrayLike = Any
+
+__all__ = [
+    "METRICS",
+    "Correlation",
+    "Interval",
+    "MetricSpec",
+    "Ranking",
+    "RankedRun",
+    "RunResult",
+    "SweepRun",
+    "augment_options",
+    "bootstrap_correlation",
+    "rank_correlations",
+    "correlations",
+    "label_free_metrics",
+    "lidar",
+    "load_trained",
+    "load_validation",
+    "measure_method",
+    "rank_runs",
+    "run_one",
+    "run_sweep",
+    "sweep_runs",
+    "validation_table",
+]
