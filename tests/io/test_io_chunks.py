@@ -221,39 +221,3 @@ def test_shards_read_in_one_pass_are_sized_together(
     monkeypatch.delenv("COLLAPSELAB_DIRECT_IO", raising=False)
     assert use_direct_io(tmp_path / "s0.npy", group_bytes=2**62)
     assert not use_direct_io(tmp_path / "s0.npy", group_bytes=sizes)
-
-
-@pytest.mark.parametrize("decoders", [1, 2, 5])
-def test_parquet_row_groups_decoded_ahead_keep_order_and_ranges(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decoders: int
-) -> None:
-    """Row groups decoded ahead on helper threads (any number of decoders, more or fewer
-    than groups) give exactly the rows of the sequential reader, for any range and
-    chunk size, and a reader stopped early leaves no decode behind."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from collapselab.io import parquet
-
-    z = np.arange(1000 * 3, dtype=np.float32).reshape(1000, 3)
-    p = tmp_path / "groups.parquet"
-    with pq.ParquetWriter(p, pa.schema([("emb", pa.list_(pa.float32(), 3))])) as w:
-        for a, b in ((0, 10), (10, 300), (300, 301), (301, 700), (700, 1000)):
-            emb = pa.FixedSizeListArray.from_arrays(pa.array(z[a:b].ravel()), 3)
-            w.write_table(pa.table({"emb": emb}))
-    monkeypatch.setattr(parquet, "_DECODERS", decoders)
-    src = open_embeddings(str(p))
-    calls = []
-    ahead = parquet.ParquetSource._groups_ahead
-
-    def spy(self: object, pa: object, groups: list[int]) -> object:
-        calls.append(groups)
-        return ahead(self, pa, groups)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(parquet.ParquetSource, "_groups_ahead", spy)
-    for rows, start, stop in ((64, 0, 1000), (1000, 0, 1000), (7, 5, 305), (100, 299, 302)):
-        got = np.concatenate([c.copy() for c in src.chunks(rows, start=start, stop=stop)])
-        np.testing.assert_array_equal(got, z[start:stop])
-    assert bool(calls) == (decoders > 1)  # the ahead path is the one under test
-    first = next(src.chunks(10, start=0, stop=1000))  # stop early: no hang, no error
-    np.testing.assert_array_equal(first, z[:10])

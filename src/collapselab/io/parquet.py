@@ -9,18 +9,12 @@ Which columns make the ``(n, d)`` matrix:
   columns, e.g. string ids, are skipped; integer id columns are *not*, so drop them or
   store the vector as one list column).
 
-Null rows or null values are errors. Row groups of up to 256 MB are decoded ahead on
-helper threads, one per core up to 4 (pyarrow's decoding of a list column runs on one core
-at ~0.2 GB/s, the bottleneck of a Parquet check): memory is bounded by that many row groups
-plus one chunk. Larger row groups are read batch by batch on one thread.
+Null rows or null values are errors. Memory is bounded by one row group plus one chunk.
 """
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +34,6 @@ from collapselab.io._base import (
 from collapselab.io.arrow import arrow_matrix
 
 INSTALL_HINT = 'reading .parquet needs pyarrow: pip install "collapselab[parquet]"'
-#: threads decoding row groups ahead (pyarrow releases the GIL while it decodes)
-_DECODERS = min(4, os.cpu_count() or 1)
-#: row groups up to this (uncompressed) size are decoded whole, ahead, in parallel
-_AHEAD_GROUP_BYTES = 256 * 2**20
 
 
 def _pyarrow(path_name: str) -> Any:
@@ -134,11 +124,7 @@ class ParquetSource(EmbeddingSource):
         k_max = min(rows, stop - start)
         out = np.empty((k_max, self.d), self._out)  # reused: chunks are exactly `rows` long
         filled = 0
-        sizes = [pf.metadata.row_group(g).total_byte_size for g in groups]
-        if _DECODERS > 1 and len(groups) > 1 and max(sizes) <= _AHEAD_GROUP_BYTES:
-            batches = (b for t in self._groups_ahead(pa, groups) for b in t.to_batches())
-        else:
-            batches = pf.iter_batches(batch_size=k_max, row_groups=groups, columns=self._columns)
+        batches = pf.iter_batches(batch_size=k_max, row_groups=groups, columns=self._columns)
         for batch in batches:
             lo, hi = max(start - pos, 0), min(stop - pos, batch.num_rows)
             if lo < hi:
@@ -156,28 +142,6 @@ class ParquetSource(EmbeddingSource):
                 break
         if filled:
             yield out[:filled]
-
-
-    def _groups_ahead(self, pa: Any, groups: list[int]) -> Iterator[Any]:
-        """The tables of ``groups``, in order; up to :data:`_DECODERS` of the next ones are
-        decoded meanwhile on helper threads (each with its own file handle)."""
-
-        def read(g: int) -> Any:
-            f = pa.parquet.ParquetFile(self._path)
-            return f.read_row_group(g, columns=self._columns, use_threads=False)
-
-        with ThreadPoolExecutor(_DECODERS, thread_name_prefix="collapselab-parquet") as pool:
-            pending = deque(pool.submit(read, g) for g in groups[:_DECODERS])
-            later = iter(groups[_DECODERS:])
-            try:
-                while pending:
-                    table = pending.popleft().result()
-                    if (g := next(later, None)) is not None:
-                        pending.append(pool.submit(read, g))
-                    yield table
-            finally:  # a reader that stops early does not wait for groups it will not take
-                for f in pending:
-                    f.cancel()
 
 
 def open_parquet(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
