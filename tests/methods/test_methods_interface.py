@@ -39,8 +39,8 @@ def test_registry_holds_every_method() -> None:
 def test_step_returns_loss_terms_and_detached_embeddings(name: str) -> None:
     m = small(name)
     if name == "moco":  # the queue starts empty: the first step has no negatives (loss 0)
-        assert float(m.step(views(seed=1)).loss.detach()) == 0.0
-    out = m.step(views())
+        assert float(m(*views(seed=1)).loss.detach()) == 0.0
+    out = m(*views())
     assert out.loss.ndim == 0 and torch.isfinite(out.loss)
     assert out.terms["loss"] == pytest.approx(float(out.loss.detach()), rel=1e-6)
     assert all(isinstance(v, float) for v in out.terms.values())
@@ -65,8 +65,8 @@ def test_teachers_get_no_gradient_and_follow_the_ema(name: str) -> None:
     teacher = next(mod for mod in m.modules() if isinstance(mod, EMATeacher))
     student = m.online if hasattr(m, "online") else m.student
     before = [p.detach().clone() for p in teacher.module.parameters()]
-    m.step(views(seed=1))  # (fills MoCo's queue)
-    out = m.step(views())
+    m(*views(seed=1))  # (fills MoCo's queue)
+    out = m(*views())
     out.loss.backward()
     assert all(p.grad is None and not p.requires_grad for p in teacher.module.parameters())
     with torch.no_grad():  # move the student, then apply one EMA step
@@ -90,7 +90,7 @@ def test_byol_momentum_schedule_is_cosine_to_one() -> None:
 def test_simsiam_without_stopgrad_same_value_different_gradient() -> None:
     a, b = small("simsiam"), small("simsiam-no-stopgrad")
     b.load_state_dict(a.state_dict())
-    va, vb = a.step(views()), b.step(views())
+    va, vb = a(*views()), b(*views())
     assert float(va.loss.detach()) == pytest.approx(float(vb.loss.detach()), rel=1e-6)
     va.loss.backward()
     vb.loss.backward()
@@ -108,8 +108,8 @@ def test_byol_without_predictor_has_identity_predictor() -> None:
 def test_moco_queue_fills_with_unit_keys() -> None:
     m = small("moco")
     assert int(m.queue.count) == 0
-    m.step(views(b=16))
-    m.step(views(b=16, seed=1))
+    m(*views(b=16))
+    m(*views(b=16, seed=1))
     assert int(m.queue.count) == 32
     torch.testing.assert_close(m.queue.current().norm(dim=1), torch.ones(32))
 
@@ -117,7 +117,7 @@ def test_moco_queue_fills_with_unit_keys() -> None:
 def test_dino_centre_moves_towards_teacher_mean() -> None:
     m = small("dino")
     assert float(m.loss_fn.center.abs().sum()) == 0.0
-    m.step(views())
+    m(*views())
     assert float(m.loss_fn.center.abs().sum()) > 0.0
 
 
@@ -221,15 +221,15 @@ def _by_hand(name: str, m: torch.nn.Module, v1: torch.Tensor, v2: torch.Tensor,
 def test_step_feeds_the_right_views_into_the_right_loss(name: str) -> None:
     m = small(name)
     if name == "moco":
-        m.step(views(seed=2))  # a non-empty queue: the loss then depends on the negatives
+        m(*views(seed=2))  # a non-empty queue: the loss then depends on the negatives
     # the state a step reads before it updates it (MoCo's queue, DINO's centre); a second
     # pair of views gives DINO a non-zero centre
     if name == "dino":
-        m.step(views(seed=2))
+        m(*views(seed=2))
     state = {"queue": m.queue.current().clone() if name == "moco" else torch.empty(0),
              "center": m.loss_fn.center.clone() if name == "dino" else torch.empty(0)}  # fmt: skip
     v1, v2 = views(seed=3)
-    got = m.step((v1, v2)).loss
+    got = m(v1, v2).loss
     # train-mode batch norm uses the batch's statistics: the heads give the same outputs
     want = _by_hand(name, m, v1, v2, state)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)

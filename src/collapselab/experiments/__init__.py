@@ -1,1 +1,2 @@
-"""Named, reproducible experiments: the article's demos, method comparison, examples."""
+"""Named, reproducible experiments: the report (`collapselab demo`), method comparison,
+calibration corpus, charged particles."""

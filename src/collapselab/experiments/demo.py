@@ -13,18 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collapselab.experiments import article_demos, compare, particles
+from collapselab.experiments import compare, particles
 from collapselab.report.html import Report, Section, Table, write_report
+from collapselab.theory import demos
 from collapselab.theory.registry import torch_threads
 
 
 @dataclass(frozen=True)
 class DemoSettings:
-    """How much work each section does (``quick`` for tests and a first look)."""
+    """How much work each section does (``quick`` for tests and a first look).
 
-    demo_steps: int = 500  # the article's demos: 500 steps (as written)
-    corrected_steps: int = 500  # the corrected second demo
-    trace_every: int = 10  # steps between traced spectra
+    The article's demos always run as the theory checks run them (500 steps; the corrected
+    one :data:`~collapselab.theory.demos.CORRECTED_STEPS`), so the report and the theory
+    table show the same numbers; only how often they are recorded changes.
+    """
+
+    trace_every: int = 10  # steps between recorded spectra (must divide 50)
     compare_methods: tuple[str, ...] = compare.DEMO_METHODS
     compare_epochs: int = 60  # digits: 5 steps / epoch at batch 256 -> 300 steps / method
     particle_steps: int = 300
@@ -33,9 +37,7 @@ class DemoSettings:
     @classmethod
     def quick(cls) -> DemoSettings:
         return cls(
-            demo_steps=500,
-            corrected_steps=150,
-            trace_every=50,
+            trace_every=demos.PRINT_EVERY,  # the theory checks' runs, shared through the cache
             compare_methods=("simclr", "alignment"),
             compare_epochs=6,
             particle_steps=100,
@@ -46,8 +48,25 @@ class DemoSettings:
 Status = Callable[[str], None]
 
 
-def _demo1(s: DemoSettings, report: Report) -> tuple[Section, list[Any]]:
-    tr = article_demos.trace_demo("variance", steps=s.demo_steps, every=s.trace_every)
+def demo2_runs(every: int = demos.PRINT_EVERY) -> list[demos.DemoRun]:
+    """The second demo's four runs: the article's loss and the corrected one (two noisy
+    views, normalised NT-Xent, tau = 0.1), each on the article's encoder Linear(32, 128),
+    whose output rank is capped at 32, and on Linear(128, 128), whose is not."""
+    return [
+        demos.run_infonce_demo(every=every),
+        demos.run_infonce_demo(steps=demos.CORRECTED_STEPS, every=every, d_in=128),
+        demos.run_corrected_demo(every=every, d_in=32),
+        demos.run_corrected_demo(every=every),
+    ]
+
+
+def label(run: demos.DemoRun) -> str:
+    """``"infonce-article, Linear(32, 128)"``: the run's loss and encoder."""
+    return f"{run.name}, {run.encoder}"
+
+
+def _demo1(s: DemoSettings, report: Report) -> Section:
+    run = demos.run_variance_demo(every=s.trace_every)
     sec = Section("demo1", "1. The article's first demo, as written (variance loss)")
     sec.paragraphs += [
         "model = nn.Linear(32, 128), Adam(lr=1e-3), x = randn(512, 32), minimising "
@@ -59,56 +78,49 @@ def _demo1(s: DemoSettings, report: Report) -> tuple[Section, list[Any]]:
         "centred eigenvalues are ~0 (complete collapse: C = 0), none stays large. Only the "
         "uncentred second moment keeps one eigenvalue (|bias|^2).",
     ]
+    rows = [
+        [st, lo, pv, tv, er, ke]
+        for st, lo, pv, tv, er, ke in zip(
+            run.steps, run.loss, run.printed, run.total_variance, run.effective_rank,
+            run.kth_eig, strict=True)
+        if st % demos.PRINT_EVERY == 0
+    ]  # fmt: skip
     sec.tables.append(
         Table(
             "demo1",
-            ["step", "loss", "total variance", "effective rank", "eig #33 (k-th)", "min eig"],
-            [
-                [st, lo, tv, er, ke, me]
-                for st, lo, tv, er, ke, me in zip(
-                    tr.steps,
-                    tr.loss,
-                    tr.total_variance,
-                    tr.effective_rank,
-                    tr.kth_eig,
-                    tr.min_eig,
-                    strict=True,
-                )
-            ][:: max(1, 50 // s.trace_every)],
-            f"Every 50 steps; final verdict of collapselab: {tr.final_verdict}.",
+            ["step", "loss", "printed variance", "total variance", "effective rank",
+             f"eig #{run.k} (k-th)"],
+            rows,
+            f"Every {demos.PRINT_EVERY} steps ('printed variance' is the article's "
+            f"z.var(0).mean()); final verdict of collapselab: {run.final_verdict}.",
         )
-    )
-    sec.data = {"trace": tr.to_dict(), "final_verdict": tr.final_verdict}
-    fig = _variance_figure(tr)
+    )  # fmt: skip
+    sec.data = {"trace": run.to_dict(), "final_verdict": run.final_verdict}
     report.add_figure(
         sec,
         "demo1-variance",
-        fig,
+        _variance_figure(run),
         "The article's 'Variance Plot', reproduced: total variance of the "
         "embeddings (log scale) under the variance loss.",
     )
-    return sec, [tr]
+    return sec
 
 
-def _variance_figure(tr: article_demos.Trace):  # type: ignore[no-untyped-def]
+def _variance_figure(run: demos.DemoRun):  # type: ignore[no-untyped-def]
     from collapselab.report.plots import OKABE_ITO, new_figure
 
     fig = new_figure()
     ax = fig.subplots()
-    ax.semilogy(tr.steps, tr.total_variance, color=OKABE_ITO[0])
+    ax.semilogy(run.steps, run.total_variance, color=OKABE_ITO[0])
     ax.set_xlabel("training step")
     ax.set_ylabel("total variance trace(C) (log)")
-    ax.set_title(f"Variance loss: final verdict {tr.final_verdict}")
+    ax.set_title(f"Variance loss: final verdict {run.final_verdict}")
     ax.grid(True, which="both", alpha=0.3)
     return fig
 
 
 def _demo2(s: DemoSettings, report: Report) -> Section:
-    traces = [
-        article_demos.trace_demo(v, steps=s.demo_steps, every=s.trace_every)
-        for v in ("infonce-article", "infonce-corrected")
-    ]
-    art, cor = traces
+    runs = demo2_runs(s.trace_every)
     sec = Section("demo2", "2. The article's second demo, as written and corrected (InfoNCE)")
     sec.paragraphs += [
         "As written: Linear(32, 128), self-pairs (each embedding is its own positive), raw "
@@ -116,56 +128,67 @@ def _demo2(s: DemoSettings, report: Report) -> Section:
         "That minimum is one of the >= 96 eigenvalues that are 0 by construction (output "
         "rank <= 32): it is float32 rounding noise at every step and cannot 'increase'.",
         "Corrected: two noisy views of each input, L2-normalised NT-Xent at tau = 0.1, and "
-        "an encoder whose output rank is not capped (128 -> 256 -> 128 MLP on 128-d "
-        "inputs). Now the smallest eigenvalues and the effective rank do rise.",
+        "an encoder whose output rank is not capped (Linear(128, 128)). Only both together "
+        "raise the smallest eigenvalues and the effective rank: the article's loss on the "
+        "uncapped encoder leaves the effective rank where it was, and the corrected loss on "
+        "the article's encoder cannot lift the eigenvalues its rank cap holds at 0.",
     ]
-    rows = []
-    for tr in traces:
-        rows.append(
-            [
-                tr.name,
-                tr.loss[0],
-                tr.loss[-1],
-                tr.min_eig[0],
-                tr.min_eig[-1],
-                tr.kth_eig[0],
-                tr.kth_eig[-1],
-                tr.effective_rank[0],
-                tr.effective_rank[-1],
-                tr.final_verdict,
-            ]
-        )
+    rows = [
+        [label(r), r.total_steps, r.loss[0], r.loss[-1], r.printed[0], r.printed[-1],
+         r.min_eig[0], r.min_eig[-1], r.effective_rank[0], r.effective_rank[-1],
+         r.final_verdict]
+        for r in runs
+    ]  # fmt: skip
     sec.tables.append(
         Table(
             "demo2",
-            [
-                "variant",
-                "loss start",
-                "loss end",
-                "min eig start",
-                "min eig end",
-                "eig #k start",
-                "eig #k end",
-                "eff. rank start",
-                "eff. rank end",
-                "verdict",
-            ],
+            ["run", "steps", "loss start", "loss end", "printed min eig start",
+             "printed min eig end", "min eig start", "min eig end", "eff. rank start",
+             "eff. rank end", "verdict"],
             rows,
-            f"k = {art.k} for the article's encoder (first eigenvalue beyond its input "
-            f"rank), {cor.k} for the corrected one; {s.demo_steps} and "
-            f"{s.corrected_steps} steps.",
+            "'printed min eig': the article's float32 eigvalsh(torch.cov(z.T)).min(); "
+            "'min eig': collapselab's float64 smallest covariance eigenvalue (1/N). The "
+            "corrected runs watch the L2-normalised embeddings of the clean inputs.",
         )
-    )
-    sec.data = {"traces": [t.to_dict() for t in traces]}
+    )  # fmt: skip
+    sec.data = {"traces": [r.to_dict() for r in runs]}
     report.add_figure(
         sec,
         "demo2-eigenvalues",
-        article_demos.plot_traces(traces),
-        "Loss, the printed 'min eig' (dotted) next to the k-th eigenvalue, and "
-        "the effective rank, per step, for the article's demo and the "
-        "corrected one.",
+        _plot_traces(runs),
+        "Loss, the printed 'min eig' (dotted) next to the k-th eigenvalue, and the "
+        "effective rank, per step, for the article's demo and the corrected one, each on "
+        "both encoders.",
     )
     return sec
+
+
+def _plot_traces(runs: list[demos.DemoRun]):  # type: ignore[no-untyped-def]
+    """Three panels: loss, |printed min eig| and k-th eigenvalue (log), effective rank."""
+    from collapselab.report.plots import OKABE_ITO, new_figure
+
+    fig = new_figure(ncols=3, width=4.2)
+    ax1, ax2, ax3 = fig.subplots(1, 3)
+    for i, run in enumerate(runs):
+        c, name = OKABE_ITO[i % len(OKABE_ITO)], label(run)
+        ax1.plot(run.steps, run.loss, color=c, label=name)
+        ax2.semilogy(run.steps, [abs(v) + 1e-30 for v in run.printed], color=c, ls=":",
+                     label=f"{name}: |min eig| (printed)")  # fmt: skip
+        ax2.semilogy(run.steps, run.kth_eig, color=c, label=f"{name}: eig #{run.k}")
+        ax3.plot(run.steps, run.effective_rank, color=c, label=name)
+    ax1.set_title("Loss")
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("loss")
+    ax2.set_title("What 'min eig' can show")
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("eigenvalue of the covariance (log)")
+    ax3.set_title("Effective rank (of 128)")
+    ax3.set_xlabel("step")
+    ax3.set_ylabel("effective rank (directions)")
+    for ax in (ax1, ax2, ax3):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    return fig
 
 
 def _theory(report: Report) -> Section:
@@ -355,8 +378,7 @@ def _run_demo(
         + (" Quick mode: shortened runs." if quick else ""),
     )
     say("1/5 the article's first demo")
-    sec1, _ = _demo1(s, report)
-    report.sections.append(sec1)
+    report.sections.append(_demo1(s, report))
     say("2/5 the article's second demo, as written and corrected")
     report.sections.append(_demo2(s, report))
     say("3/5 the theory checks")

@@ -2,7 +2,7 @@
 
 A method owns an encoder (backbone), its heads and its loss. One training step::
 
-    out = method.step((view1, view2))   # StepOutput(loss, terms, embeddings, paired)
+    out = method(view1, view2)          # StepOutput(loss, terms, embeddings, paired)
     out.loss.backward(); optimizer.step()
     method.after_optimizer_step(step, total_steps)  # EMA teachers, schedules
 
@@ -65,7 +65,7 @@ class MethodConfig:
 
 
 class Method(nn.Module):
-    """Base class: encoder + heads + loss behind ``step`` / ``after_optimizer_step``.
+    """Base class: encoder + heads + loss behind ``forward`` / ``after_optimizer_step``.
 
     Subclasses set ``name`` and ``config_class``, build their heads in ``__init__`` and
     implement ``forward(v1, v2) -> StepOutput`` (``forward`` so that a
@@ -92,11 +92,6 @@ class Method(nn.Module):
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:  # pragma: no cover - abstract
         """Compute the loss of one batch of two views ``(B, ...)`` each."""
         raise NotImplementedError
-
-    def step(self, views: tuple[Tensor, Tensor]) -> StepOutput:
-        """One step's loss, terms and embeddings for ``views = (v1, v2)``."""
-        out: StepOutput = self(*views)
-        return out
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Called after each optimizer step; ``step`` counts completed steps (EMA updates)."""

@@ -302,7 +302,7 @@ def _train(run: Run) -> dict[str, NDArray[Any]]:
             y = data.y_train[perm[i * run.batch_size : (i + 1) * run.batch_size]]
             loss = nn.functional.cross_entropy(model(x), y)
         else:
-            loss = method.step((augment(x, g_aug), augment(x, g_aug))).loss
+            loss = method(augment(x, g_aug), augment(x, g_aug)).loss
         if not math.isfinite(loss.item()):
             raise RuntimeError(f"{run.tag}: loss {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
