@@ -63,7 +63,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_demo_writes_every_section_and_figure(demo_dir: Path) -> None:
     data = json.loads((demo_dir / "report.json").read_text())
     assert set(data) >= {"title", "generated", "sections", "tables"}
-    assert list(data["sections"]) == ["demo1", "demo2", "theory", "compare", "particles"]
+    assert list(data["sections"]) == ["demo1", "demo2", "theory", "compare", "particles",
+                                      "field"]
     html = (demo_dir / "report.html").read_text()
     parser = _Tables()
     parser.feed(html)
@@ -174,7 +175,7 @@ def test_report_renders_in_headless_chromium(demo_dir: Path) -> None:
     res = json.loads(value)
     assert errors == []
     assert res["n"] >= 7 and res["ok"] == res["n"]
-    assert res["h2"] == 5
+    assert res["h2"] == 6  # one heading a section
 
 
 def _tiny_report(names: list[str]) -> Report:
@@ -228,3 +229,19 @@ def test_interrupted_write_leaves_previous_report(tmp_path: Path, monkeypatch: A
         write_report(_tiny_report(["one", "two"]), out)
     assert (out / "report.html").read_bytes() == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_field_section_redraws_jing_and_tian_from_its_own_runs(demo_dir: Path) -> None:
+    """The report's field section: strong augmentation collapses exactly its 4 noisy
+    directions and weak none (Jing et al.); with weight decay 0.05 the predictor aligns
+    with F and the run lives, with 0.3 it collapses (Tian et al.); both figures present."""
+    sec = json.loads((demo_dir / "report.json").read_text())["sections"]["field"]
+    weak, strong = sec["data"]["jing"]
+    assert (weak["collapsed_dims"], strong["collapsed_dims"]) == (0, 4)
+    assert strong["numerical_rank"] == 12 and weak["effective_rank"] > 15
+    lives, dies = sec["data"]["tian"]
+    assert lives["alignment"][0] < 0.2 < 0.9 < lives["alignment"][-1]
+    assert not lives["collapsed"] and dies["collapsed"]
+    assert dies["relative_variance"] < 0.05 < lives["relative_variance"]
+    assert {f.split("/")[-1] for f in sec["figures"]} >= {"field_jing_spectra.png",
+                                                        "field_tian_alignment.png"}

