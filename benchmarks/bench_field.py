@@ -27,6 +27,7 @@ import torch
 
 from collapselab._atomic import atomic_open
 from collapselab.experiments import jing, tian
+from collapselab.experiments.field_section import log_singular_values, plot_spectra
 from collapselab.report.plots import OKABE_ITO, new_figure, save_figure
 
 GRID_EMA = (0.0, 0.99)
@@ -34,25 +35,8 @@ GRID_WD = (0.0, 0.05, 0.3)
 GRID_RATIO = (0.03, 0.3, 3.0)
 
 
-def _log_sv(s: jing.Spectrum) -> np.ndarray:
-    sv = np.asarray(s.singular_values)
-    with np.errstate(divide="ignore"):
-        return np.log10(np.maximum(sv / sv[0], 1e-17))  # 1e-17: exact zeros drawn at the floor
-
-
 def _plot_spectra(runs: list[jing.Spectrum], title: str, path: Path) -> None:
-    fig = new_figure()
-    ax = fig.subplots()
-    for i, s in enumerate(runs):
-        ax.plot(np.arange(1, len(s.singular_values) + 1), _log_sv(s), "o-", ms=3,
-                color=OKABE_ITO[i % len(OKABE_ITO)], label=s.name)  # fmt: skip
-    ax.axhline(math.log10(jing.COLLAPSE_RTOL), color="0.5", ls="--", lw=0.8)
-    ax.set_xlabel("singular value rank k")
-    ax.set_ylabel("log10(sigma_k / sigma_1) of the embedding")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(True, alpha=0.3)
-    save_figure(fig, path)
+    save_figure(plot_spectra(runs, title), path)
 
 
 def run_jing(epochs: int) -> dict[str, list[jing.Spectrum]]:
@@ -136,7 +120,7 @@ def _jing_rows(runs: list[jing.Spectrum]) -> list[str]:
         acc = "-" if s.linear_accuracy is None else f"{s.linear_accuracy:.3f}"
         rows.append(f"| {s.name} | {s.effective_rank:.2f} | {s.numerical_rank} | "
                     f"{s.collapsed_dims} of {len(s.singular_values)} | "
-                    f"{_log_sv(s)[-1]:.1f} | {acc} |")  # fmt: skip
+                    f"{log_singular_values(s)[-1]:.1f} | {acc} |")  # fmt: skip
     return rows
 
 

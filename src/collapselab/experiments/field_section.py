@@ -15,7 +15,7 @@ import numpy as np
 
 from collapselab.experiments import jing, tian
 from collapselab.report.html import Report, Section, Table
-from collapselab.report.plots import new_figure
+from collapselab.report.plots import OKABE_ITO, new_figure
 
 #: Jing et al.: strong augmentation (Theorem 1) and implicit regularisation (Theorem 2)
 _WEAK = {"noise": 0.02, "data_decay": 0.1, "steps": 1500}
@@ -68,7 +68,7 @@ def field_section(report: Report, number: int, quick: bool = False) -> Section:
     ))  # fmt: skip
     sec.data = {"jing": [s.to_dict() for s in spectra],
                 "tian": [{"name": n, **r.to_dict()} for n, r in dyn]}  # fmt: skip
-    report.add_figure(sec, "field_jing_spectra", _plot_spectra(spectra),
+    report.add_figure(sec, "field_jing_spectra", plot_spectra(spectra),
                       "Sorted singular values of the embeddings, log10 of s_k / s_1 "
                       "(Jing et al. Fig. 2 and 4): the dashed line is the collapse line 1e-3.")
     report.add_figure(sec, "field_tian_alignment", _plot_alignment(dyn),
@@ -76,17 +76,29 @@ def field_section(report: Report, number: int, quick: bool = False) -> Section:
     return sec
 
 
-def _plot_spectra(spectra: list[jing.Spectrum]):  # type: ignore[no-untyped-def]
+def log_singular_values(s: jing.Spectrum) -> np.ndarray:
+    """``log10(sigma_k / sigma_1)`` of a run; exact zeros are drawn at the floor -17."""
+    sv = np.asarray(s.singular_values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.maximum(sv / sv[0], 1e-17)) if sv.size and sv[0] > 0 \
+            else np.full(sv.size, -17.0)
+
+
+def plot_spectra(spectra: list[jing.Spectrum], title: str = ""):  # type: ignore[no-untyped-def]
+    """The sorted log singular values of each run (Jing et al.'s figures), with the
+    collapse line; shared by the report and ``benchmarks/bench_field.py``."""
     fig = new_figure()
     ax = fig.subplots()
-    for s in spectra:
-        sv = np.asarray(s.singular_values, dtype=float)
-        rel = np.maximum(sv / sv[0], 1e-17) if sv.size and sv[0] > 0 else np.full(sv.size, 1e-17)
-        ax.plot(np.arange(1, sv.size + 1), np.log10(rel), marker="o", ms=3, label=s.name)
+    for i, s in enumerate(spectra):
+        ax.plot(np.arange(1, len(s.singular_values) + 1), log_singular_values(s), "o-", ms=3,
+                color=OKABE_ITO[i % len(OKABE_ITO)], label=s.name)  # fmt: skip
     ax.axhline(math.log10(jing.COLLAPSE_RTOL), color="0.5", ls="--", lw=0.8)
-    ax.set_xlabel("singular value index")
-    ax.set_ylabel("log10 (s_k / s_1)")
+    ax.set_xlabel("singular value rank k")
+    ax.set_ylabel("log10(sigma_k / sigma_1) of the embedding")
+    if title:
+        ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
+    ax.grid(True, alpha=0.3)
     return fig
 
 
