@@ -134,12 +134,12 @@ def summarize(m: Moments) -> EmbeddingMetrics:
     # The costly parts (two d x d eigensolves, the pairwise statistics of the row sample
     # in parts) are independent: they run side by side, each with single-threaded BLAS
     # (the same arithmetic whatever the threads, so the same numbers).
-    u = unit_sample(m.sample_rows)
     with single_threaded_blas():
         pool = _POOL.get()
+        uncentred = pool.submit(_eigenvalues_desc, m.second_moment())  # first: the longest
+        u = unit_sample(m.sample_rows)  # meanwhile, on this thread
         parts = [] if u is None else [pool.submit(pair_tiles, u, k, _PAIR_PARTS)
                                       for k in range(_PAIR_PARTS)]  # fmt: skip
-        uncentred = pool.submit(_eigenvalues_desc, m.second_moment())
         lam, clipped, most_neg = _eigenvalues_desc(m.covariance())
         mu2 = uncentred.result()[0]
         unif, max_cos = (float("nan"), float("nan")) if u is None else combine_pair_tiles(
