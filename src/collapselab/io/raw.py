@@ -77,17 +77,60 @@ _READ_ERRORS = (
 _ALIGN = 4096
 
 
+#: files (or shard groups) from this size on are read with ``O_DIRECT`` when cold
+_COLD_MIN_BYTES = 64 * 2**20
+#: positions probed for page-cache residency (see :func:`cached_fraction`)
+_PROBES = 16
+
+
+def cached_fraction(path: Path) -> float | None:
+    """The fraction of ``_PROBES`` pages spread over ``path`` that sit in the page cache,
+    or None where that cannot be asked. Each probe is a 4 KiB ``preadv`` with
+    ``RWF_NOWAIT`` (Linux 4.14+): it returns at once, data or ``EAGAIN``. The kernel
+    still fetches a missing page in the background (readahead is off for the probe's
+    descriptor, so that page only): a second call sees the probed pages cached."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if hasattr(os, "posix_fadvise"):  # no readahead around a probe: its page only
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        buf = mmap.mmap(-1, _ALIGN)
+        hits = 0
+        for i in range(_PROBES):
+            at = size * i // _PROBES // _ALIGN * _ALIGN
+            try:
+                hits += os.preadv(fd, [buf], at, flag) > 0
+            except BlockingIOError:  # EAGAIN: not in the cache
+                pass
+        return hits / _PROBES
+    except OSError:  # EOPNOTSUPP and the like: the kernel or file system cannot say
+        return None
+    finally:
+        os.close(fd)
+
+
 def use_direct_io(path: Path, group_bytes: int | None = None) -> bool:
     """Whether to read ``path`` bypassing the page cache (``O_DIRECT``, Linux).
 
     ``group_bytes``: the size of all the files read with it in one pass (shards), which
     is what the cache would have to hold.
 
-    ``COLLAPSELAB_DIRECT_IO=1`` / ``0`` forces it on / off. By default it is on for files
-    larger than half the memory available now: the cache cannot keep them for a second
-    read anyway, and filling it costs more CPU than the arithmetic can spare (on a 2-core
-    VM a buffered read of a 30 GB file ran at 0.48 GB/s with the kernel busy on one core,
-    an ``O_DIRECT`` read of the same file at 2.3 GB/s with almost none).
+    ``COLLAPSELAB_DIRECT_IO=1`` / ``0`` forces it on / off. By default it is on
+
+    - for files larger than half the memory available now: the cache cannot keep them
+      for a second read anyway, and filling it costs more CPU than the arithmetic can
+      spare (on a 2-core VM a buffered read of a 30 GB file ran at 0.48 GB/s with the
+      kernel busy on one core, an ``O_DIRECT`` read of the same file at 2.3 GB/s with
+      almost none);
+    - for files (groups) from 64 MiB on that are cold: fewer than half of their probed
+      pages in the page cache (:func:`cached_fraction`). A cold buffered read pays the
+      disk *and* the kernel's copy; a file already cached is read from the cache.
     """
     mode = os.environ.get("COLLAPSELAB_DIRECT_IO", "auto").strip().lower()
     if mode in ("0", "off", "false", "no"):
@@ -97,11 +140,17 @@ def use_direct_io(path: Path, group_bytes: int | None = None) -> bool:
     if mode in ("1", "on", "true", "yes"):
         return True
     try:
+        size = group_bytes or path.stat().st_size
         with open("/proc/meminfo") as f:
             avail = next(int(ln.split()[1]) * 1024 for ln in f if ln.startswith("MemAvailable:"))
-        return (group_bytes or path.stat().st_size) > avail // 2
     except (OSError, StopIteration, ValueError):
         return False
+    if size > avail // 2:
+        return True
+    if size < _COLD_MIN_BYTES:
+        return False
+    cached = cached_fraction(path)
+    return cached is not None and cached < 0.5
 
 
 class RawSource(EmbeddingSource):
