@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -61,15 +62,24 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def _prefetched(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-    """Read chunk ``i + 1`` on a helper thread while chunk ``i`` is consumed (``chunks``
-    must come from a reader cycling through two buffers). File reads release the GIL, so
-    the disk or page-cache copy overlaps the arithmetic."""
+#: chunks read ahead of the one being processed: a disk whose throughput swings (a shared
+#: VM's) is then smoothed over several chunks instead of stalling the arithmetic at once
+_AHEAD = 3
+
+
+def _prefetched(chunks: Iterator[np.ndarray], ahead: int = _AHEAD) -> Iterator[np.ndarray]:
+    """Read up to ``ahead`` chunks on a helper thread while the current one is consumed
+    (``chunks`` must come from a reader cycling through at least ``ahead + 1`` buffers).
+    File reads release the GIL, so the disk or page-cache copy overlaps the arithmetic."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="collapselab-read") as pool:
-        ahead = pool.submit(next, chunks, None)
-        while (chunk := ahead.result()) is not None:
-            ahead = pool.submit(next, chunks, None)
-            yield chunk
+        queue = deque(pool.submit(next, chunks, None) for _ in range(ahead))
+        try:
+            while (chunk := queue.popleft().result()) is not None:
+                queue.append(pool.submit(next, chunks, None))
+                yield chunk
+        finally:
+            for f in queue:  # a consumer that stops early (an error): read no further
+                f.cancel()
 
 
 def accumulate_sources(
@@ -83,8 +93,8 @@ def accumulate_sources(
 
     Args:
         sources: opened embedding files (same number of columns).
-        chunk_rows: rows per read (default: about 32 MiB of float32 per chunk; two
-            buffers, one read while the other is processed).
+        chunk_rows: rows per read (default: about 32 MiB of float32 per chunk; up to
+            ``_AHEAD`` chunks are read while one is processed).
         sample_size: rows kept for pairwise statistics (uniformity, max cosine).
         progress: called as ``progress(rows_done, rows_total)`` after each chunk (this
             rank's rows when distributed).
@@ -100,7 +110,7 @@ def accumulate_sources(
         if s.d != d:
             raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
     rank, world = _world()
-    # two half-size buffers: one is consumed while the other is read
+    # half the default chunk: one is processed while up to _AHEAD more are read
     rows = chunk_rows or max(1024, DEFAULT_CHUNK_BYTES // (8 * d))
     moments = Moments(d, sample_size=sample_size, seed=rank)
     spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
@@ -108,7 +118,8 @@ def accumulate_sources(
     bad: list[str] = []
     for src, start, stop in spans:
         before, seen_before = moments.nonfinite_rows, moments.rows_seen
-        for chunk in _prefetched(src.chunks(rows, start=start, stop=stop, buffers=2)):
+        chunks = src.chunks(rows, start=start, stop=stop, buffers=_AHEAD + 1)
+        for chunk in _prefetched(chunks):
             moments.update(chunk)
             done += chunk.shape[0]
             if progress is not None:
