@@ -153,6 +153,48 @@ def use_direct_io(path: Path, group_bytes: int | None = None) -> bool:
     return cached is not None and cached < 0.5
 
 
+#: concurrent O_DIRECT requests per chunk. A virtio disk measured here read 0.38-0.49 GB/s
+#: with one 32 MiB request in flight, 0.63-0.74 with two and 0.88-0.89 with four (3 GB
+#: from a dropped cache): a direct read is only as deep as the requests it queues
+_DIRECT_PARTS = 4
+_PARTS_POOL: Any = None
+
+
+def _forget_pool() -> None:  # a forked child has the pool object but not its threads
+    global _PARTS_POOL
+    _PARTS_POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _read_parts(fd: int, buf: memoryview, at: int, length: int, need: int) -> bool:
+    """Fill ``buf[:length]`` from file offset ``at`` with ``_DIRECT_PARTS`` aligned reads
+    in flight at once; True when at least the first ``need`` bytes arrived (the file may
+    end inside the last page)."""
+    global _PARTS_POOL
+    step = -(-length // _DIRECT_PARTS // _ALIGN) * _ALIGN
+    bounds = [(lo, min(lo + step, length)) for lo in range(0, length, step)]
+
+    def part(lo: int, hi: int) -> bool:
+        got = lo
+        while got < hi:
+            n = os.preadv(fd, [buf[got:hi]], at + got)
+            if n <= 0:  # end of file: enough if the bytes needed are in
+                return got >= min(hi, need)
+            got += n
+        return True
+
+    if len(bounds) == 1:
+        return part(*bounds[0])
+    if _PARTS_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _PARTS_POOL = ThreadPoolExecutor(_DIRECT_PARTS, thread_name_prefix="collapselab-io")
+    return all(list(_PARTS_POOL.map(lambda b: part(*b), bounds)))
+
+
 class RawSource(EmbeddingSource):
     """An ``(n, d)`` array stored as raw elements from byte ``offset`` of a stream.
 
@@ -270,13 +312,8 @@ class RawSource(EmbeddingSource):
                 a0 = b0 - b0 % _ALIGN
                 need = b0 - a0 + k * row_bytes
                 length = -(-need // _ALIGN) * _ALIGN
-                buf = memoryview(ring[i % buffers])
-                got = 0
-                while got < need:
-                    n = os.preadv(fd, [buf[got:length]], a0 + got)
-                    if n <= 0:
-                        raise self._truncated(lo, k)
-                    got += n
+                if not _read_parts(fd, memoryview(ring[i % buffers]), a0, length, need):
+                    raise self._truncated(lo, k)
                 raw = np.frombuffer(ring[i % buffers], self._raw, k * self.d, b0 - a0)
                 raw = raw.reshape(k, self.d)
                 out = outs[i % buffers]
