@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from collapselab._pool import LazyPool
 from collapselab.errors import InputError
 from collapselab.io._base import (
     ArraySource,
@@ -157,23 +158,13 @@ def use_direct_io(path: Path, group_bytes: int | None = None) -> bool:
 #: with one 32 MiB request in flight, 0.63-0.74 with two and 0.88-0.89 with four (3 GB
 #: from a dropped cache): a direct read is only as deep as the requests it queues
 _DIRECT_PARTS = 4
-_PARTS_POOL: Any = None
-
-
-def _forget_pool() -> None:  # a forked child has the pool object but not its threads
-    global _PARTS_POOL
-    _PARTS_POOL = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+_PARTS = LazyPool(_DIRECT_PARTS, "collapselab-io")
 
 
 def _read_parts(fd: int, buf: memoryview, at: int, length: int, need: int) -> bool:
     """Fill ``buf[:length]`` from file offset ``at`` with ``_DIRECT_PARTS`` aligned reads
     in flight at once; True when at least the first ``need`` bytes arrived (the file may
     end inside the last page)."""
-    global _PARTS_POOL
     step = -(-length // _DIRECT_PARTS // _ALIGN) * _ALIGN
     bounds = [(lo, min(lo + step, length)) for lo in range(0, length, step)]
 
@@ -188,11 +179,7 @@ def _read_parts(fd: int, buf: memoryview, at: int, length: int, need: int) -> bo
 
     if len(bounds) == 1:
         return part(*bounds[0])
-    if _PARTS_POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _PARTS_POOL = ThreadPoolExecutor(_DIRECT_PARTS, thread_name_prefix="collapselab-io")
-    return all(list(_PARTS_POOL.map(lambda b: part(*b), bounds)))
+    return all(list(_PARTS.get().map(lambda b: part(*b), bounds)))
 
 
 class RawSource(EmbeddingSource):

@@ -44,13 +44,14 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab._pool import LazyPool
 from collapselab.errors import InputError
 
 _rows: Any
@@ -120,25 +121,6 @@ def single_threaded_blas() -> Any:
 
         _BLAS = ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
-
-
-class LazyPool:
-    """A thread pool made on first use and forgotten in a forked child (which has the
-    pool object but not its threads)."""
-
-    def __init__(self, workers: int, prefix: str) -> None:
-        self.workers, self.prefix = workers, prefix
-        self._pool: ThreadPoolExecutor | None = None
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._forget)
-
-    def get(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=self.prefix)
-        return self._pool
-
-    def _forget(self) -> None:
-        self._pool = None
 
 
 _POOL = LazyPool(_WORKERS, "moments")

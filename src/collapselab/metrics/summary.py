@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab._pool import LazyPool
 from collapselab.errors import DegenerateInputError
 from collapselab.metrics import spectral
 from collapselab.metrics.geometry import combine_pair_tiles, pair_tiles, unit_sample
-from collapselab.metrics.moments import LazyPool, Moments, single_threaded_blas
+from collapselab.metrics.moments import Moments, single_threaded_blas
 
 
 @dataclass(frozen=True)
