@@ -4,7 +4,7 @@ The same rows (default (10000000, 384), 15.4 GB) are written once as one ``.npy`
 ``.npy`` shards and as 16 Parquet shards (a fixed-size-list column, 100,000-row groups,
 snappy), then checked from a dropped page cache (root; else warm, and it says so) by:
 
-- ``one file``: ``collapselab check corpus.npy`` (streamed, 2 read buffers);
+- ``one file``: ``collapselab check corpus.npy`` (streamed, read ahead);
 - ``many files``: ``collapselab check 'npy/*.npy'`` (one process, one accumulator);
 - ``torchrun``: ``torchrun --nproc_per_node=2 -m collapselab check 'npy/*.npy'`` (gloo:
   each rank reads its slice of every file, d x d states all-reduced);
@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_io import drop_cache  # the script's folder is on sys.path
+from bench_io import SYRK, drop_cache  # the script's folder is on sys.path
 
 D = 384
 SHARDS = 16
@@ -95,18 +95,10 @@ def commands(folder: Path, n: int) -> dict[str, list[str]]:
         "with ThreadPoolExecutor(os.cpu_count()) as pool:\n"
         "    print(sum(pool.map(read, units)))\n"
     )
-    syrk = (
-        "import sys, time, numpy as np\n"
-        "n, d = int(sys.argv[1]), int(sys.argv[2])\n"
-        "a = np.random.default_rng(0).standard_normal((min(n, 500_000), d))\n"
-        "t = time.perf_counter()\n"
-        "for lo in range(0, n, len(a)):\n    b = a[: n - lo]\n    b.T @ b\n"
-        "print(time.perf_counter() - t)\n"
-    )
     return {
         "npy_read": ["sh", "-c", f"cat {folder}/npy/*.npy > /dev/null"],
         "parquet_read": [sys.executable, "-c", parquet_read, pq],
-        "syrk": [sys.executable, "-c", syrk, str(n), str(D)],
+        "syrk": [sys.executable, "-c", SYRK, str(n), str(D), "4096"],
         "one": cl + [str(folder / "corpus.npy"), "--json"],
         "many": cl + [npy, "--json"],
         "torchrun": torchrun + [npy, "--json"],
@@ -120,7 +112,7 @@ FLOORS = {"npy_read": "npy", "parquet_read": "parquet", "syrk": None}
 LABELS = {
     "npy_read": "floor: `cat` of the `.npy` shards (the disk)",
     "parquet_read": "floor: pyarrow decodes every row group, every core",
-    "syrk": "floor: float64 syrk of N rows, in memory (timed inside)",
+    "syrk": "floor: float64 syrk of N rows, in memory (timed inside, as in bench_io --huge)",
     "one": "one file: `check corpus.npy`",
     "many": "many files, one process: `check 'npy/*.npy'`",
     "torchrun": "torchrun, 2 ranks (gloo): `torchrun ... check 'npy/*.npy'`",
@@ -158,8 +150,8 @@ def main() -> None:
         sec = time.perf_counter() - t0
         if out.returncode != 0:
             raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
-        if name == "syrk":  # the arithmetic alone, timed inside (no data generation)
-            sec = float(out.stdout.strip().splitlines()[-1])
+        if name == "syrk":  # the arithmetic alone, timed inside (as in bench_io --huge)
+            sec = float(json.loads(out.stdout)["s"])
         if name in FLOORS:
             rows.append((name, sec))
             print(f"{name}: {sec:.1f} s", file=sys.stderr)

@@ -27,8 +27,9 @@ from collapselab.errors import InputError
 from collapselab.io import EmbeddingSource, arrow_matrix, iter_sources
 from collapselab.metrics import Moments
 
-#: bytes of the two read buffers together: 32 MiB each, bounded whatever N is.
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: float32 bytes of one chunk (bounded whatever N is); up to ``_AHEAD`` more are read
+#: while one is processed, into a ring of ``_AHEAD + 1`` such buffers.
+CHUNK_BYTES = 32 * 2**20
 
 Progress = Callable[[int, int], None]
 
@@ -65,6 +66,11 @@ def _world() -> tuple[int, int]:
 #: chunks read ahead of the one being processed: a disk whose throughput swings (a shared
 #: VM's) is then smoothed over several chunks instead of stalling the arithmetic at once
 _AHEAD = 3
+
+
+def default_chunk_rows(d: int) -> int:
+    """Rows of one chunk at ``d`` columns: about ``CHUNK_BYTES`` of float32."""
+    return max(1024, CHUNK_BYTES // (4 * d))
 
 
 def _prefetched(chunks: Iterator[np.ndarray], ahead: int = _AHEAD) -> Iterator[np.ndarray]:
@@ -110,8 +116,7 @@ def accumulate_sources(
         if s.d != d:
             raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
     rank, world = _world()
-    # half the default chunk: one is processed while up to _AHEAD more are read
-    rows = chunk_rows or max(1024, DEFAULT_CHUNK_BYTES // (8 * d))
+    rows = chunk_rows or default_chunk_rows(d)
     moments = Moments(d, sample_size=sample_size, seed=rank)
     spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
     total, done = sum(b - a for _, a, b in spans), 0

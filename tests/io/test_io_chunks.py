@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -202,12 +203,20 @@ def test_direct_io_is_the_default_for_cold_or_larger_than_memory_files_only(
     np.save(path, matrix())
     monkeypatch.delenv("COLLAPSELAB_DIRECT_IO", raising=False)
     assert not use_direct_io(path)  # small: the page cache serves a second read
+    # From _COLD_MIN_BYTES on, the probe decides: cold goes direct, cached or unknown not.
+    monkeypatch.setattr(raw, "_COLD_MIN_BYTES", 0)
+    fd = os.open(path, os.O_RDONLY)
+    try:  # written back, then dropped: the kernel holds none of its pages
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    assert cached_fraction(path) == 0.0
+    # probing fetches nothing: the next check of the same cold file is still direct
+    assert use_direct_io(path) and use_direct_io(path)
+    assert cached_fraction(path) == 0.0
     path.read_bytes()
     assert cached_fraction(path) == 1.0  # the kernel's answer for a cached file
-    # From _COLD_MIN_BYTES on, the probe decides: cold goes direct, cached or unknown not.
-    # (The probe's own cold answer is not asserted here: pages just written or dropped
-    # come back racily; benchmarks/bench_engines.py times the cold path for real.)
-    monkeypatch.setattr(raw, "_COLD_MIN_BYTES", 0)
     assert not use_direct_io(path)
     for frac, direct in ((0.0, True), (0.4375, True), (0.5, False), (1.0, False), (None, False)):
         monkeypatch.setattr(raw, "cached_fraction", lambda p, f=frac: f)

@@ -86,32 +86,40 @@ _PROBES = 16
 
 def cached_fraction(path: Path) -> float | None:
     """The fraction of ``_PROBES`` pages spread over ``path`` that sit in the page cache,
-    or None where that cannot be asked. Each probe is a 4 KiB ``preadv`` with
-    ``RWF_NOWAIT`` (Linux 4.14+): it returns at once, data or ``EAGAIN``. The kernel
-    still fetches a missing page in the background (readahead is off for the probe's
-    descriptor, so that page only): a second call sees the probed pages cached."""
-    flag = getattr(os, "RWF_NOWAIT", None)
-    if flag is None:
-        return None
+    or None where that cannot be asked. Each probe is a ``mincore(2)`` of one page of a
+    read-only shared map of the file (as ``fincore`` and ``vmtouch`` do): it reads
+    nothing and fetches nothing. (A ``preadv`` with ``RWF_NOWAIT`` answers too, but it
+    starts reading each page it misses: the next check of the same cold file found its
+    probed pages cached and read all of it through the cache.)"""
+    import ctypes  # Linux/glibc here; elsewhere the lookups fail and we cannot say
+
     try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        map_, mincore, unmap = libc.mmap, libc.mincore, libc.munmap
         fd = os.open(path, os.O_RDONLY)
-    except OSError:
+    except (OSError, AttributeError):
         return None
     try:
         size = os.fstat(fd).st_size
-        if hasattr(os, "posix_fadvise"):  # no readahead around a probe: its page only
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        buf = mmap.mmap(-1, _ALIGN)
-        hits = 0
-        for i in range(_PROBES):
-            at = size * i // _PROBES // _ALIGN * _ALIGN
-            try:
-                hits += os.preadv(fd, [buf], at, flag) > 0
-            except BlockingIOError:  # EAGAIN: not in the cache
-                pass
-        return hits / _PROBES
-    except OSError:  # EOPNOTSUPP and the like: the kernel or file system cannot say
-        return None
+        if not size:
+            return None
+        map_.restype = ctypes.c_void_p
+        map_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                         ctypes.c_int, ctypes.c_long]  # fmt: skip
+        mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+        unmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        addr = map_(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr is None or addr == ctypes.c_void_p(-1).value:  # MAP_FAILED
+            return None
+        try:
+            page, vec, hits = mmap.PAGESIZE, ctypes.create_string_buffer(1), 0
+            for i in range(_PROBES):
+                if mincore(addr + size * i // _PROBES // page * page, 1, vec):
+                    return None
+                hits += vec.raw[0] & 1
+            return hits / _PROBES
+        finally:
+            unmap(addr, size)
     finally:
         os.close(fd)
 
