@@ -14,6 +14,7 @@ With ``readinto`` the peak grows with ``rows * d``, never with ``n``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import mmap
@@ -84,6 +85,25 @@ _COLD_MIN_BYTES = 64 * 2**20
 _PROBES = 16
 
 
+@functools.cache
+def _libc_mincore() -> tuple[Any, Any, Any] | None:
+    """libc's ``mmap``, ``mincore`` and ``munmap`` with their signatures, looked up once
+    (None where there is no such libc: then we cannot say what is cached)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        map_, mincore, unmap = libc.mmap, libc.mincore, libc.munmap
+    except (OSError, AttributeError):
+        return None
+    map_.restype = ctypes.c_void_p
+    map_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                     ctypes.c_int, ctypes.c_long]  # fmt: skip
+    mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    unmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    return map_, mincore, unmap
+
+
 def cached_fraction(path: Path) -> float | None:
     """The fraction of ``_PROBES`` pages spread over ``path`` that sit in the page cache,
     or None where that cannot be asked. Each probe is a ``mincore(2)`` of one page of a
@@ -91,23 +111,20 @@ def cached_fraction(path: Path) -> float | None:
     nothing and fetches nothing. (A ``preadv`` with ``RWF_NOWAIT`` answers too, but it
     starts reading each page it misses: the next check of the same cold file found its
     probed pages cached and read all of it through the cache.)"""
-    import ctypes  # Linux/glibc here; elsewhere the lookups fail and we cannot say
+    import ctypes
 
+    calls = _libc_mincore()
+    if calls is None:
+        return None
+    map_, mincore, unmap = calls
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        map_, mincore, unmap = libc.mmap, libc.mincore, libc.munmap
         fd = os.open(path, os.O_RDONLY)
-    except (OSError, AttributeError):
+    except OSError:
         return None
     try:
         size = os.fstat(fd).st_size
         if not size:
             return None
-        map_.restype = ctypes.c_void_p
-        map_.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                         ctypes.c_int, ctypes.c_long]  # fmt: skip
-        mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-        unmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         addr = map_(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
         if addr is None or addr == ctypes.c_void_p(-1).value:  # MAP_FAILED
             return None
