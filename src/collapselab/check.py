@@ -29,7 +29,7 @@ from collapselab.metrics import Moments
 
 #: float32 bytes of one chunk (bounded whatever N is); up to ``_AHEAD`` more are read
 #: while one is processed, into a ring of ``_AHEAD + 1`` such buffers.
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 128 * 2**20
 
 Progress = Callable[[int, int], None]
 
@@ -65,7 +65,7 @@ def _world() -> tuple[int, int]:
 
 #: chunks read ahead of the one being processed: a disk whose throughput swings (a shared
 #: VM's) is then smoothed over several chunks instead of stalling the arithmetic at once
-_AHEAD = 3
+_AHEAD = 1
 
 
 def default_chunk_rows(d: int) -> int:
