@@ -148,6 +148,14 @@ print(json.dumps({"s": best * rows}))
 """
 
 
+def cpu_seconds() -> dict[str, float]:
+    """Machine-wide vCPU seconds so far from /proc/stat: where a shared VM's time went."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return {"idle": (v[3] + v[4]) / hz, "steal": v[7] / hz}
+
+
 def huge(args: argparse.Namespace) -> None:
     import shutil
 
@@ -162,7 +170,12 @@ def huge(args: argparse.Namespace) -> None:
         write_npy(path, n, d)
     gb = path.stat().st_size / 1e9
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
-    reads, directs, checks, peaks = [], [], [], []
+    reads: list[float] = []
+    directs: list[float] = []
+    checks: list[float] = []
+    peaks: list[int] = []
+    check_cpu: list[float] = []
+    during: dict[str, list[tuple[float, float]]] = {"check": [], "update": []}  # stolen, idle
     cold = True
     for _ in range(args.repeats):  # interleaved: dd, dd direct, check; each from a cold cache
         for flags, times in (([], reads), (["iflag=direct"], directs)):
@@ -172,20 +185,29 @@ def huge(args: argparse.Namespace) -> None:
                            capture_output=True)  # fmt: skip
             times.append(time.perf_counter() - t0)
         cold &= drop_cache(path)
-        t0 = time.perf_counter()
-        out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "collapselab",
-                              "check", str(path), "--json"], capture_output=True, text=True,
-                             check=True)  # fmt: skip
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        out = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", sys.executable, "-m",
+                              "collapselab", "check", str(path), "--json"],
+                             capture_output=True, text=True, check=True)  # fmt: skip
         checks.append(time.perf_counter() - t0)
-        peaks.append(int(out.stderr.strip().splitlines()[-1]) * 1024)
+        c1 = cpu_seconds()
+        during["check"].append((c1["steal"] - c0["steal"], c1["idle"] - c0["idle"]))
+        peak, user, system = out.stderr.strip().splitlines()[-1].split()
+        peaks.append(int(peak) * 1024)
+        check_cpu.append(float(user) + float(system))
         verdict = json.loads(out.stdout)["verdict"]
-    def child(script: str) -> float:
+
+    def child(script: str, name: str = "") -> float:
+        c0 = cpu_seconds()
         out = subprocess.run([sys.executable, "-c", script, str(n), str(d), "4096"],
                              capture_output=True, text=True, check=True)  # fmt: skip
+        if name:
+            c1 = cpu_seconds()
+            during[name].append((c1["steal"] - c0["steal"], c1["idle"] - c0["idle"]))
         return float(json.loads(out.stdout)["s"])
 
     syrk = [child(SYRK) for _ in range(args.repeats)]
-    update = [child(UPDATE) for _ in range(args.repeats)]
+    update = [child(UPDATE, "update") for _ in range(args.repeats)]
     read_s, direct_s, check_s, syrk_s, update_s = (
         statistics.median(v) for v in (reads, directs, checks, syrk, update)
     )
@@ -208,6 +230,13 @@ def huge(args: argparse.Namespace) -> None:
     print(f"where it goes: in-memory update / syrk = {update_s / syrk_s:.2f} (the arithmetic "
           f"beyond the scatter); check / max(fastest read, in-memory update) = "
           f"{check_s / max(min(read_s, direct_s), update_s):.2f} (the reading not hidden)")
+    steal, idle = (statistics.median(x[i] for x in during["check"]) for i in (0, 1))
+    ncpu = os.cpu_count() or 1
+    print(f"during check ({ncpu} vCPUs x {check_s:.1f} s = {ncpu * check_s:.0f} vCPU s): "
+          f"{statistics.median(check_cpu):.1f} s of CPU in check itself (user + sys), "
+          f"{steal:.1f} s stolen by the host, {idle:.1f} s idle or waiting for I/O; during "
+          f"the in-memory update runs (whole children, {ncpu} x {update_s:.1f} s timed): "
+          f"{statistics.median(x[0] for x in during['update']):.1f} s stolen")
     if not args.keep:
         path.unlink()
 
