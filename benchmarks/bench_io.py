@@ -148,12 +148,19 @@ print(json.dumps({"s": best * rows}))
 """
 
 
-def cpu_seconds() -> dict[str, float]:
-    """Machine-wide vCPU seconds so far from /proc/stat: where a shared VM's time went."""
+def cpu_seconds() -> tuple[float, float]:
+    """Machine-wide vCPU seconds (stolen by the host, idle or waiting for I/O) so far,
+    from /proc/stat: where a shared VM's time went."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
     hz = os.sysconf("SC_CLK_TCK")
-    return {"idle": (v[3] + v[4]) / hz, "steal": v[7] / hz}
+    return v[7] / hz, (v[3] + v[4]) / hz
+
+
+def since(c0: tuple[float, float]) -> tuple[float, float]:
+    """(stolen, idle) vCPU seconds since ``c0 = cpu_seconds()``."""
+    c1 = cpu_seconds()
+    return c1[0] - c0[0], c1[1] - c0[1]
 
 
 def huge(args: argparse.Namespace) -> None:
@@ -190,8 +197,7 @@ def huge(args: argparse.Namespace) -> None:
                               "collapselab", "check", str(path), "--json"],
                              capture_output=True, text=True, check=True)  # fmt: skip
         checks.append(time.perf_counter() - t0)
-        c1 = cpu_seconds()
-        during["check"].append((c1["steal"] - c0["steal"], c1["idle"] - c0["idle"]))
+        during["check"].append(since(c0))
         peak, user, system = out.stderr.strip().splitlines()[-1].split()
         peaks.append(int(peak) * 1024)
         check_cpu.append(float(user) + float(system))
@@ -202,8 +208,7 @@ def huge(args: argparse.Namespace) -> None:
         out = subprocess.run([sys.executable, "-c", script, str(n), str(d), "4096"],
                              capture_output=True, text=True, check=True)  # fmt: skip
         if name:
-            c1 = cpu_seconds()
-            during[name].append((c1["steal"] - c0["steal"], c1["idle"] - c0["idle"]))
+            during[name].append(since(c0))
         return float(json.loads(out.stdout)["s"])
 
     syrk = [child(SYRK) for _ in range(args.repeats)]
