@@ -244,21 +244,23 @@ def test_shards_read_in_one_pass_are_sized_together(
     assert not use_direct_io(tmp_path / "s0.npy", group_bytes=sizes)
 
 
-@pytest.mark.parametrize("direct", ["0", "1"])
+@pytest.mark.parametrize(
+    ("fmt", "direct"), [(f, "0") for f in WRITERS] + [("npy", "1")]
+)
 def test_prefetched_chunks_are_intact_when_consumed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, direct: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, direct: str
 ) -> None:
     """check reads up to _AHEAD chunks ahead into a ring of _AHEAD + 1 buffers: a chunk
     must still hold its own rows when a slow consumer gets to it (a ring one buffer too
-    small would have overwritten it)."""
+    small would have overwritten it). Readers that fill the ring themselves (raw files
+    read direct, Parquet) and the generic copying ring are all held to it."""
     import time
 
     from collapselab.check import _AHEAD, _prefetched
 
     z = matrix(n=1000, d=16)
-    np.save(tmp_path / "z.npy", z)
     monkeypatch.setenv("COLLAPSELAB_DIRECT_IO", direct)
-    (src,) = iter_sources([str(tmp_path / "z.npy")])
+    (src,) = iter_sources([WRITERS[fmt](tmp_path / "z", z)])
     got = []
     for chunk in _prefetched(src.chunks(64, buffers=_AHEAD + 1)):
         time.sleep(0.01)  # the reader runs ahead meanwhile
