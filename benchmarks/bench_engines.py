@@ -46,7 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_io import SYRK, drop_cache  # the script's folder is on sys.path
+from bench_io import SYRK, drop_cache, row_kernel  # the script's folder is on sys.path
 
 D = 384
 SHARDS = 16
@@ -177,7 +177,8 @@ def main() -> None:
         print(f"{name}: {sec:.1f} s", file=sys.stderr)
     lines = [
         f"({n}, {D}) float32, {gb:.1f} GB of rows, "
-        f"{os.cpu_count()} cores, {'page cache dropped before each' if cold else 'WARM cache'}"
+        f"{os.cpu_count()} cores, {'page cache dropped before each' if cold else 'WARM cache'}, "
+        f"{row_kernel()}"
         f"; whole process each (start-up included); verdict {ref[1] if ref else '-'}, "
         "eigenvalues equal across engines to 1e-9",
         "",

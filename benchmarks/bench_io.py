@@ -148,6 +148,18 @@ print(json.dumps({"s": best * rows}))
 """
 
 
+def row_kernel() -> str:
+    """Which row kernel ``Moments.update`` runs here: a build without the C kernel (no
+    compiler, or an install that skipped it) takes the numpy path, slower."""
+    from collapselab.metrics import moments
+
+    if moments._rows is None:
+        print("WARNING: collapselab's C row kernel is not built; timing the numpy fallback "
+              "(pip install -e . with a C compiler builds it)", file=sys.stderr)  # fmt: skip
+        return "numpy row fallback (no C kernel)"
+    return "C row kernel"
+
+
 def cpu_seconds() -> tuple[float, float]:
     """Machine-wide vCPU seconds (stolen by the host, idle or waiting for I/O) so far,
     from /proc/stat: where a shared VM's time went."""
@@ -218,7 +230,7 @@ def huge(args: argparse.Namespace) -> None:
     )
     print(f"({n}, {d}) float32 .npy, {gb:.1f} GB on a {ram:.0f} GB machine, "
           f"{'page cache dropped before each run' if cold else 'WARM cache (not root)'}, "
-          f"median of {args.repeats} interleaved runs")
+          f"median of {args.repeats} interleaved runs, {row_kernel()}")
     print("| what | seconds | GB/s | rows/s |")
     print("|---|---|---|---|")
     for label, sec in (("dd bs=16M, through the page cache (read limit)", read_s),
