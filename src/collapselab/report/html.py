@@ -72,12 +72,33 @@ class Section:
 
 
 @dataclass
+class Summary:
+    """The card a report opens with: what to conclude, before any evidence.
+
+    ``headline`` is the one sentence a reader acts on; ``verdict`` (``healthy``,
+    ``warning``, ``dimensional``, ``complete``, or any word) colours the card; ``facts``
+    are short label / value lines; ``actions`` say what to do, in order.
+    """
+
+    headline: str
+    verdict: str = ""
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"headline": self.headline, "verdict": self.verdict,
+                "facts": [list(f) for f in self.facts], "actions": self.actions}  # fmt: skip
+
+
+@dataclass
 class Report:
-    """Sections plus free-form data; :func:`write_report` renders it."""
+    """Sections plus free-form data; :func:`write_report` renders it (the optional
+    :class:`Summary` card first)."""
 
     title: str
     subtitle: str = ""
     sections: list[Section] = field(default_factory=list)
+    summary: Summary | None = None
 
     def add_figure(self, section: Section, name: str, fig: Figure, caption: str) -> None:
         """Render ``fig`` to PNG bytes now (figures are not kept open)."""
@@ -88,6 +109,7 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "title": self.title,
+            "summary": None if self.summary is None else self.summary.to_json(),
             "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "sections": {
                 s.id: {
@@ -118,6 +140,13 @@ figcaption{font-size:.9em;color:#444} .subtitle{color:#555} nav li{margin:.15em 
 .v-healthy{color:#00734d;font-weight:600} .v-dimensional{color:#b35900;font-weight:600}
 .v-complete{color:#b3003b;font-weight:600} .v-fails{color:#b3003b;font-weight:600}
 .v-holds{color:#00734d;font-weight:600} .v-holds-with-correction{color:#b35900;font-weight:600}
+.card{border:2px solid #999;border-left-width:10px;border-radius:6px;padding:.8em 1.2em;
+margin:1.2em 0;background:#fafafa} .card p.headline{font-size:1.25em;font-weight:600;margin:.2em 0}
+.card dl{display:grid;grid-template-columns:max-content 1fr;gap:.15em 1em;margin:.6em 0}
+.card dt{color:#555} .card dd{margin:0} .card ol{margin:.4em 0}
+.card.s-healthy,.card.s-holds{border-color:#00734d} .card.s-warning{border-color:#b38f00}
+.card.s-dimensional,.card.s-holds-with-correction{border-color:#b35900}
+.card.s-complete,.card.s-fails{border-color:#b3003b}
 """
 
 
@@ -131,6 +160,22 @@ def _render_cell(v: Any) -> str:
     return f"<td>{text}</td>"
 
 
+def _render_summary(s: Summary) -> str:
+    word = "".join(c for c in s.verdict.lower() if c.isalnum() or c == "-")
+    out = [f'<section id="summary" class="card s-{word}" aria-label="summary">',
+           f'<p class="headline">{html.escape(s.headline)}</p>']  # fmt: skip
+    if s.facts:
+        out.append("<dl>")
+        out += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in s.facts]
+        out.append("</dl>")
+    if s.actions:
+        out.append("<p><strong>What to do</strong></p><ol>")
+        out += [f"<li>{html.escape(a)}</li>" for a in s.actions]
+        out.append("</ol>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def render_html(report: Report) -> str:
     """The report as one HTML string (figures inlined as base64 PNG data URIs)."""
     out = [
@@ -142,6 +187,8 @@ def render_html(report: Report) -> str:
     ]
     if report.subtitle:
         out.append(f'<p class="subtitle">{html.escape(report.subtitle)}</p>')
+    if report.summary is not None:
+        out.append(_render_summary(report.summary))
     out.append("<nav><ol>")
     out += [f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in report.sections]
     out.append("</ol></nav>")
