@@ -77,11 +77,49 @@ def fmt(v: object) -> str:
     return str(v)
 
 
-def table(rows: Sequence[Sequence[object]], header: Sequence[str] | None = None) -> str:
-    """Left-aligned plain-text table."""
+def term_width(default: int | None = None, stream: TextIO | None = None) -> int:
+    """Columns of the terminal ``stream`` (stdout) shows; ``default`` (or no limit) when it
+    is not a terminal, so a pipe or a log gets whole lines."""
+    stream = stream or sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        import shutil
+
+        return shutil.get_terminal_size((100, 24)).columns
+    return default if default is not None else 10**6
+
+
+def table(
+    rows: Sequence[Sequence[object]],
+    header: Sequence[str] | None = None,
+    width: int | None = None,
+) -> str:
+    """Left-aligned plain-text table, at most ``width`` columns wide (default: the
+    terminal's; no limit on a pipe): the widest column's cells wrap onto more lines."""
+    import textwrap
+
     cells = [[fmt(c) for c in r] for r in ([header] if header else []) + list(rows)]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))] if cells else []
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() for r in cells]
-    if header:
-        lines.insert(1, "  ".join("-" * w for w in widths))
+    if not cells:
+        return ""
+    ncol = max(len(r) for r in cells)
+    cells = [r + [""] * (ncol - len(r)) for r in cells]
+    widths = [max(len(r[i]) for r in cells) for i in range(ncol)]
+    limit = term_width() if width is None else width
+    total = sum(widths) + 2 * (ncol - 1)
+    wrap_col = max(range(ncol), key=lambda i: widths[i])
+    if total > limit:
+        widths[wrap_col] = max(12, widths[wrap_col] - (total - limit))
+    lines = []
+    for k, r in enumerate(cells):
+        parts = [textwrap.wrap(c, widths[i]) or [""] if i == wrap_col else [c]
+                 for i, c in enumerate(r)]  # fmt: skip
+        for j in range(max(len(x) for x in parts)):
+            line = [(x[j] if j < len(x) else "").ljust(w) for x, w in zip(parts, widths,
+                                                                           strict=True)]
+            lines.append("  ".join(line).rstrip())
+        if k == 0 and header:
+            lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -12,9 +12,10 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from collapselab._term import ProgressBar, fmt, table
+from collapselab._term import ProgressBar, fmt, table, term_width
 from collapselab.errors import CollapseLabError, ConfigError
 
 if TYPE_CHECKING:
@@ -215,39 +216,33 @@ def _check_and_report(args: argparse.Namespace, thresholds: Thresholds, printing
         print(json.dumps(result.to_dict()))
     elif printing:
         print(render_check(result, args.plot))
-    if args.fail_on == "warning":
-        return 1 if dg.collapsed or dg.warning else 0
-    if args.fail_on and SEVERITY[dg.verdict] >= SEVERITY[args.fail_on]:
-        return 1
-    return 0
+    if args.fail_on is None:
+        return 0
+    failed = (dg.collapsed or dg.warning is not None) if args.fail_on == "warning" else (
+        SEVERITY[dg.verdict] >= SEVERITY[args.fail_on])
+    if failed and printing:
+        what = f"verdict {dg.verdict}" if dg.collapsed else f"warning, {dg.warning}"
+        print(f"collapselab check: --fail-on {args.fail_on} triggered: {what} "
+              f"(severity {dg.severity:.2f})", file=sys.stderr)  # fmt: skip
+    return int(failed)
 
 
 def _parquet_files(specs: Sequence[str], engine: str) -> tuple[list[str], str | None]:
-    """The .parquet files of ``specs`` (globs expanded) and the ``:COLUMN`` they name."""
-    import glob
-    import os
-
+    """The .parquet files of ``specs`` (globs and folders expanded) and the ``:COLUMN``."""
     from collapselab.errors import InputError
-    from collapselab.io import parse_spec
+    from collapselab.io import expand_specs
 
-    files: list[str] = []
-    columns = set()
-    for spec in specs:
-        path, key = parse_spec(spec)
-        found = sorted(glob.glob(str(path))) if glob.has_magic(str(path)) else [str(path)]
-        if not found:
-            raise InputError(f"{spec}: no files match")
-        for f in found:
-            if not f.endswith(".parquet"):
-                raise InputError(f"{f}: --engine {engine} reads .parquet shards; use the "
-                                 "default engine for other formats")  # fmt: skip
-            if not os.path.exists(f):
-                raise InputError(f"{f}: no such file")
-        files += found
-        columns.add(key)
+    found = expand_specs(specs)
+    for f, _ in found:
+        if not f.endswith(".parquet"):
+            raise InputError(f"{f}: --engine {engine} reads .parquet shards; use the "
+                             "default engine for other formats")  # fmt: skip
+        if not Path(f).is_file():
+            raise InputError(f"{f}: no such file")
+    columns = {key for _, key in found}
     if len(columns) > 1:
         raise InputError(f"files name different columns: {sorted(map(str, columns))}")
-    return files, columns.pop()
+    return [f for f, _ in found], columns.pop()
 
 
 def _check_on_engine(args: argparse.Namespace, thresholds: Thresholds) -> CheckResult:
@@ -389,8 +384,21 @@ def _add_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         "alignment-uniformity trajectories, loss vs effective rank). Finished runs are cached "
         "in DIR/runs and reused when the command is run again (resume).",
     )
-    p.add_argument("--methods", required=True, help="comma-separated, e.g. simclr,byol,variance")
-    p.add_argument("--data", default="digits")
+    from collapselab.data.datasets import DATASETS
+    from collapselab.methods import METHODS
+
+    def method_list(text: str) -> list[str]:
+        names = [m.strip() for m in text.split(",") if m.strip()]
+        unknown = [m for m in names if m not in METHODS]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown method {unknown[0]!r}" if unknown else "no method given")
+        return names
+
+    p.add_argument("--methods", required=True, type=method_list, metavar="M1,M2,...",
+                   help="comma-separated, from: " + ", ".join(sorted(METHODS)))  # fmt: skip
+    p.add_argument("--data", default="digits", choices=list(DATASETS),
+                   help="data set (default digits): " + ", ".join(DATASETS))  # fmt: skip
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--epochs", type=int, default=None, help="default: each data set's default")
     p.add_argument("--out", default="collapselab-compare", help="output folder")
@@ -402,7 +410,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from collapselab.experiments.compare import compare_section, run_compare
     from collapselab.report.html import Report, write_report
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = args.methods
     bar, update = _train_bar("train")
 
     def on_run(method: str, seed: int, i: int, total: int) -> None:
@@ -445,10 +453,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
         "Exit 0 ok, 1 collapse with --stop-on-collapse, 2 input/config error, "
         "3 non-finite loss.",
     )
+    from collapselab.data.datasets import DATASETS
+    from collapselab.methods import METHODS
+
+    choices = {"method": sorted(METHODS), "data": list(DATASETS)}
     helps = {
-        "method": "alignment, variance, simclr (default), moco, byol, byol-no-predictor, "
-        "simsiam, simsiam-no-stopgrad, dino, barlow, vicreg",
-        "data": "digits (default), fashion-mnist, gaussian-mixture, low-rank",
+        "method": "simclr (default), or: " + ", ".join(sorted(METHODS)),
+        "data": "digits (default), or: " + ", ".join(DATASETS),
         "data_root": "directory of the Fashion-MNIST IDX files "
         "(default /usr/share/datasets/fashion-mnist)",
         "epochs": "passes over the training split (default: 300 on digits, 10 on fashion-mnist)",
@@ -470,7 +481,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                            default=argparse.SUPPRESS, help=text)  # fmt: skip
         else:
             p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text,
-                           metavar=f.name.upper())  # fmt: skip
+                           choices=choices.get(f.name),
+                           metavar=None if f.name in choices else f.name.upper())  # fmt: skip
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
     p.add_argument("-o", "--method-option", action="append", default=[], metavar="KEY=VALUE",
                    help="set a field of the method's config, e.g. -o temperature=0.5")  # fmt: skip
@@ -553,6 +565,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_theory(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from collapselab.theory import CLAIMS
+
     p = sub.add_parser(
         "theory",
         help=_HELP["theory"],
@@ -563,24 +577,66 @@ def _add_theory(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     )
     p.add_argument("--json", action="store_true",
                    help="print a JSON list, one object per claim")  # fmt: skip
-    p.add_argument("--claim", action="append", metavar="ID",
-                   help="run only this claim (repeatable); see the table for ids")  # fmt: skip
+    p.add_argument("--claim", action="append", metavar="ID", choices=[c.id for c in CLAIMS],
+                   help="run only this claim and print all it found: the article's words, "
+                   "the statement tested, the numbers, the explanation and the correction "
+                   "(repeatable). IDs: " + ", ".join(c.id for c in CLAIMS))  # fmt: skip
     p.set_defaults(func=_cmd_theory)
+
+
+def _claim_detail(r: Any) -> str:
+    """Everything one claim's check found, for ``theory --claim ID``."""
+    import textwrap
+
+    width = min(100, term_width())
+
+    def para(label: str, text: str) -> list[str]:
+        return [f"{label}:", *textwrap.wrap(text, width, initial_indent="  ",
+                                            subsequent_indent="  "), ""]  # fmt: skip
+
+    numbers = [(k, _short(v)) for k, v in r.evidence.items()]
+    out = [f"{r.id}: {r.verdict.upper()}  ({r.section}; {r.seconds:.1f} s)", ""]
+    out += para("the article", f'"{r.quote}"') + para("statement tested", r.statement)
+    out += para("finding", r.summary) + para("why", r.explanation)
+    if r.correction:
+        out += para("correction", r.correction)
+    out += ["numbers:", table(numbers)]
+    return "\n".join(out)
+
+
+def _short(v: Any, items: int = 6) -> str:
+    """A value of a claim's evidence on one line (long lists abridged)."""
+    if isinstance(v, list):
+        inner = ", ".join(_short(x, items) for x in v[:items])
+        return f"[{inner}{', ...' if len(v) > items else ''}]" + (
+            f" ({len(v)} values)" if len(v) > items else "")
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_short(x, items)}" for k, x in v.items()) + "}"
+    return fmt(v)
 
 
 def _cmd_theory(args: argparse.Namespace) -> int:
     from collapselab.theory import run_all
 
-    results = run_all(args.claim)
+    bar = ProgressBar("theory", unit="claims")
+    try:
+        results = run_all(args.claim, progress=lambda done, total, claim: bar(done, total,
+                                                                               claim))  # fmt: skip
+    finally:
+        bar.close()
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
+        return 0
+    if args.claim:
+        print("\n\n".join(_claim_detail(r) for r in results))
         return 0
     rows = [(r.id, r.verdict, r.summary) for r in results]
     print(table(rows, header=("claim", "verdict", "evidence")))
     counts = {v: sum(r.verdict == v for r in results) for v in ("holds", "holds-with-correction",
                                                                 "fails")}  # fmt: skip
     print(f"\n{len(results)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-          + f" ({sum(r.seconds for r in results):.1f} s)")  # fmt: skip
+          + f" ({sum(r.seconds for r in results):.1f} s); "
+          "collapselab theory --claim ID shows one claim's numbers")  # fmt: skip
     return 0
 
 
@@ -683,9 +739,13 @@ def _add_rank(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
         "torch; view-based metrics (LiDAR, alignment) need checkpoints. Exit 0 ok, 2 input "
         "error.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN", help="checkpoint.pt, run folder, or file")
-    p.add_argument("--metric", help="rank by this metric instead (effective_rank, rankme, "
-                   "alpha, alpha_req, lidar, std_l2, uniformity, alignment)")  # fmt: skip
+    p.add_argument("runs", nargs="+", metavar="RUN",
+                   help="checkpoint.pt, run folder, embedding file (PATH:KEY), a glob, or a "
+                   "folder of any of these")  # fmt: skip
+    from collapselab.experiments.selection import METRICS
+
+    p.add_argument("--metric", choices=[m.name for m in METRICS],
+                   help="rank by this metric instead: " + ", ".join(m.name for m in METRICS))
     p.add_argument("--validation", metavar="FILE.json",
                    help="validation table to read (default: the one shipped)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -727,8 +787,21 @@ _ADDERS = {
 }
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help, with names such as ``simsiam-no-stopgrad`` never split at a hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors are one line on stderr (exit 2), like every other error."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

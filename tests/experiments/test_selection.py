@@ -255,7 +255,7 @@ def test_cli_rank_embedding_files_without_torch(tmp_path: Path) -> None:
         (["one.npy"], "at least 2"),
         (["one.npy", "missing.npy"], "missing.npy"),
         (["one.npy", "one.npy", "--metric", "lidar"], "needs augmented views"),
-        (["one.npy", "one.npy", "--metric", "nope"], "unknown metric 'nope'"),
+        (["one.npy", "one.npy", "--metric", "nope"], "invalid choice: 'nope'"),
         (["one.npy", "one.npy", "--validation", "one.npy"], "one.npy"),
     ],
 )
@@ -269,8 +269,11 @@ def test_cli_rank_errors_are_one_line(tmp_path: Path, args: list[str], message: 
 
 
 def test_rank_library_errors(tmp_path: Path) -> None:
+    np.save(tmp_path / "a.npy", np.eye(4))
     with pytest.raises(ConfigError, match="at least 2"):
-        S.rank_runs(["a.npy"])
+        S.rank_runs([str(tmp_path / "a.npy")])
+    with pytest.raises(InputError, match="no such file"):
+        S.rank_runs([str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
     bad = tmp_path / "v.json"
     bad.write_text("{}")
     with pytest.raises(InputError, match="not a selection validation table"):

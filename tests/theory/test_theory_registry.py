@@ -122,18 +122,44 @@ def test_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data[0]["evidence"]["max_abs_P_minus_1_over_N"] == 0.0
 
 
-def test_cli_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["theory", "--claim", "centred-spectrum"]) == 0
+def test_cli_claim_prints_everything_the_check_found(capsys: pytest.CaptureFixture[str]) -> None:
+    from collapselab.theory import run_all
+
+    assert main(["theory", "--claim", "variance-gradient"]) == 0
     out = capsys.readouterr().out
-    assert "centred-spectrum" in out and "fails" in out
-    assert "1 claims: 0 holds, 0 holds-with-correction, 1 fails" in out
+    r = run_all(["variance-gradient"])[0]
+    assert out.startswith("variance-gradient: FAILS")
+    # the article's words, the statement, the finding, the explanation and the correction
+    for label, text in [("the article", r.quote), ("statement tested", r.statement),
+                        ("finding", r.summary), ("why", r.explanation),
+                        ("correction", r.correction)]:  # fmt: skip
+        assert f"\n{label}:\n" in out
+        assert " ".join(text.split())[:40] in " ".join(out.split())
+    assert "numbers:" in out and "ratio_claimed_to_autograd: 17" in out  # N = 17: off by N
+
+
+def test_cli_claim_without_correction_has_no_correction_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["theory", "--claim", "uniform-softmax"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("uniform-softmax: HOLDS") and "\ncorrection:" not in out
 
 
 def test_cli_unknown_claim_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["theory", "--claim", "nope"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("collapselab theory: error: --claim: unknown id 'nope'")
+    assert err.startswith("collapselab theory: error: argument --claim: invalid choice: 'nope'")
+    assert "variance-gradient" in err  # the valid ids are listed
     assert err.count("\n") == 1
+
+
+def test_theory_help_lists_the_claim_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    from collapselab.theory import CLAIMS
+
+    assert main(["theory", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(c.id in out for c in CLAIMS)
 
 
 @pytest.mark.slow

@@ -728,6 +728,41 @@ def _is_checkpoint(path: Path) -> bool:
     return path.suffix in (".pt", ".pth") or (path.is_dir() and (path / "checkpoint.pt").is_file())
 
 
+def rank_inputs(specs: Sequence[str]) -> list[str]:
+    """The inputs ``specs`` name, as ``collapselab check`` reads its paths: a glob gives its
+    matches (sorted), a run folder (holding ``checkpoint.pt``) is one input, any other folder
+    gives the run folders, checkpoints and embedding files directly in it (sorted); a
+    ``:KEY`` applies to every embedding file a spec yields.
+
+    Raises:
+        InputError: a missing path, a glob that matches nothing, or a folder with no input.
+    """
+    import glob
+
+    from collapselab.io.api import READERS, parse_spec
+
+    out: list[str] = []
+    for spec in specs:
+        path, key = parse_spec(spec)
+        text = str(path)
+        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not found:
+            raise InputError(f"{spec}: no files match this pattern")
+        for f in map(Path, found):
+            if not f.exists():
+                raise InputError(f"{f}: no such file or folder")
+            if f.is_dir() and not _is_checkpoint(f):
+                inner = sorted(c for c in f.iterdir() if _is_checkpoint(c)
+                               or (c.is_file() and c.suffix.lower() in READERS))  # fmt: skip
+                if not inner:
+                    raise InputError(f"{f}: a folder with no run folders, checkpoints or "
+                                     "embedding files")  # fmt: skip
+                out += [str(c) for c in inner]
+            else:
+                out.append(str(f))
+    return [p if key is None or _is_checkpoint(Path(p)) else f"{p}:{key}" for p in out]
+
+
 def rank_runs(
     paths: Sequence[str], metric: str | None = None, validation: str | Path | None = None
 ) -> Ranking:
@@ -739,7 +774,8 @@ def rank_runs(
     embedded, which also gives the view-based metrics (LiDAR, alignment).
 
     Args:
-        paths: at least two inputs.
+        paths: files, ``PATH:KEY``, globs and folders (:func:`rank_inputs`) naming at least
+            two inputs.
         metric: a name of :data:`METRICS`; default the best-validated one the inputs allow.
         validation: the validation table (default: the one shipped with collapselab).
 
@@ -748,8 +784,10 @@ def rank_runs(
             embedding files lack.
         InputError: an unreadable input or validation table.
     """
+    paths = rank_inputs(paths)
     if len(paths) < 2:
-        raise ConfigError("give at least 2 checkpoints or embedding files to rank")
+        raise ConfigError(f"give at least 2 checkpoints or embedding files to rank (got "
+                          f"{len(paths)}: {', '.join(paths) or 'none'})")  # fmt: skip
     table, source = load_validation(validation)
     kinds = ["checkpoint" if _is_checkpoint(Path(p)) else "embeddings" for p in paths]
     views = all(k == "checkpoint" for k in kinds)

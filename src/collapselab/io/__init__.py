@@ -24,6 +24,7 @@ from __future__ import annotations
 from collapselab.io._base import EmbeddingSource
 from collapselab.io.api import (
     SUPPORTED,
+    expand_specs,
     iter_sources,
     load_embeddings,
     open_embeddings,
@@ -35,6 +36,7 @@ __all__ = [
     "SUPPORTED",
     "EmbeddingSource",
     "arrow_matrix",
+    "expand_specs",
     "iter_sources",
     "load_embeddings",
     "open_embeddings",

@@ -111,24 +111,49 @@ def load_embeddings(spec: Spec) -> np.ndarray:
     return open_embeddings(spec).read()
 
 
-def iter_sources(specs: Sequence[Spec]) -> list[EmbeddingSource]:
-    """Open several specs, expanding globs (``"shard-*.npy"``, sorted by name) in order.
-
-    A key applies to every file a pattern matches (``"shard-*.npz:emb"``).
+def folder_files(folder: str) -> list[str]:
+    """The embedding files directly in ``folder`` (supported extensions), sorted by name.
 
     Raises:
-        InputError: a pattern matches no file, or any file fails to open.
+        InputError: the folder holds no supported file.
     """
-    sources = []
+    found = sorted(str(p) for p in Path(folder).iterdir()
+                   if p.is_file() and p.suffix.lower() in READERS)  # fmt: skip
+    if not found:
+        raise fail(folder, f"a folder with no embedding files ({', '.join(SUPPORTED)})")
+    return found
+
+
+def expand_specs(specs: Sequence[Spec]) -> list[tuple[str, str | None]]:
+    """``(file, key)`` for each spec, in order: a glob gives its matches sorted by name, a
+    folder the embedding files directly in it (sorted), a file itself. A key applies to
+    every file a pattern or folder yields (``"shard-*.npz:emb"``).
+
+    Raises:
+        InputError: a pattern matches no file, or a folder holds no embedding file.
+    """
+    out: list[tuple[str, str | None]] = []
     for spec in specs:
         pattern, key = _split(spec)
         if isinstance(spec, os.PathLike) or not any(c in pattern for c in "*?["):
-            sources.append(_open(Path(pattern), pattern, key))
-            continue
-        matches = sorted(glob.glob(pattern))
-        if not matches:
-            raise fail(pattern, "no files match this pattern")
-        sources.extend(_open(Path(m), m, key) for m in matches)
+            files = folder_files(pattern) if Path(pattern).is_dir() else [pattern]
+        else:
+            files = sorted(glob.glob(pattern))
+            if not files:
+                raise fail(pattern, "no files match this pattern")
+        out += [(f, key) for f in files]
+    return out
+
+
+def iter_sources(specs: Sequence[Spec]) -> list[EmbeddingSource]:
+    """Open several specs in order: globs (``"shard-*.npy"``) and folders expand to their
+    files sorted by name (:func:`expand_specs`).
+
+    Raises:
+        InputError: a pattern matches no file, a folder holds none, or any file fails to
+            open.
+    """
+    sources = [_open(Path(f), f, key) for f, key in expand_specs(specs)]
     files = [s for s in sources if isinstance(s, RawSource) and s.path is not None]
     if len(files) > 1:  # read in one pass: the page cache would have to hold them all
         total = sum(s.path.stat().st_size for s in files if s.path is not None)

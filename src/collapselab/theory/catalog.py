@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from collapselab.theory import (
     claims_analogies,
@@ -244,7 +244,11 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def run_all(ids: Sequence[str] | None = None, threads: int | None = 1) -> list[ClaimResult]:
+def run_all(
+    ids: Sequence[str] | None = None,
+    threads: int | None = 1,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[ClaimResult]:
     """Run every claim's check (or those with the given ids), in the article's order.
 
     Deterministic: every random draw comes from a seeded local ``torch.Generator``.
@@ -253,10 +257,19 @@ def run_all(ids: Sequence[str] | None = None, threads: int | None = 1) -> list[C
         ids: claim ids to run (``None``: all).
         threads: torch intra-op threads while the checks run, restored afterwards (see
             :func:`~collapselab.theory.registry.torch_threads`); ``None`` keeps the current.
+        progress: called as ``progress(done, total, claim_id)`` before each claim is run
+            (``done`` claims finished) and once more with ``done == total`` at the end.
 
     Raises:
         ConfigError: an unknown claim id.
     """
     claims = select(CLAIMS, ids)
+    results: list[ClaimResult] = []
     with torch_threads(threads):
-        return [evaluate(c) for c in claims]
+        for c in claims:
+            if progress is not None:
+                progress(len(results), len(claims), c.id)
+            results.append(evaluate(c))
+    if progress is not None:
+        progress(len(results), len(claims), "done")
+    return results
