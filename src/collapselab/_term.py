@@ -37,7 +37,8 @@ class ProgressBar:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=self.label, unit=self.unit, unit_scale=True,
+            self._bar = tqdm(total=total, desc=self.label, unit=f" {self.unit}",
+                             unit_scale=total >= 10_000,
                              file=self.stream, leave=True, mininterval=0.1)  # fmt: skip
         bar = self._bar
         bar.total = total
