@@ -76,7 +76,7 @@ def test_fail_on_says_why_on_stderr(tmp_path: Path) -> None:
     bad = _cli("check", str(tmp_path / "line.npy"), "--fail-on", "dimensional")
     assert bad.returncode == 1
     assert bad.stderr.splitlines() == [
-        "collapselab check: --fail-on dimensional triggered: verdict dimensional (severity 1.00)"
+        "collapselab check: --fail-on dimensional triggered: dimensional (level 2, severity 1.00)"
     ]
     good = _cli("check", str(tmp_path / "iso.npy"), "--fail-on", "warning")
     assert good.returncode == 0 and good.stderr == ""

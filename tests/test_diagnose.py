@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from collapselab.diagnose import SEVERITY, Thresholds
+from collapselab.diagnose import LEVEL, Thresholds
 from collapselab.diagnose import judge as diagnose
 from collapselab.errors import ConfigError, InputError
 from collapselab.metrics import compute_metrics
@@ -76,7 +76,7 @@ def test_thresholds_are_overridable_and_validated() -> None:
     )
     with pytest.raises(ConfigError, match="complete_relative_variance"):
         Thresholds(complete_relative_variance=-1)
-    assert SEVERITY["complete"] > SEVERITY["dimensional"] > SEVERITY["healthy"]
+    assert LEVEL["complete"] > LEVEL["dimensional"] > LEVEL["warning"] > LEVEL["healthy"] == 0
 
 
 def test_nonfinite_rows_are_an_input_error_naming_count_and_row() -> None:

@@ -125,9 +125,12 @@ def test_baseline_ratios_overlap_and_relative_verdict() -> None:
 def test_measurement_json_has_the_contract_keys() -> None:
     ms = measure_array(unit_cloud(0.5), unit_cloud(1.0))
     out = json.loads(json.dumps(ms.to_dict()))
-    assert {"verdict", "severity", "warning", "absolute_verdict", "evidence", "baseline",
-            "advice", "effective_rank"} <= out.keys()  # fmt: skip
-    assert {"ratios", "subspace_overlap", "verdict", "warning"} <= out["baseline"].keys()
+    assert {"verdict", "level", "headline", "severity", "warning", "absolute_verdict",
+            "evidence", "baseline", "advice", "effective_rank"} <= out.keys()  # fmt: skip
+    assert {"ratios", "ratio_notes", "finding", "subspace_overlap", "verdict",
+            "warning"} <= out["baseline"].keys()  # fmt: skip
+    assert out["level"] == ms.level == 1 and out["headline"] == ms.headline
+    assert out["headline"].startswith("healthy on its own, but collapse under way against")
 
 
 def test_measure_takes_a_measurement_as_baseline() -> None:

@@ -82,6 +82,10 @@ def _add_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="save the eigen-spectrum figure")
+    p.add_argument("--report", metavar="DIR",
+                   help="write DIR/report.html (one self-contained page: the verdict and what "
+                   "to do first, then the evidence, spectra, cosine histogram and, with "
+                   "--baseline, the ratios), DIR/report.json and the figures as PNG")  # fmt: skip
     p.add_argument(
         "--fail-on",
         choices=["complete", "dimensional", "warning"],
@@ -174,7 +178,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _check_and_report(args: argparse.Namespace, thresholds: Thresholds, printing: bool) -> int:
     from collapselab.check import check_files
-    from collapselab.diagnose import SEVERITY
+    from collapselab.diagnose import fails
     from collapselab.io import iter_sources
 
     bar = ProgressBar("check", enabled=None if printing else False)
@@ -212,18 +216,21 @@ def _check_and_report(args: argparse.Namespace, thresholds: Thresholds, printing
         from collapselab.report.plots import plot_spectrum
 
         plot_spectrum(dg.metrics, args.plot)
+    report = None
+    if args.report and printing:
+        from collapselab.report.check_report import write_check_report
+
+        report = write_check_report(result, args.report)
     if printing and args.json:
         print(json.dumps(result.to_dict()))
     elif printing:
         print(render_check(result, args.plot))
-    if args.fail_on is None:
-        return 0
-    failed = (dg.collapsed or dg.warning is not None) if args.fail_on == "warning" else (
-        SEVERITY[dg.verdict] >= SEVERITY[args.fail_on])
+        if report is not None:
+            print(f"report: {report}")
+    failed = args.fail_on is not None and fails(dg, args.fail_on)
     if failed and printing:
-        what = f"verdict {dg.verdict}" if dg.collapsed else f"warning, {dg.warning}"
-        print(f"collapselab check: --fail-on {args.fail_on} triggered: {what} "
-              f"(severity {dg.severity:.2f})", file=sys.stderr)  # fmt: skip
+        print(f"collapselab check: --fail-on {args.fail_on} triggered: {dg.level_name} "
+              f"(level {dg.level}, severity {dg.severity:.2f})", file=sys.stderr)  # fmt: skip
     return int(failed)
 
 
@@ -260,6 +267,8 @@ def _check_on_engine(args: argparse.Namespace, thresholds: Thresholds) -> CheckR
 
 
 def render_check(result: CheckResult, plot: str | None = None) -> str:
+    import textwrap
+
     dg, m = result.measurement, result.measurement.metrics
     rows = [
         ("rows x dims", f"{m.n} x {m.d}"),
@@ -300,15 +309,14 @@ def render_check(result: CheckResult, plot: str | None = None) -> str:
          "CROSSED" if e.crossed else ("warning" if e.warned else "no"))
         for e in evidence
     ]  # fmt: skip
-    head = f"{', '.join(result.files)}: verdict {dg.verdict.upper()} (severity {dg.severity:.2f})"
-    out = [head]
-    if dg.warning:
-        out.append(f"WARNING: {dg.warning}")
+    head = (f"{', '.join(result.files)}: verdict {dg.verdict.upper()} (level {dg.level}, "
+            f"severity {dg.severity:.2f})")  # fmt: skip
+    out = [head, *textwrap.wrap(dg.headline, min(100, term_width()), break_on_hyphens=False)]
     out += ["", table(rows)]
     if dg.baseline is not None:
         b = dg.baseline
         names = ", ".join(result.baseline_files or ["baseline"])
-        brow = [(k, "n/a" if v is None else f"{v:.3g}") for k, v in b.ratios.items()]
+        brow = [(k, b.ratio_text(k)) for k in b.ratios]
         brow.append((f"top-{b.k} subspace overlap", f"{b.subspace_overlap:.3g}"))
         brow.append(("relative verdict", b.verdict))
         out += ["", f"against {names} (now / baseline):", table(brow)]
@@ -526,12 +534,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     def on_collapse(state: MonitorState) -> None:
         bar.close()
-        m = state.metrics
-        what = state.verdict if state.collapsed else "collapse under way"
-        print(f"collapselab train: collapse alarm at step {state.step}: {what} (effective "
-              f"rank {fmt(m['effective_rank'])}, relative variance "
-              f"{fmt(m['relative_variance'])}, severity {state.severity:.2f})"
-              + (f"; {state.warning}" if state.warning else ""),
+        print(f"collapselab train: collapse alarm at step {state.step}: "
+              f"{state.measurement.headline} (severity {state.severity:.2f})",
               file=sys.stderr)  # fmt: skip
 
     try:
@@ -748,6 +752,9 @@ def _add_rank(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                    help="rank by this metric instead: " + ", ".join(m.name for m in METRICS))
     p.add_argument("--validation", metavar="FILE.json",
                    help="validation table to read (default: the one shipped)")  # fmt: skip
+    p.add_argument("--report", metavar="DIR", help="write DIR/report.html (the order, the "
+                   "metric's validated correlation with accuracy and how far to trust it), "
+                   "DIR/report.json and the figures")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_rank)
 
@@ -756,6 +763,11 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     from collapselab.experiments.selection import rank_runs
 
     r = rank_runs(args.runs, args.metric, args.validation)
+    path = None
+    if args.report:
+        from collapselab.report.check_report import write_rank_report
+
+        path = write_rank_report(r, args.report)
     if args.json:
         print(json.dumps(r.to_dict()))
         return 0
@@ -772,6 +784,8 @@ def _cmd_rank(args: argparse.Namespace) -> int:
                   + (f"; within a method: {within}" if within else ""))
     for note in r.notes:
         print(f"note: {note}")
+    if path is not None:
+        print(f"report: {path}")
     return 0
 
 

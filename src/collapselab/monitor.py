@@ -38,7 +38,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from collapselab.diagnose import SEVERITY, Measurement, Thresholds, measure
+from collapselab.diagnose import LEVEL, Measurement, Thresholds, measure
 from collapselab.errors import CollapseDetected, ConfigError
 from collapselab.metrics import Moments
 from collapselab.metrics.moments import single_threaded_blas
@@ -55,9 +55,6 @@ TRACKED = (
     "uniformity",
     "alignment",
 )
-
-#: alarm levels: a warning (collapse under way) is below the two collapse verdicts
-LEVELS: dict[str, int] = {"warning": 1, "dimensional": 2, "complete": 3}
 
 
 @dataclass(frozen=True)
@@ -98,10 +95,8 @@ class MonitorState:
 
     @property
     def level(self) -> int:
-        """0 healthy, 1 warning, 2 dimensional, 3 complete."""
-        if self.collapsed:
-            return LEVELS[self.verdict]
-        return 1 if self.warning else 0
+        """``Measurement.level``: 0 healthy, 1 warning, 2 dimensional, 3 complete."""
+        return self.measurement.level
 
     @property
     def metrics(self) -> dict[str, float | None]:
@@ -119,6 +114,9 @@ class MonitorState:
                 **self.metrics, "trends": self.trends}  # fmt: skip
 
 
+#: the levels an AlarmPolicy may start at (``LEVEL`` without "healthy")
+_ALARM_LEVELS = ("warning", "dimensional", "complete")
+
 OnCollapse = Literal["warn", "raise", "stop", "ignore"] | Callable[[MonitorState], Any]
 
 
@@ -126,8 +124,10 @@ OnCollapse = Literal["warn", "raise", "stop", "ignore"] | Callable[[MonitorState
 class AlarmPolicy:
     """When a monitor's states raise the alarm, and what the alarm does.
 
-    The alarm fires when the state's level (warning < dimensional < complete) has been at
-    least ``level`` for ``patience`` evaluations in a row, once per level reached.
+    The alarm fires when the state's level (``Measurement.level``, the one ladder of
+    :data:`collapselab.diagnose.LEVEL`: 0 healthy, 1 warning, 2 dimensional, 3 complete)
+    has been at least ``level`` for ``patience`` evaluations in a row, once per level
+    reached.
 
     Args:
         on_collapse: ``"warn"`` (``warnings.warn`` + the ``collapselab.monitor``
@@ -152,8 +152,9 @@ class AlarmPolicy:
     def __post_init__(self) -> None:
         if self.patience < 1:
             raise ConfigError(f"patience must be >= 1, got {self.patience}")
-        if self.level not in LEVELS:
-            raise ConfigError(f"alarm level must be one of {list(LEVELS)}, got {self.level!r}")
+        if self.level not in _ALARM_LEVELS:
+            raise ConfigError(f"alarm level must be one of {list(_ALARM_LEVELS)}, "
+                              f"got {self.level!r}")  # fmt: skip
         if isinstance(self.on_collapse, str) and self.on_collapse not in (
             "warn", "raise", "stop", "ignore"
         ):  # fmt: skip
@@ -162,7 +163,7 @@ class AlarmPolicy:
 
     def observe(self, state: MonitorState) -> bool:
         """Count ``state`` and fire the alarm when due; True when it fired."""
-        if state.level < LEVELS[self.level]:
+        if state.level < LEVEL[self.level]:
             self.streak = 0
             return False
         self.streak += 1
@@ -175,14 +176,12 @@ class AlarmPolicy:
         return True
 
     def _fire(self, state: MonitorState) -> None:
-        m = state.measurement.metrics
-        what = state.verdict if state.collapsed else "collapse under way"
+        ms = state.measurement
+        m = ms.metrics
         msg = (
-            f"collapse alarm at step {state.step}: {what} (effective rank "
+            f"collapse alarm at step {state.step}: {ms.headline} (effective rank "
             f"{_fmt(m.effective_rank)}, relative variance {_fmt(m.relative_variance)}, "
-            f"severity {state.severity:.2f})"
-            + (f"; {state.warning}" if state.warning else "")
-            + f"; {state.measurement.advice}"
+            f"severity {state.severity:.2f}); {ms.advice}"
         )
         if self.on_collapse == "raise":
             raise CollapseDetected(msg)
@@ -418,5 +417,4 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3g}"
 
 
-__all__ = ["LEVELS", "SEVERITY", "TRACKED", "AlarmPolicy", "CollapseMonitor", "MonitorState",
-           "OnCollapse"]  # fmt: skip
+__all__ = ["TRACKED", "AlarmPolicy", "CollapseMonitor", "MonitorState", "OnCollapse"]

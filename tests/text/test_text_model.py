@@ -213,7 +213,7 @@ def test_trainer_callback_and_evaluator(model: Any, pairs: list[tuple[str, str]]
     assert metrics["collapse_recall_at_1"] == pytest.approx(by_hand, abs=1e-12)
     assert 0.5 < by_hand < 1.0
     assert ev.primary_metric.endswith("effective_rank")
-    assert metrics["collapse_verdict_level"] == 0.0  # healthy
+    assert metrics["collapse_level"] == 0.0  # healthy
     assert metrics["collapse_effective_rank"] > 10
     assert ev.probe.records[0].step == 7
 

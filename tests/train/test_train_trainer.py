@@ -118,7 +118,7 @@ def test_cli_user_errors_are_one_line(capsys: pytest.CaptureFixture[str],
     assert code == 2 and err.count("\n") == 1
     assert "apt-get install dataset-fashion-mnist" in err
     assert main(["train", "--method", "nope"]) == 2
-    assert "unknown method" in capsys.readouterr().err
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
 
 
 def test_train_restores_threads_and_denormal_flushing(tmp_path: Path) -> None:

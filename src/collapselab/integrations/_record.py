@@ -12,14 +12,13 @@ from collapselab.monitor import MonitorState, OnCollapse
 
 
 def flat_metrics(state: MonitorState, prefix: str = "collapse/") -> dict[str, float]:
-    """``state.metrics`` (``Measurement.scalars()``, finite values only) plus ``level``.
+    """``state.metrics`` (``Measurement.scalars()``), finite values only, prefixed.
 
-    ``level`` is the alarm level: 0 healthy, 1 warning, 2 dimensional, 3 complete.
+    Among them ``level`` (``Measurement.level`` = ``state.level``, the one ladder):
+    0 healthy, 1 warning, 2 dimensional, 3 complete.
     """
-    out = {f"{prefix}{k}": float(v) for k, v in state.metrics.items()
-           if v is not None and math.isfinite(v)}  # fmt: skip
-    out[f"{prefix}level"] = float(state.level)
-    return out
+    return {f"{prefix}{k}": float(v) for k, v in state.metrics.items()
+            if v is not None and math.isfinite(v)}  # fmt: skip
 
 
 def spectrum_shares(state: MonitorState) -> NDArray[np.float64]:

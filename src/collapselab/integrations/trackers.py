@@ -1,9 +1,10 @@
 """Experiment trackers as monitor sinks: TensorBoard, Weights & Biases, MLflow.
 
 Each sink is a callable ``(state: MonitorState) -> None`` over the monitor's one typed
-record: it logs ``state.metrics`` (``Measurement.scalars()``) and ``level`` as scalars
-at ``state.step``, and the spectrum (eigenvalue shares ``lambda_i / sum(lambda)`` of
-the window, descending) as a histogram (TensorBoard, W&B) or a JSON artifact (MLflow).
+record: it logs ``state.metrics`` (``Measurement.scalars()``, among them ``level``: 0
+healthy, 1 warning, 2 dimensional, 3 complete) as scalars at ``state.step``, and the
+spectrum (eigenvalue shares ``lambda_i / sum(lambda)`` of the window, descending) as a
+histogram (TensorBoard, W&B) or a JSON artifact (MLflow).
 Hang one on any monitor, or pass it to a training callback::
 
     from collapselab import CollapseMonitor

@@ -12,9 +12,9 @@ be read side by side.
 monitor's baseline: every later probe is measured against it, with the same rule as
 ``collapselab check --baseline``. A retrieval model's recall already falls while the
 random-pair cosine is 0.3-0.6, long before any absolute line; the relative spread
-(relative variance now / at the first probe) catches it: below 0.75 the state carries a
-warning, and the alarm policy (:class:`~collapselab.monitor.AlarmPolicy`, the same for
-every monitor) fires on it.
+(relative variance now / at the first probe) catches it: below 0.5
+(``baseline_warn_ratio``) the state carries a warning, and the alarm policy
+(:class:`~collapselab.monitor.AlarmPolicy`, the same for every monitor) fires on it.
 
 Use it in any loop (``probe(model, step)``), or through the Trainer /
 SentenceTransformerTrainer adapters in :mod:`collapselab.integrations.transformers`.
@@ -47,7 +47,7 @@ class ProbeRecord:
 
     @property
     def alarm(self) -> bool:
-        """Collapse under way or crossed (a warning or a collapse verdict)."""
+        """Level 1 or more (``Measurement.level``): a warning or a collapse verdict."""
         return self.state.level > 0
 
     @property
