@@ -200,7 +200,7 @@ def test_one_level_ladder_everywhere() -> None:
 
 # --------------------------------------------------------- ratios of noise-level numbers
 def test_noise_scale_of_the_mean_cosine_is_its_isotropic_standard_error() -> None:
-    from collapselab.diagnose import _cosine_noise
+    from collapselab.diagnose import _cosine_noise, _cosine_se
 
     n, d = 200, 16
     draws = []
@@ -209,10 +209,24 @@ def test_noise_scale_of_the_mean_cosine_is_its_isotropic_standard_error() -> Non
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         s = u.sum(axis=0)
         draws.append((float(s @ s) - n) / (n * (n - 1)))
-    sigma = _cosine_noise(compute_metrics(rng(1000).standard_normal((n, d))))
+    m = compute_metrics(rng(1000).standard_normal((n, d)))
+    sigma = _cosine_se(m)
     # the model: sqrt(2 / (d n (n - 1))) (q = 1 / d); the spread of 300 draws agrees
     assert sigma == pytest.approx(math.sqrt(2.0 / (d * n * (n - 1))), rel=0.1)
     assert float(np.std(draws)) == pytest.approx(sigma, rel=0.15)
+    # "zero" is never finer than the -1/(n-1) bias of a centred sample
+    assert _cosine_noise(m) == max(sigma, 1.0 / (n - 1))
+
+
+def test_cosine_ratio_against_an_exactly_centred_baseline_is_not_a_number() -> None:
+    base = rng(3).standard_normal((2000, 256))
+    base -= base.mean(axis=0)  # mean pairwise cosine ~ -1/(n-1) = -5.0e-4, not noise-free 0
+    tuned = 0.3 * base + 2.0  # rows pulled together: cosine ~ 0.98
+    ms = measure_array(tuned, base)
+    assert ms.baseline is not None
+    assert ms.baseline.metrics.mean_cosine == pytest.approx(-1 / 1999, rel=0.2)
+    assert ms.baseline.ratios["mean_cosine"] is None
+    assert ms.baseline.ratio_notes["mean_cosine"] == "baseline near 0"
 
 
 def test_ratio_of_two_near_zero_mean_cosines_is_not_a_number() -> None:

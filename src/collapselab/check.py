@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,8 @@ class CheckResult:
     files: list[str]
     seconds: float
     baseline_files: list[str] | None = None
+    #: the baseline's accumulated moments (its row sample: the report's histogram)
+    baseline_moments: Moments | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = self.measurement.to_dict()
@@ -183,6 +185,7 @@ def check_sources(
         [s.name for s in sources],
         time.perf_counter() - t0,
         base_files,
+        baseline,
     )
 
 
@@ -284,4 +287,5 @@ def measure_states(
         [name],
         seconds,
         None if base is None else ["baseline"],
+        base,
     )

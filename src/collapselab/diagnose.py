@@ -574,7 +574,7 @@ def _overlap(a: Moments, b: Moments, k: int) -> float:
     return float((proj**2).sum() / k)
 
 
-def _cosine_noise(m: EmbeddingMetrics) -> float:
+def _cosine_se(m: EmbeddingMetrics) -> float:
     """Standard error of ``mean_cosine`` under isotropy: ``sqrt(2 q / (n (n - 1)))``,
     ``q = ||M||_F^2 / trace(M)^2`` (``1 / d`` for an isotropic cloud)."""
     n = m.n - m.zero_rows
@@ -584,6 +584,15 @@ def _cosine_noise(m: EmbeddingMetrics) -> float:
         return math.inf
     q = float(mu @ mu) / total**2
     return math.sqrt(2.0 * q / (n * (n - 1.0)))
+
+
+def _cosine_noise(m: EmbeddingMetrics) -> float:
+    """The scale of "zero" for ``mean_cosine``: its standard error (:func:`_cosine_se`), but
+    at least ``1 / (n - 1)``: the rows of an exactly centred cloud have a mean pairwise
+    cosine of about ``-1 / (n - 1)`` whatever their spread, a bias of the finite sample, not
+    a direction (such a baseline gave cosine ratios of -2826)."""
+    n = m.n - m.zero_rows
+    return max(_cosine_se(m), 1.0 / (n - 1.0)) if n >= 2 else math.inf
 
 
 def _variance_noise(m: EmbeddingMetrics) -> float:

@@ -1,13 +1,14 @@
 """A minimal Chrome DevTools Protocol client over ``--remote-debugging-pipe``.
 
-Enough to open a page in headless Chromium, wait for it to load, evaluate an expression
-and collect console / log errors, with no extra Python dependency (messages are
-NUL-terminated JSON on file descriptors 3 and 4 of the browser).
+Enough to open a page in headless Chromium, wait for it to load, evaluate an expression,
+collect console / log errors and take a screenshot (:class:`Page`), with no extra Python
+dependency (messages are NUL-terminated JSON on file descriptors 3 and 4 of the browser).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -146,3 +147,107 @@ def load_and_inspect(url: str, expression: str, binary: str) -> tuple[Any, list[
         return value, errors
     finally:
         b.close()
+
+
+class Page:
+    """One headless Chromium tab at a fixed viewport: navigate, evaluate, screenshot.
+
+    Example::
+
+        with Page(find_chromium(), width=1280, height=900) as page:
+            load_ms = page.goto(path.as_uri())
+            value = page.evaluate("document.title")
+            page.screenshot(tmp / "shot.png", full_page=True)
+            assert page.errors() == []
+    """
+
+    def __init__(self, binary: str, width: int = 1280, height: int = 900) -> None:
+        self.width, self.height = width, height
+        self.browser = Browser(binary)
+        b = self.browser
+        try:
+            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = b.send(
+                "Target.attachToTarget", {"targetId": target, "flatten": True}
+            )["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                b.send(f"{domain}.enable", session=self.session)
+            b.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=self.session,
+            )
+        except BaseException:
+            b.close()
+            raise
+
+    def __enter__(self) -> Page:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def goto(self, url: str, timeout: float = 60.0) -> float:
+        """Navigate and wait for the load event; returns the page's own navigation-start to
+        load-event time in milliseconds (Navigation Timing)."""
+        self.browser.events = [e for e in self.browser.events
+                               if e.get("method") != "Page.loadEventFired"]  # fmt: skip
+        self.browser.send("Page.navigate", {"url": url}, session=self.session)
+        self.browser.wait_event("Page.loadEventFired", timeout=timeout)
+        ms = self.evaluate(
+            "(() => { const e = performance.getEntriesByType('navigation')[0];"
+            " return e ? e.loadEventStart : -1; })()"
+        )
+        return float(ms)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of ``expression`` (JSON-returnable; promises are awaited)."""
+        res = self.browser.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session=self.session,
+        )
+        if "exceptionDetails" in res:
+            raise RuntimeError(f"evaluate: {res['exceptionDetails'].get('text')}")
+        return res["result"].get("value")
+
+    def screenshot(self, path: str | os.PathLike[str], full_page: bool = False) -> int:
+        """Save a PNG of the viewport (or the whole page); returns its size in bytes."""
+        import base64
+
+        params: dict[str, Any] = {"format": "png"}
+        if full_page:
+            size = self.browser.send("Page.getLayoutMetrics", session=self.session)
+            css = size.get("cssContentSize") or size["contentSize"]
+            params.update(
+                captureBeyondViewport=True,
+                clip={"x": 0, "y": 0, "width": self.width,
+                      "height": math.ceil(css["height"]), "scale": 1},  # fmt: skip
+            )
+        data = base64.b64decode(
+            self.browser.send("Page.captureScreenshot", params, session=self.session,
+                              timeout=60)["data"]  # fmt: skip
+        )
+        with open(path, "wb") as fh:
+            fh.write(data)
+        return len(data)
+
+    def errors(self) -> list[str]:
+        """Every console error, log error and uncaught exception seen so far."""
+        return _errors(self.browser.events)
+
+    def close(self) -> None:
+        self.browser.close()
+
+
+def _errors(events: list[dict[str, Any]]) -> list[str]:
+    errors = []
+    for ev in events:
+        p = ev.get("params", {})
+        if ev.get("method") == "Runtime.exceptionThrown":
+            errors.append(str(p.get("exceptionDetails", {}).get("text")))
+        elif ev.get("method") == "Runtime.consoleAPICalled" and p.get("type") == "error":
+            errors.append(str(p.get("args")))
+        elif ev.get("method") == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
+            errors.append(str(p["entry"].get("text")))
+    return errors
