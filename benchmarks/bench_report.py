@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT / "tests" / "report"))
 from cdp import Page, find_chromium  # noqa: E402
 
 from collapselab.check import check_files  # noqa: E402
+from collapselab.cli import render_check  # noqa: E402
 from collapselab.experiments.selection import rank_runs  # noqa: E402
 from collapselab.report.check_report import write_check_report, write_rank_report  # noqa: E402
 
@@ -107,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         check_ms, tuned = median_ms(lambda: check_files([str(files["tuned"])],
                                                         baseline=[str(files["baseline"])]), 1)
         cases.append(("baseline", tuned, check_ms, results / "report_check.png"))
+        # what `collapselab check tuned.npy --baseline frozen.npy` prints first (the README
+        # quotes it): the verdict line and the headline, on a pipe (no wrapping)
+        terminal = render_check(tuned).split("\n\n")[0]
         rank_ms, ranking = median_ms(lambda: rank_runs([str(files[k]) for k in files]), 1)
         cases.append(("rank", ranking, rank_ms, results / "report_rank.png"))
         for name, result, input_ms, shot in cases:
@@ -145,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Screenshots (full page, 1280 px wide, saved as 256-colour PNG): `report_check.png` "
         "(the baseline case), `report_rank.png`.",
+        "",
+        "The first lines `collapselab check tuned.npy --baseline frozen.npy` prints (the "
+        "baseline case):",
+        "",
+        *("    " + ln for ln in terminal.splitlines()),
         "",
     ]
     (results / "report.md").write_text("\n".join(lines))

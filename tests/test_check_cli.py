@@ -74,7 +74,7 @@ def test_fail_on_gates_exit_codes(
     assert run(["check", str(files["lowrank"]), "--fail-on", "dimensional"], capsys)[0] == 1
     assert run(["check", str(files["healthy"]), "--fail-on", "dimensional"], capsys)[0] == 0
     rc, out, _ = run(["check", str(files["collapsed"])], capsys)
-    assert rc == 0 and "verdict COMPLETE" in out
+    assert rc == 0 and ": COMPLETE (level 3 of 3, severity 1.00)" in out
 
 
 def test_plot_writes_a_png(

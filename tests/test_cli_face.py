@@ -120,3 +120,30 @@ def test_table_fits_the_width_and_keeps_every_word() -> None:
     assert lines[0].split() == ["section", "loss", "evidence"]
     wide = table(rows, header=("section", "loss", "evidence"), width=10**6)
     assert len(wide.splitlines()) == 3  # no limit: one line per row
+
+
+def test_check_s_first_lines_never_contradict(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """A healthy matrix whose spread fell against its baseline: the first line says WARNING
+    (not HEALTHY alone), the headline says why, and no 'WARNING:' line repeats it."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((2000, 32))
+    mu = np.zeros(32)
+    mu[0] = np.sqrt(0.64 * 32 * (1 / 0.4 - 1))  # the spread of 0.8 z + mu: 0.4 of base's
+    np.save(tmp_path / "base.npy", base)
+    np.save(tmp_path / "tuned.npy", 0.8 * base + mu)
+    assert main(["check", str(tmp_path / "tuned.npy"), "--baseline",
+                 str(tmp_path / "base.npy")]) == 0  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{tmp_path / 'tuned.npy'}: WARNING (level 1 of 3, severity " \
+                       f"{lines[0].split('severity ')[1][:4]}; verdict healthy)"
+    head = " ".join(lines[1:3])
+    assert "collapse under way against the baseline" in head and "healthy on its own" in head
+    assert not any(ln.startswith("WARNING:") for ln in lines)
+    # the same file against itself: nothing new, the severity it has alone
+    assert main(["check", str(tmp_path / "base.npy"), "--baseline", str(tmp_path / "base.npy"),
+                 "--json"]) == 0  # fmt: skip
+    with_base = json.loads(capsys.readouterr().out)
+    assert main(["check", str(tmp_path / "base.npy"), "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert with_base["severity"] == alone["severity"] == 0.0 and with_base["level"] == 0

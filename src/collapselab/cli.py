@@ -309,8 +309,9 @@ def render_check(result: CheckResult, plot: str | None = None) -> str:
          "CROSSED" if e.crossed else ("warning" if e.warned else "no"))
         for e in evidence
     ]  # fmt: skip
-    head = (f"{', '.join(result.files)}: verdict {dg.verdict.upper()} (level {dg.level}, "
-            f"severity {dg.severity:.2f})")  # fmt: skip
+    also = "" if dg.level_name == dg.verdict else f"; verdict {dg.verdict}"
+    head = (f"{', '.join(result.files)}: {dg.level_name.upper()} (level {dg.level} of 3, "
+            f"severity {dg.severity:.2f}{also})")  # fmt: skip
     out = [head, *textwrap.wrap(dg.headline, min(100, term_width()), break_on_hyphens=False)]
     out += ["", table(rows)]
     if dg.baseline is not None:
