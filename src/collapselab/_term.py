@@ -46,10 +46,11 @@ class ProgressBar:
             bar.set_postfix_str(extra, refresh=False)
         bar.update(done - bar.n)
 
-    def reset(self, label: str) -> None:
-        """End the current line and start a new bar under ``label``."""
+    def reset(self, label: str, unit: str | None = None) -> None:
+        """End the current line and start a new bar under ``label`` (counting ``unit``)."""
         self.close()
         self.label = label
+        self.unit = unit or self.unit
 
     def close(self) -> None:
         if self._bar is not None:

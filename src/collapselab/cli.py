@@ -340,7 +340,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
         description="Reproduce and referee the article: its two demos (as written and "
         "corrected), every claim checked, methods compared on digits, and the charged "
         "particles picture. Writes DIR/report.html (self-contained), DIR/report.json and "
-        "the figures as PNG. About 5 minutes on 2 cores; --quick under a minute.",
+        "the figures as PNG. About 4 minutes on 2 cores; --quick under a minute.",
     )
     p.add_argument("--out", default="collapselab-demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
@@ -362,6 +362,9 @@ def _train_bar(label: str) -> tuple[ProgressBar, Callable[[Any], None]]:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import functools
+    import textwrap
+
     from collapselab.experiments.demo import run_demo
 
     bar, update = _train_bar("train")
@@ -370,16 +373,31 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         bar.close()
         print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
+    def on_run(label: str) -> None:  # a line per run; the digits runs draw a bar below it
+        bar.reset(label, unit="steps")
+        print(f"[demo] {label}", file=sys.stderr, flush=True)
+
+    def on_count(done: int, total: int, claim: str) -> None:  # the theory checks
+        if done == 0:
+            bar.reset("theory", unit="claims")
+        bar(done, total, claim)
+
     try:
         path, report = run_demo(args.out, quick=args.quick, status=status, on_progress=update,
-                                text=args.text)  # fmt: skip
+                                text=args.text, on_run=on_run, on_count=on_count)  # fmt: skip
     finally:
         bar.close()
-    for section in report.sections:
-        for t in section.tables:
-            if t.id in ("compare", "demo2", "theory", "text"):
-                print(f"\n{section.title}")
-                print(table(t.rows, header=t.header))
+    width = min(100, term_width())
+    if report.summary is not None:  # what to conclude, not the report's tables
+        s = report.summary
+        wrap = functools.partial(textwrap.wrap, width=width, break_on_hyphens=False)
+        print("\n".join(wrap(s.headline)))
+        for label, value in s.facts:
+            print("\n".join(wrap(f"{label}: {value}", initial_indent="  ",
+                                  subsequent_indent="    ")))  # fmt: skip
+        for i, action in enumerate(s.actions, 1):
+            print("\n".join(wrap(f"{i}. {action}", initial_indent="  ",
+                                  subsequent_indent="     ")))  # fmt: skip
     print(f"\nreport: {path}")
     return 0
 

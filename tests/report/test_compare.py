@@ -66,6 +66,13 @@ def test_compare_cli_writes_report_and_resumes(
     data = json.loads((out / "report.json").read_text())
     figs = data["sections"]["compare"]["figures"]
     assert len(figs) == 4 and all((out / f).exists() for f in figs)
+    # every figure titled, its axes labelled, and wide enough to read at the page's width
+    meta = data["sections"]["compare"]["data"]["figures"]
+    assert sorted(f"{n}.png" for n in meta) == sorted(figs)
+    for name, m in meta.items():
+        assert m["title"] and all(a["labelled"] for a in m["axes"]), name
+        width = int.from_bytes((out / f"{name}.png").read_bytes()[16:20], "big")
+        assert width == m["size_px"][0] >= 1000, name
     assert data["tables"]["compare"]["rows"] == first["rows"]
 
     # resume: every run is cached, so nothing trains again and the table is identical
@@ -88,3 +95,24 @@ def test_unknown_method_is_a_config_error(
     assert "unknown method" in capsys.readouterr().err
     with pytest.raises(ConfigError):
         cmp.run_compare(["simclr"], seeds=0)
+
+
+def _record(method: str, verdict: str, uniformity: float, mean_cosine: float,
+            spread: float, erank: float) -> cmp.RunRecord:  # fmt: skip
+    h = {"step": 20, "uniformity": uniformity, "mean_cosine": mean_cosine,
+         "relative_variance": spread, "effective_rank": erank, "alignment": 0.3}  # fmt: skip
+    return cmp.RunRecord(method, 0, {"verdict": verdict}, [h], [], [])
+
+
+def test_align_uniform_caption_explains_a_collapsing_run_that_looks_uniform() -> None:
+    healthy = _record("simclr", "healthy", -0.663, 0.828, 0.192, 14.6)
+    odd = _record("alignment", "dimensional", -0.905, 0.646, 0.51, 1.93)
+    text = cmp.align_uniform_caption([healthy, odd])
+    assert "Why alignment (dimensional collapse) looks MORE uniform than simclr" in text
+    assert "uncentred" in text and "angles" in text
+    for number in ("-0.905", "0.646", "0.51", "1.93", "-0.663", "0.828", "0.192", "14.6"):
+        assert number in text, number
+    # a collapsing run that also looks less uniform needs no explanation
+    plain = cmp.align_uniform_caption([healthy, _record("variance", "complete", -0.1, 0.99,
+                                                        0.01, 1.0)])  # fmt: skip
+    assert "MORE uniform" not in plain and "Complete collapse sits at uniformity 0" in plain

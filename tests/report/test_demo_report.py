@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -11,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from collapselab.cli import main
 from collapselab.report.html import Report, Section, Table, cell_text, write_report
 from collapselab.report.plots import new_figure
 
@@ -55,9 +55,34 @@ class _Tables(HTMLParser):
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``collapselab demo --quick`` run as a user runs it (a whole process, on a pipe); its
+    stdout and stderr are kept beside the report."""
+    import subprocess
+    import sys
+
     out = tmp_path_factory.mktemp("demo") / "report"
-    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    proc = subprocess.run([sys.executable, "-m", "collapselab", "demo", "--quick", "--out",
+                           str(out)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (out.parent / "stdout.txt").write_text(proc.stdout)
+    (out.parent / "stderr.txt").write_text(proc.stderr)
     return out
+
+
+def test_demo_prints_what_to_conclude_and_labels_each_run(demo_dir: Path) -> None:
+    stdout = (demo_dir.parent / "stdout.txt").read_text()
+    stderr = (demo_dir.parent / "stderr.txt").read_text().splitlines()
+    summary = json.loads((demo_dir / "report.json").read_text())["summary"]
+    lines = stdout.splitlines()
+    # the summary card, not the report's tables: its headline first, a short text
+    assert " ".join(stdout.split()).startswith(" ".join(summary["headline"].split()))
+    assert len(lines) < 60 and max(map(len, lines)) <= 100
+    assert lines[-1] == f"report: {demo_dir / 'report.html'}"
+    # every run labelled on its own line (no bar on a pipe), and nothing else on stderr
+    assert "[demo] digits: simclr (1/2)" in stderr and "[demo] digits: alignment (2/2)" in stderr
+    assert "[demo] demo 1: variance loss, 500 steps" in stderr
+    assert "variance-gradient" in stdout  # ids are never split at a hyphen
+    assert all(ln.startswith("[demo] ") for ln in stderr), stderr
 
 
 def test_demo_writes_every_section_and_figure(demo_dir: Path) -> None:
@@ -171,11 +196,19 @@ def test_report_renders_in_headless_chromium(demo_dir: Path) -> None:
         ".filter(i => i.complete && i.naturalWidth > 0).length, "
         "h2: document.querySelectorAll('h2').length})"
     )
+    expr = expr[:-2] + (
+        ", first: Array.from(document.body.children).slice(0, 4).map(e => e.tagName + '#' + "
+        "e.id), card: document.getElementById('summary').getBoundingClientRect().top, "
+        "wide: Array.from(document.images).filter(i => i.naturalWidth >= 1000).length})"
+    )
     value, errors = load_and_inspect((demo_dir / "report.html").as_uri(), expr, find_chromium())  # type: ignore[arg-type]
     res = json.loads(value)
     assert errors == []
-    assert res["n"] >= 7 and res["ok"] == res["n"]
+    assert res["n"] >= 7 and res["ok"] == res["n"] and res["wide"] == res["n"]
     assert res["h2"] == 6  # one heading a section
+    # the summary card comes first, right under the title (and in the first screen)
+    assert res["first"] == ["H1#", "P#", "SECTION#summary", "NAV#"]
+    assert res["card"] < 400
 
 
 def _tiny_report(names: list[str]) -> Report:
@@ -245,3 +278,133 @@ def test_field_section_redraws_jing_and_tian_from_its_own_runs(demo_dir: Path) -
     assert dies["relative_variance"] < 0.05 < lives["relative_variance"]
     assert {f.split("/")[-1] for f in sec["figures"]} >= {"field_jing_spectra.png",
                                                         "field_tian_alignment.png"}
+
+
+# ----------------------------------------------------------------------------- summary
+class _Card(HTMLParser):
+    """The text of the summary card and what precedes it in the body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before: list[str] = []  # tags opened in <body> before the card
+        self.text: list[str] = []
+        self._depth = 0  # > 0 inside the card's <section>
+        self._body = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "body":
+            self._body = True
+        elif self._depth:
+            self._depth += tag == "section"
+        elif tag == "section" and a.get("id") == "summary":
+            self._depth = 1
+        elif self._body and not self.text:
+            self.before.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._depth and tag == "section":
+            self._depth -= 1
+
+    def handle_data(self, data: str) -> None:
+        if self._depth:
+            self.text.append(data)
+
+
+def test_summary_card_comes_first_and_quotes_the_tables(demo_dir: Path) -> None:
+    data = json.loads((demo_dir / "report.json").read_text())
+    summary, tables = data["summary"], data["tables"]
+    card = _Card()
+    card.feed((demo_dir / "report.html").read_text())
+    text = " ".join("".join(card.text).split())
+    # first: nothing but the title (and subtitle) before it, no section heading
+    assert card.before == ["h1", "p"], card.before
+    assert summary["headline"] in text and len(summary["facts"]) >= 5
+    assert len(summary["actions"]) >= 2
+    # every number the card quotes is a table cell, shown as the table shows it
+    html_tables = _Tables()
+    html_tables.feed((demo_dir / "report.html").read_text())
+    assert len(summary["numbers"]) >= 15
+    for q in summary["numbers"]:
+        t = tables[q["table"]]
+        rows = [i for i, r in enumerate(t["rows"]) if r[0] == q["row"]]
+        i = rows[q["index"]]
+        col = t["header"].index(q["column"])
+        assert t["rows"][i][col] == q["value"], q
+        assert html_tables.tables[q["table"]][i + 1][col] == q["shown"] == cell_text(q["value"])
+        if not isinstance(q["value"], bool):
+            assert q["shown"] in text, q
+    # the claim counts are the theory table's
+    verdicts = [r[2] for r in tables["theory"]["rows"]]
+    n = {v: verdicts.count(v) for v in ("holds", "holds-with-correction", "fails")}
+    assert summary["counts"]["claims"] == len(verdicts) and all(
+        summary["counts"][v] == c for v, c in n.items())  # fmt: skip
+    assert (f"{len(verdicts)} checked: {n['holds']} hold, {n['holds-with-correction']} hold "
+            f"with a correction, {n['fails']} fail") in text  # fmt: skip
+    assert f"{n['fails']} of the article's {len(verdicts)} claims fail" in summary["headline"]
+    # every digits method: its verdict, effective rank and kNN accuracy, as in the table
+    h = tables["compare"]["header"]
+    for row in tables["compare"]["rows"]:
+        word = row[h.index("verdict")]
+        word = word if word == "healthy" else f"{word} collapse"
+        assert (f"{row[0]} {word} (effective rank {cell_text(row[h.index('eff. rank')])}, "
+                f"kNN accuracy {cell_text(row[h.index('kNN acc')])})") in text, row[0]
+    # the corrected demo raises the rank, and the headline says so
+    d2 = {r[0]: r for r in tables["demo2"]["rows"]}
+    cor = d2["infonce-corrected, Linear(128, 128)"]
+    assert cor[9] > cor[8] and "keeps and raises the rank" in summary["headline"]
+    assert f"effective rank {cell_text(cor[8])} -> {cell_text(cor[9])}" in text
+
+
+# ----------------------------------------------------------------------------- figures
+def _png_size_dpi(path: Path) -> tuple[int, int, float]:
+    """(width, height, dots per inch) from the PNG's IHDR and pHYs chunks."""
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n", path
+    width, height = struct.unpack(">II", raw[16:24])
+    pos, dpi = 8, 0.0
+    while pos < len(raw):
+        (length,) = struct.unpack(">I", raw[pos : pos + 4])
+        kind = raw[pos + 4 : pos + 8]
+        if kind == b"pHYs":
+            ppu_x, _, unit = struct.unpack(">IIB", raw[pos + 8 : pos + 17])
+            dpi = ppu_x * 0.0254 if unit == 1 else 0.0
+        if kind in (b"IDAT", b"IEND"):
+            break
+        pos += 12 + length
+    return width, height, dpi
+
+
+def test_every_figure_is_titled_labelled_and_legible(demo_dir: Path) -> None:
+    """Each figure: a title, labelled axes, saved >= 150 dpi and >= 1000 px wide (the page
+    shows figures ~1070 px wide), as report.json records and the PNG itself says."""
+    sections = json.loads((demo_dir / "report.json").read_text())["sections"]
+    checked = 0
+    for sid, sec in sections.items():
+        meta = sec["data"].get("figures", {})
+        assert sorted(f"{name}.png" for name in meta) == sorted(sec["figures"]), sid
+        for name, m in meta.items():
+            assert m["title"].strip(), (sid, name)
+            assert m["axes"] and all(a["labelled"] for a in m["axes"]), (name, m["axes"])
+            width, height, dpi = _png_size_dpi(demo_dir / f"{name}.png")
+            assert width >= 1000 and dpi >= 150 - 0.5, (name, width, dpi)
+            assert [width, height] == m["size_px"], name
+            checked += 1
+    assert checked >= 9
+
+
+def test_tian_figure_shows_the_weight_decay_collapse(demo_dir: Path) -> None:
+    """The Tian figure plots tr F on a log axis: the wd-0.3 run's curve falls by orders of
+    magnitude (the alignment alone is ~1 in every run and cannot show it)."""
+    sec = json.loads((demo_dir / "report.json").read_text())["sections"]["field"]
+    lives, dies = sec["data"]["tian"]
+    assert dies["config"]["weight_decay"] == 0.3 and dies["collapsed"]
+    rel = [v / dies["trace_f"][0] for v in dies["trace_f"]]
+    assert rel[-1] < 1e-10 and rel[-1] == pytest.approx(dies["relative_variance"], rel=1e-9)
+    assert lives["trace_f"][-1] / lives["trace_f"][0] > 0.05
+    assert len(dies["trace_f"]) == len(dies["steps"]) == len(dies["alignment"])
+    axes = sec["data"]["figures"]["field_tian_alignment"]["axes"]
+    first = axes[0]
+    assert "tr F" in first["ylabel"] and first["yscale"] == "log"
+    lo, hi = first["ylim"]
+    assert lo <= rel[-1] and hi >= 1.0 and hi / lo > 1e10  # the whole fall is on screen

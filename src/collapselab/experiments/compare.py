@@ -187,17 +187,94 @@ def _series(rec: RunRecord, key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
+def _last(rec: RunRecord, key: str) -> float | None:
+    """The last finite value of ``key`` in the monitor's history (None if none)."""
+    _, v = _series(rec, key)
+    return v[-1] if v else None
+
+
+def align_uniform_caption(records: list[RunRecord]) -> str:
+    """How to read the alignment-uniformity plane, with this run's numbers: why a
+    collapsing run can sit at a *lower* (more uniform-looking) uniformity than a healthy one."""
+    first: dict[str, RunRecord] = {}
+    for r in records:
+        first.setdefault(r.method, r)
+    text = (
+        "Trajectories in Wang & Isola's alignment-uniformity plane (lower is better on both "
+        "axes; dot = end of training), for the representation the monitor watches (encoder "
+        "output, not the projector output the loss acts on). Complete collapse sits at "
+        "uniformity 0 with alignment 0."
+    )
+    healthy = [r for r in first.values() if r.summary.get("verdict") == "healthy"]
+    ref = healthy[0] if healthy else None
+    u_ref = None if ref is None else _last(ref, "uniformity")
+    if ref is None or u_ref is None:
+        return text
+    odd = [r for r in first.values() if r.summary.get("verdict") in ("dimensional", "complete")
+           and (u := _last(r, "uniformity")) is not None and u < u_ref]  # fmt: skip
+    if not odd:
+        return text
+
+    def desc(r: RunRecord) -> str:
+        return (f"{r.method}: uniformity {_last(r, 'uniformity'):.3g}, mean cosine "
+                f"{_last(r, 'mean_cosine'):.3g}, spread trace(C)/E||z||^2 "
+                f"{_last(r, 'relative_variance'):.3g}, effective rank "
+                f"{_last(r, 'effective_rank'):.3g}")  # fmt: skip
+
+    names = " and ".join(r.method for r in odd)
+    verb = "looks" if len(odd) == 1 else "look"
+    text += (
+        f" Why {names} ({'/'.join(sorted({str(r.summary.get('verdict')) for r in odd}))} "
+        f"collapse) {verb} MORE uniform than {ref.method} here: uniformity, "
+        "log E exp(-2||u - v||^2), is computed on the L2-normalised, uncentred rows, so it "
+        "sees only the angles between rows, not in how many directions they spread. A "
+        "representation whose spread around its mean grows along one or two directions "
+        "puts its rows further apart in angle (a lower mean cosine) while its effective "
+        "rank collapses. In the monitor's last window: "
+        + "; ".join(desc(r) for r in [*odd, ref])
+        + ". Read the plane together with the effective rank, never alone."
+    )
+    return text
+
+
+def _variance_caption(first: dict[str, RunRecord]) -> str:
+    text = (
+        "The article's 'Variance Plot' for every method: total variance (left, log) and "
+        "effective rank (right) of the representation in the monitor's window, per step. "
+        "The effective rank separates healthy from collapsing runs; total variance alone "
+        "need not: a run can collapse onto a few directions while its variance grows "
+        "along them."
+    )
+    end = {m: (r.summary.get("verdict"), _last(r, "total_variance"), _last(r, "effective_rank"))
+           for m, r in first.items()}  # fmt: skip
+    healthy = [(m, tv) for m, (v, tv, _) in end.items() if v == "healthy" and tv is not None]
+    if not healthy:
+        return text
+    ref, tv_ref = max(healthy, key=lambda x: x[1])
+    louder = [(m, tv, er) for m, (v, tv, er) in end.items()
+              if v in ("dimensional", "complete") and tv is not None and tv > tv_ref]  # fmt: skip
+    if louder:
+        text += " Here " + "; ".join(
+            f"{m} ends with total variance {tv:.3g} but effective rank {er:.3g}"
+            for m, tv, er in louder
+        ) + (f", while {ref} (healthy) ends with total variance {tv_ref:.3g} and effective "
+             f"rank {end[ref][2]:.3g}.")
+    return text
+
+
 def compare_figures(records: list[RunRecord], report: Report, section: Section) -> None:
-    """The four comparison figures, added to ``section``."""
-    from collapselab.report.plots import OKABE_ITO, new_figure
+    """The four comparison figures, added to ``section`` (titles and axis labels recorded
+    in ``section.data["figures"]``)."""
+    from collapselab.report.plots import OKABE_ITO, add_report_figure, legend_below, page_figure
 
     first: dict[str, RunRecord] = {}
     for r in records:  # one line per method: its first seed
         first.setdefault(r.method, r)
     colour = {m: OKABE_ITO[i % len(OKABE_ITO)] for i, m in enumerate(first)}
     styles = ["-", "--", "-.", ":"]
+    seeds = "" if len(records) == len(first) else " (first seed of each)"
 
-    fig = new_figure(ncols=2)
+    fig = page_figure(height=4.6)
     ax1, ax2 = fig.subplots(1, 2)
     for i, (m, r) in enumerate(first.items()):
         ls = styles[i // len(OKABE_ITO) % len(styles)]
@@ -206,26 +283,19 @@ def compare_figures(records: list[RunRecord], report: Report, section: Section) 
         s, v = _series(r, "effective_rank")
         ax2.plot(s, v, ls, color=colour[m], label=m)
     ax1.set_xlabel("training step")
-    ax1.set_ylabel("total variance of embeddings (log)")
-    ax1.set_title("Variance over training")
+    ax1.set_ylabel("total variance trace(C) (log)")
+    ax1.set_title("Total variance (the article's 'Variance Plot')")
     ax2.set_xlabel("training step")
     ax2.set_ylabel("effective rank (directions)")
-    ax2.set_title("Effective rank over training")
+    ax2.set_title("Effective rank: separates healthy from collapsing")
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    report.add_figure(
-        section,
-        "compare-variance-rank",
-        fig,
-        "The article's 'Variance Plot' for every method: total variance (left, log) and "
-        "effective rank (right) of the representation in the monitor's window, per step. "
-        "The effective rank separates healthy from collapsing runs; total variance alone "
-        "need not: a run can collapse onto a few directions while its variance grows "
-        "along them.",
-    )
+    fig.suptitle(f"Variance and effective rank of the representation over training{seeds}")
+    legend_below(fig, ax1, ncols=4)
+    add_report_figure(report, section, "compare-variance-rank", fig,
+                      _variance_caption(first))  # fmt: skip
 
-    fig = new_figure()
+    fig = page_figure(height=4.6)
     ax = fig.subplots()
     for i, (m, r) in enumerate(first.items()):
         lam = np.asarray(r.spectrum)
@@ -242,10 +312,11 @@ def compare_figures(records: list[RunRecord], report: Report, section: Section) 
     ax.axhline(1 / max(d, 1), color="0.3", lw=1, ls="--", label="isotropic (1/d)")
     ax.set_xlabel("eigenvalue rank k")
     ax.set_ylabel("share of variance in direction k (log)")
-    ax.set_title("Final eigen-spectrum per method")
+    ax.set_title(f"Final eigen-spectrum of the representation per method{seeds}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    report.add_figure(
+    legend_below(fig, ax, ncols=5)
+    add_report_figure(
+        report,
         section,
         "compare-spectrum",
         fig,
@@ -254,29 +325,27 @@ def compare_figures(records: list[RunRecord], report: Report, section: Section) 
         "scale against the isotropic reference 1/d.",
     )
 
-    fig = new_figure()
+    fig = page_figure(height=5.0)
     ax = fig.subplots()
     for m, r in first.items():
         pts = [(h.get("uniformity"), h.get("alignment")) for h in r.history]
         pts = [(u, a) for u, a in pts if u is not None and a is not None]
         if pts:
             u, a = zip(*pts, strict=True)
-            ax.plot(u, a, "-", color=colour[m], alpha=0.7, label=m)
-            ax.plot(u[-1], a[-1], "o", color=colour[m])
-    ax.set_xlabel("uniformity (log E exp(-2||u-v||^2); lower is more uniform)")
-    ax.set_ylabel("alignment (E ||u - u'||^2 of views; lower is better)")
-    ax.set_title("Alignment-uniformity plane (dot = end)")
+            er = r.summary.get("effective_rank")  # the table's (held-out representation)
+            name = f"{m}: {r.summary.get('verdict')}" + (
+                f", effective rank {er:.3g}" if isinstance(er, float) else "")
+            ax.plot(u, a, "-", color=colour[m], alpha=0.7, label=name)
+            ax.plot(u[-1], a[-1], "o", color=colour[m], ms=8)
+    ax.set_xlabel("uniformity  log E exp(-2||u - v||^2)  (lower: rows further apart in angle)")
+    ax.set_ylabel("alignment  E||u - u'||^2\n(lower: the two views agree)")
+    ax.set_title(f"Alignment-uniformity plane of the representation (dot = end){seeds}")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    report.add_figure(
-        section,
-        "compare-align-uniform",
-        fig,
-        "Trajectories in Wang & Isola's alignment-uniformity plane (lower is better on both "
-        "axes). Complete collapse sits at uniformity 0 with a perfect alignment of 0.",
-    )
+    legend_below(fig, ax, ncols=2)
+    add_report_figure(report, section, "compare-align-uniform", fig,
+                      align_uniform_caption(records))  # fmt: skip
 
-    fig = new_figure()
+    fig = page_figure(height=4.6)
     ax = fig.subplots()
     for m, r in first.items():
         loss = dict(r.losses)
@@ -287,18 +356,21 @@ def compare_figures(records: list[RunRecord], report: Report, section: Section) 
         ]
         if pts:
             lv, er = zip(*pts, strict=True)
-            ax.plot(er, lv, ".-", color=colour[m], ms=3, label=m)
-    ax.set_xlabel("effective rank of the embeddings")
+            ax.plot(er, lv, ".-", color=colour[m], ms=5, label=m)
+            ax.plot(er[-1], lv[-1], "o", color=colour[m])
+    ax.set_xlabel("effective rank of the representation")
     ax.set_ylabel("training loss")
-    ax.set_title("Loss vs effective rank")
+    ax.set_title(f"Loss vs effective rank (dot = end){seeds}")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    report.add_figure(
+    legend_below(fig, ax, ncols=5)
+    add_report_figure(
+        report,
         section,
         "compare-loss-rank",
         fig,
         "Where the loss keeps falling while the space collapses: each line "
-        "is a run, read in time from its start.",
+        "is a run, read in time from its start (dot = end of training). Losses of "
+        "different methods are on different scales; compare the direction of each line.",
     )
 
 

@@ -9,13 +9,14 @@ runs the few that carry each paper's claim, about half a minute on one core.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from collapselab.experiments import jing, tian
 from collapselab.report.html import Report, Section, Table
-from collapselab.report.plots import OKABE_ITO, new_figure
+from collapselab.report.plots import OKABE_ITO, add_report_figure
 
 #: Jing et al.: strong augmentation (Theorem 1) and implicit regularisation (Theorem 2)
 _WEAK = {"noise": 0.02, "data_decay": 0.1, "steps": 1500}
@@ -34,14 +35,23 @@ TIAN_RUNS: tuple[tuple[str, dict[str, Any]], ...] = (
 )  # fmt: skip
 
 
-def field_section(report: Report, number: int, quick: bool = False) -> Section:
+def field_section(
+    report: Report, number: int, quick: bool = False, on_run: Callable[[str], None] | None = None
+) -> Section:
     """Run the Jing and Tian settings above (``quick``: the first two of each) and return
-    the report section: two tables, the singular-value spectra and the alignment curves."""
+    the report section: two tables, the singular-value spectra and the tr F / alignment
+    curves. ``on_run`` is called with a label before each run."""
     jing_runs = JING_RUNS[:2] if quick else JING_RUNS
     tian_runs = TIAN_RUNS[:2] if quick else TIAN_RUNS
-    spectra = [jing.linear_contrastive(jing.LinearConfig(**kw), name) for name, kw in jing_runs]
-    dyn = [(name, tian.run(tian.TianConfig(steps=2000, eval_every=20, **kw)))
-           for name, kw in tian_runs]  # fmt: skip
+    say = on_run or (lambda _label: None)
+    spectra = []
+    for name, kw in jing_runs:
+        say(f"field: Jing et al., {name}")
+        spectra.append(jing.linear_contrastive(jing.LinearConfig(**kw), name))
+    dyn = []
+    for name, kw in tian_runs:
+        say(f"field: Tian et al., {name}")
+        dyn.append((name, tian.run(tian.TianConfig(steps=2000, eval_every=20, **kw))))
     sec = Section("field", f"{number}. The field's results: Jing et al. 2022, Tian et al. 2021")
     sec.paragraphs.append(
         "Jing et al. (linear model z = W x, 16 dims, plain SGD): augmentation noise stronger "
@@ -68,11 +78,16 @@ def field_section(report: Report, number: int, quick: bool = False) -> Section:
     ))  # fmt: skip
     sec.data = {"jing": [s.to_dict() for s in spectra],
                 "tian": [{"name": n, **r.to_dict()} for n, r in dyn]}  # fmt: skip
-    report.add_figure(sec, "field_jing_spectra", plot_spectra(spectra),
-                      "Sorted singular values of the embeddings, log10 of s_k / s_1 "
-                      "(Jing et al. Fig. 2 and 4): the dashed line is the collapse line 1e-3.")
-    report.add_figure(sec, "field_tian_alignment", _plot_alignment(dyn),
-                      "Eigenspace alignment between Wp and F over training (Tian et al. Fig. 3).")
+    collapsed = [x for x in spectra if x.collapsed_dims]
+    add_report_figure(
+        report, sec, "field_jing_spectra", plot_spectra(
+            spectra, f"Jing et al. 2022: singular values; {len(collapsed)} of {len(spectra)} "
+            "runs collapse directions"),
+        "Sorted singular values of the embeddings, log10 of s_k / s_1 (Jing et al. Fig. 2 "
+        f"and 4); the dashed line is the collapse line {jing.COLLAPSE_RTOL:g}. "
+        + "; ".join(f"'{x.name}': {x.collapsed_dims} of {len(x.singular_values)} below it"
+                    for x in spectra) + ".")  # fmt: skip
+    add_report_figure(report, sec, "field_tian_alignment", plot_tian(dyn), _tian_caption(dyn))
     return sec
 
 
@@ -80,35 +95,88 @@ def log_singular_values(s: jing.Spectrum) -> np.ndarray:
     """``log10(sigma_k / sigma_1)`` of a run; exact zeros are drawn at the floor -17."""
     sv = np.asarray(s.singular_values, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log10(np.maximum(sv / sv[0], 1e-17)) if sv.size and sv[0] > 0 \
+        return (
+            np.log10(np.maximum(sv / sv[0], 1e-17))
+            if sv.size and sv[0] > 0
             else np.full(sv.size, -17.0)
+        )
 
 
 def plot_spectra(spectra: list[jing.Spectrum], title: str = ""):  # type: ignore[no-untyped-def]
     """The sorted log singular values of each run (Jing et al.'s figures), with the
-    collapse line; shared by the report and ``benchmarks/bench_field.py``."""
-    fig = new_figure()
+    collapse line, legend below the axes; shared by the report and
+    ``benchmarks/bench_field.py``."""
+    from collapselab.report.plots import legend_below, page_figure
+
+    fig = page_figure(height=4.8)
     ax = fig.subplots()
     for i, s in enumerate(spectra):
         ax.plot(np.arange(1, len(s.singular_values) + 1), log_singular_values(s), "o-", ms=3,
                 color=OKABE_ITO[i % len(OKABE_ITO)], label=s.name)  # fmt: skip
-    ax.axhline(math.log10(jing.COLLAPSE_RTOL), color="0.5", ls="--", lw=0.8)
+    ax.axhline(math.log10(jing.COLLAPSE_RTOL), color="0.5", ls="--", lw=0.8,
+               label=f"collapse line {jing.COLLAPSE_RTOL:g}")  # fmt: skip
     ax.set_xlabel("singular value rank k")
-    ax.set_ylabel("log10(sigma_k / sigma_1) of the embedding")
-    if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylabel("log10(sigma_k / sigma_1)")
+    ax.set_title(title or "Singular values of the embedding")
+    legend_below(fig, ax, ncols=3)
     ax.grid(True, alpha=0.3)
     return fig
 
 
-def _plot_alignment(dyn: list[tuple[str, tian.TianRun]]):  # type: ignore[no-untyped-def]
-    fig = new_figure()
-    ax = fig.subplots()
+def _tian_caption(dyn: list[tuple[str, tian.TianRun]]) -> str:
+    parts = []
     for name, r in dyn:
-        ax.plot(r.steps, r.alignment, label=name)
-    ax.set_xlabel("step")
-    ax.set_ylabel("alignment of Wp with F")
-    ax.set_ylim(-1.05, 1.05)
-    ax.legend(fontsize=7)
+        tr = r.trace_f
+        parts.append(f"{name}: tr F {tr[0]:.3g} -> {tr[-1]:.3g} (x{tr[-1] / tr[0]:.2g}), "
+                     f"alignment {r.alignment[0]:.2f} -> {r.alignment[-1]:.2f}")  # fmt: skip
+    byol = [name for name, r in dyn if r.config.loss == "byol"]
+    note = (
+        f" {', '.join(byol)} trains BYOL's normalised loss, blind to scale: weight decay "
+        "shrinks its tr F to a plateau harmlessly; it would collapse onto a line (effective "
+        f"rank < {tian.COLLAPSED_ERANK:g}), which it does not (table)."
+        if byol
+        else ""
+    )
+    return (
+        "Left: tr F = E||f||^2, the size of the online representation, over training, "
+        "relative to its start (log scale; dotted: Eq. 1's collapse line, "
+        f"{tian.COLLAPSED_BELOW:g} x the start). Right: eigenspace alignment between the "
+        "predictor Wp and F (Tian et al. Fig. 3). The predictor aligns with F within a few "
+        "dozen steps in every run, collapsed or not, so the alignment alone cannot show "
+        "the collapse; tr F does. " + "; ".join(parts) + "." + note
+    )
+
+
+def plot_tian(dyn: list[tuple[str, tian.TianRun]]):  # type: ignore[no-untyped-def]
+    """Tian et al.'s runs: tr F (log) and the alignment of Wp with F over steps."""
+    from collapselab.report.plots import legend_below, page_figure
+
+    fig = page_figure(height=4.6)
+    ax1, ax2 = fig.subplots(1, 2)
+    styles = ["-", "--", "-.", ":"]
+    for i, (name, r) in enumerate(dyn):
+        c, ls = OKABE_ITO[i % len(OKABE_ITO)], styles[i % len(styles)]
+        n = min(len(r.steps), len(r.trace_f))
+        ax1.semilogy(r.steps[:n], [r.trace_f[k] / r.trace_f[0] for k in range(n)], color=c,
+                     ls=ls, lw=2, label=name)  # fmt: skip
+        ax2.plot(r.steps, r.alignment, color=c, ls=ls, lw=2, label=name)
+    ax1.axhline(tian.COLLAPSED_BELOW, color="0.4", ls=":", lw=1)
+    ax1.set_xlabel("training step")
+    ax1.set_ylabel("tr F / tr F at step 0 (log)")
+    drops = [r.trace_f[-1] / r.trace_f[0] for _, r in dyn
+             if r.collapsed and r.trace_f and r.trace_f[0] > 0]  # fmt: skip
+    ax1.set_title("tr F, the size of the representation")
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("alignment of Wp with F")
+    ax2.set_ylim(-0.3, 1.1)
+    ax2.set_title("Alignment of the predictor Wp with F")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(
+        "Tian et al. 2021: "
+        + (f"collapse takes tr F down {-math.log10(min(drops)):.0f} orders of magnitude; "
+           if drops and min(drops) > 0 else "weight decay decides collapse; ")
+        + "the alignment cannot show it"
+    )  # fmt: skip
+    legend_below(fig, ax1, ncols=3)
     return fig

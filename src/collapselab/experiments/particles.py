@@ -106,11 +106,12 @@ def simulate(
 
 
 def plot_particles(runs: list[ParticleRun]):  # type: ignore[no-untyped-def]
-    """Grid of snapshots: one row per objective, one column per recorded step."""
-    from collapselab.report.plots import OKABE_ITO, new_figure
+    """Grid of snapshots: one row per objective (named at its left), one column per
+    recorded step; the figure spans the report page."""
+    from collapselab.report.plots import OKABE_ITO, PAGE_WIDTH, new_figure
 
     cols = max(len(r.steps) for r in runs)
-    fig = new_figure(ncols=cols, width=2.3, height=2.4 * len(runs))
+    fig = new_figure(ncols=cols, width=PAGE_WIDTH / cols, height=0.5 + 2.3 * len(runs))
     axes = fig.subplots(len(runs), cols, squeeze=False)
     t = np.linspace(0, 2 * math.pi, 200)
     names = {"attraction": "pure attraction", "infonce": "InfoNCE (NT-Xent)"}
@@ -121,10 +122,10 @@ def plot_particles(runs: list[ParticleRun]):  # type: ignore[no-untyped-def]
                 p = run.positions[k]
                 ax.scatter(p[:, 0], p[:, 1], s=14, color=OKABE_ITO[r * 3 % len(OKABE_ITO)])
                 ax.set_title(
-                    f"{names.get(run.objective, run.objective)}\nstep {run.steps[k]}, "
-                    f"uniformity {run.uniformity[k]:.2f}",
-                    fontsize=8,
+                    f"step {run.steps[k]}\nuniformity {run.uniformity[k]:.2f}", fontsize=9
                 )
+            if k == 0:
+                ax.set_ylabel(names.get(run.objective, run.objective), fontsize=10)
             ax.set_aspect("equal")
             ax.set_xlim(-1.2, 1.2)
             ax.set_ylim(-1.2, 1.2)
@@ -132,7 +133,6 @@ def plot_particles(runs: list[ParticleRun]):  # type: ignore[no-untyped-def]
             ax.set_yticks([])
     fig.suptitle(
         "Particles on the unit circle: attraction alone collapses them to one point; "
-        "InfoNCE's repulsion spreads them out",
-        fontsize=10,
+        "InfoNCE's repulsion spreads them out"
     )
     return fig

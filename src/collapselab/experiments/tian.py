@@ -81,6 +81,8 @@ class TianRun:
         collapsed: Eq. 1: ``relative_variance < COLLAPSED_BELOW``; normalised loss:
             ``effective_rank < COLLAPSED_ERANK`` (or not finite).
         final_loss: last training loss (nan if training diverged).
+        trace_f: ``tr F`` at the steps of ``alignment`` (what collapse of Eq. 1 shrinks;
+            measured on the same clean inputs, drawing nothing).
     """
 
     config: TianConfig
@@ -91,6 +93,7 @@ class TianRun:
     effective_rank: float
     collapsed: bool
     final_loss: float
+    trace_f: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -151,7 +154,7 @@ def run(cfg: TianConfig) -> TianRun:
         return f.T @ f / cfg.eval_rows  # (d, d) F = E[f f^T]
 
     var0 = float(torch.trace(corr()))
-    steps, align = [0], [eigenspace_alignment(corr(), wp.detach())]
+    steps, align, trf = [0], [eigenspace_alignment(corr(), wp.detach())], [var0]
     loss = torch.zeros(())
     for step in range(1, cfg.steps + 1):
         x = torch.randn(cfg.batch, d, dtype=dt, generator=g)
@@ -176,7 +179,9 @@ def run(cfg: TianConfig) -> TianRun:
             break
         if step % cfg.eval_every == 0 or step == cfg.steps:
             steps.append(step)
-            align.append(eigenspace_alignment(corr(), wp.detach()))
+            f_corr = corr()
+            align.append(eigenspace_alignment(f_corr, wp.detach()))
+            trf.append(float(torch.trace(f_corr)))
     with torch.no_grad():
         f = x_eval @ w.T
         rel_var = float(torch.trace(corr())) / var0
@@ -191,5 +196,5 @@ def run(cfg: TianConfig) -> TianRun:
     collapsed = rel_var < COLLAPSED_BELOW if cfg.loss == "l2" else not erank >= COLLAPSED_ERANK
     return TianRun(
         cfg, tuple(steps), tuple(align), rel_var, nstd, erank, bool(collapsed),
-        float(loss.detach()),
+        float(loss.detach()), tuple(trf),
     )  # fmt: skip

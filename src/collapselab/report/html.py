@@ -135,8 +135,9 @@ h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:1em 0;font-size:.92em}
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:1em 0} figure img{max-width:100%;border:1px solid #eee}
+figure{margin:1em 0} figure img{max-width:100%;box-sizing:border-box;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444} .subtitle{color:#555} nav li{margin:.15em 0}
+nav ul{list-style:none;padding-left:1.2em}
 .v-healthy{color:#00734d;font-weight:600} .v-dimensional{color:#b35900;font-weight:600}
 .v-complete{color:#b3003b;font-weight:600} .v-fails{color:#b3003b;font-weight:600}
 .v-holds{color:#00734d;font-weight:600} .v-holds-with-correction{color:#b35900;font-weight:600}
@@ -189,9 +190,11 @@ def render_html(report: Report) -> str:
         out.append(f'<p class="subtitle">{html.escape(report.subtitle)}</p>')
     if report.summary is not None:
         out.append(_render_summary(report.summary))
-    out.append("<nav><ol>")
+    # titles that number themselves ("1. The article's ...") go in a plain list
+    numbered = all(s.title[:1].isdigit() for s in report.sections)
+    out.append("<nav><ul>" if numbered else "<nav><ol>")
     out += [f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in report.sections]
-    out.append("</ol></nav>")
+    out.append("</ul></nav>" if numbered else "</ol></nav>")
     for s in report.sections:
         out.append(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>')
         out += [f"<p>{html.escape(p)}</p>" for p in s.paragraphs]

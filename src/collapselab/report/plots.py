@@ -1,12 +1,15 @@
 """Figures (matplotlib, Agg backend), each saved atomically.
 
-Colours come from the Okabe-Ito palette (colour-blind safe).
+Colours come from the Okabe-Ito palette (colour-blind safe). Report figures are saved at
+:data:`DPI` and made :data:`PAGE_WIDTH` inches wide (a PNG of 1500 px: the report page shows
+it ~1070 px wide, so 10-pt text reads at the size of the report's own text);
+:func:`figure_meta` records a figure's titles and axis labels for ``report.json``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -17,8 +20,14 @@ from collapselab.metrics.spectral import marchenko_pastur_edges
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from collapselab.report.html import Report, Section
+
 #: Okabe & Ito (2008) colour-blind-safe palette
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+#: resolution of every saved figure (dots per inch)
+DPI = 150
+#: width in inches of a figure that spans the report page (PAGE_WIDTH * DPI = 1500 px)
+PAGE_WIDTH = 10.0
 
 
 def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6) -> Figure:
@@ -29,7 +38,64 @@ def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.6) -> Figur
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+def page_figure(height: float = 4.4, width: float = PAGE_WIDTH) -> Figure:
+    """A figure that spans the report page: :data:`PAGE_WIDTH` inches wide (1500 px at
+    :data:`DPI`), constrained layout (so ``fig.legend(loc="outside ...")`` keeps legends
+    off the axes)."""
+    return new_figure(width=width, height=height)
+
+
+def legend_below(fig: Figure, ax: Any = None, ncols: int = 2, **kw: Any) -> None:
+    """One legend for the whole figure, under the axes (never over the data); its entries
+    are those of ``ax`` (default: every axes, each label once)."""
+    handles, labels, seen = [], [], set()
+    for a in [ax] if ax is not None else fig.axes:
+        for h, lab in zip(*a.get_legend_handles_labels(), strict=True):
+            if lab not in seen and not lab.startswith("_"):
+                seen.add(lab)
+                handles.append(h)
+                labels.append(lab)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)),
+                   frameon=False, **kw)  # fmt: skip
+
+
+def figure_meta(fig: Figure) -> dict[str, Any]:
+    """What a reader sees of a figure, for ``report.json`` and the tests: its title (the
+    suptitle, else the axes titles joined), each axes' title and labels, its size in
+    inches and pixels at :data:`DPI`. An axes without ticks (a snapshot panel) needs no
+    axis labels: ``labelled`` is True for it. ``yscale`` / ``ylim`` say what range the
+    reader sees."""
+    sup = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    axes: list[dict[str, Any]] = []
+    titles: list[str] = []
+    for ax in fig.axes:
+        ticks = bool(len(ax.get_xticks()) or len(ax.get_yticks())) and ax.axison
+        xl, yl = ax.get_xlabel(), ax.get_ylabel()
+        titles += [ax.get_title()] if ax.get_title() else []
+        axes.append({"title": ax.get_title(), "xlabel": xl, "ylabel": yl,
+                     "labelled": bool(xl and yl) or not ticks, "yscale": ax.get_yscale(),
+                     "ylim": [float(v) for v in ax.get_ylim()]})  # fmt: skip
+    w, h = fig.get_size_inches()
+    return {
+        "title": sup or " | ".join(titles),
+        "axes": axes,
+        "size_in": [float(w), float(h)],
+        "size_px": [round(w * DPI), round(h * DPI)],
+        "dpi": DPI,
+    }
+
+
+def add_report_figure(
+    report: Report, section: Section, name: str, fig: Figure, caption: str
+) -> None:
+    """``report.add_figure`` that also records :func:`figure_meta` of ``fig`` under
+    ``section.data["figures"][name]`` (so ``report.json`` says what each figure shows)."""
+    section.data.setdefault("figures", {})[name] = figure_meta(fig)
+    report.add_figure(section, name, fig, caption)
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
     """Write ``fig`` to ``path`` atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     with atomic_open(path, "wb", fsync=False) as fh:
