@@ -37,7 +37,7 @@ def test_each_command_parses_the_same_with_the_lazy_parser(capsys) -> None:  # t
 
     full = cli.build_parser()
     sub = next(a for a in full._actions if a.__class__.__name__ == "_SubParsersAction")
-    for name in cli._ADDERS:
+    for name in cli.COMMANDS:
         assert cli.main([name, "--help"]) == 0
         lazy = capsys.readouterr().out
         with contextlib.suppress(SystemExit):

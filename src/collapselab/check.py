@@ -125,7 +125,10 @@ def accumulate_sources(
             raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
     rank, world = _world()
     rows = chunk_rows or default_chunk_rows(d)
-    moments = Moments(d, sample_size=sample_size, seed=rank)
+    try:
+        moments = Moments(d, sample_size=sample_size, seed=rank)
+    except InputError as e:  # d too large for this machine's memory: name the file
+        raise InputError(f"{sources[0].name}: {e}") from e
     spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
     total, done = sum(b - a for _, a, b in spans), 0
     bad: list[str] = []
@@ -173,6 +176,11 @@ def check_sources(
         classes: number of classes of supervised features (rank ``C - 1`` expected).
     """
     t0 = time.perf_counter()
+    if sources and baseline is not None and not isinstance(baseline, Moments):
+        for b in baseline:  # before any reading, and naming the file
+            if b.d != sources[0].d:
+                raise InputError(f"{b.name}: baseline of {b.d} columns, but {sources[0].name} "
+                                 f"has {sources[0].d}")  # fmt: skip
     moments = accumulate_sources(
         sources, chunk_rows=chunk_rows, sample_size=sample_size, progress=progress
     )
@@ -289,3 +297,28 @@ def measure_states(
         None if base is None else ["baseline"],
         base,
     )
+
+
+def parquet_shards(specs: Sequence[str], engine: str) -> tuple[list[str], str | None]:
+    """The ``.parquet`` files ``specs`` name (globs and folders expanded, in order) and the
+    ``:COLUMN`` they name: what a cluster engine (Ray, Spark) is handed to read.
+
+    Raises:
+        InputError: a file that is not ``.parquet`` or does not exist, a pattern matching
+            nothing, or specs naming different columns.
+    """
+    import os
+
+    from collapselab.io import expand_specs
+
+    found = expand_specs(specs)
+    for f, _ in found:
+        if not f.endswith(".parquet"):
+            raise InputError(f"{f}: --engine {engine} reads .parquet shards; use the "
+                             "default engine for other formats")  # fmt: skip
+        if not os.path.isfile(f):
+            raise InputError(f"{f}: no such file")
+    columns = {key for _, key in found}
+    if len(columns) > 1:
+        raise InputError(f"files name different columns: {sorted(map(str, columns))}")
+    return [f for f, _ in found], columns.pop()

@@ -53,6 +53,7 @@ verdict reported is the worse of the absolute and the relative one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -118,6 +119,26 @@ class Thresholds:
     baseline_complete_ratio: float = 0.1  # spread / baseline spread below -> complete
     baseline_warn_ratio: float = 0.5  # spread / baseline spread below -> warning
     baseline_rank_ratio: float = 0.5  # erank / baseline erank below (spread not growing)
+
+    @classmethod
+    def parse(cls, items: Sequence[str], flag: str = "--threshold") -> Thresholds:
+        """Thresholds with ``NAME=VALUE`` overrides (the command line's ``--threshold``).
+
+        Raises:
+            ConfigError: an unknown name or a value that is not a number.
+        """
+        known = set(asdict(cls()))
+        values: dict[str, float] = {}
+        for item in items:
+            name, sep, value = item.partition("=")
+            if not sep or name not in known:
+                raise ConfigError(f"{flag} {item!r}: expected NAME=VALUE with NAME in "
+                                  f"{sorted(known)}")  # fmt: skip
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise ConfigError(f"{flag} {item!r}: {value!r} is not a number") from None
+        return cls(**values)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
