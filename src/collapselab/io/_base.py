@@ -70,8 +70,8 @@ def check_shape(name: str, shape: tuple[int, ...]) -> tuple[int, int]:
             f"{name}: {n} row{'s' if n != 1 else ''} (shape {(n, d)}); "
             "need at least 2 rows to measure a spread"
         )
-    if d == 0:
-        raise fail(name, f"0 columns (shape {(n, d)}); expected d >= 1")
+    if d < 1:  # 0, or negative in a damaged header
+        raise fail(name, f"{d} columns (shape {(n, d)}); expected d >= 1")
     return n, d
 
 

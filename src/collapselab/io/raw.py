@@ -13,12 +13,14 @@ With ``readinto`` the peak grows with ``rows * d``, never with ``n``.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import json
 import math
 import mmap
 import os
+import re
 import struct
 import zipfile
 import zlib
@@ -370,26 +372,118 @@ class RawSource(EmbeddingSource):
                                "(was it modified while being read?)")  # fmt: skip
 
 
+#: ``.npy`` versions read, with the struct format of their header-length field
+_NPY_VERSIONS = {(1, 0): "<H", (2, 0): "<I"}
+#: numpy's own bound on a header's length (``np.load``'s default ``max_header_size``)
+_NPY_MAX_HEADER = 10000
+#: string literals of a header, and the characters a header may hold at all
+_NPY_STRING = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_NPY_CHARS = re.compile(r"[ -\[\]-~\t\n]*")  # printable ASCII but the backslash
+#: a Python 2 long suffix (``(3L, 2L)``) and a number glued to a name (``9or``, ``1e5``)
+_NPY_LONG = re.compile(r"(?<=[0-9])[lL](?![0-9A-Za-z_])")
+_NPY_GLUED = re.compile(r"[0-9.][A-Za-z_]")
+#: a plain ``dtype.str`` descriptor (what numpy writes): ``<f4``, ``|b1``, ``<M8[s]``, ``|O``
+_NPY_DESCR = re.compile(r"([<>|=]?)([A-Za-z?])([0-9]*(?:\[[A-Za-z0-9]+\])?)")
+#: ... or the name of a numeric dtype (other writers); never a deprecated alias
+_NPY_NAMES = frozenset(
+    ["bool", "float16", "float32", "float64"]
+    + [f"{u}int{b}" for u in ("", "u") for b in (8, 16, 32, 64)]
+)
+
+
+class _BadHeader(Exception):
+    """A damaged ``.npy`` header: ``not a valid .npy file (<message>)``."""
+
+
+class _NotNumeric(_BadHeader):
+    """A well-formed header of an array that is not numeric (reported as it is)."""
+
+
+def _outside_strings(text: str, edit: Callable[[str], str]) -> str:
+    """``text`` with ``edit`` applied to what lies between its string literals."""
+    out, at = [], 0
+    for m in _NPY_STRING.finditer(text):
+        out += [edit(text[at : m.start()]), m.group()]
+        at = m.end()
+    return "".join([*out, edit(text[at:])])
+
+
+def _npy_dict(text: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """``(shape, fortran_order, dtype)`` of a ``.npy`` header's text (a dict literal),
+    checked as numpy checks it; :class:`_BadHeader` with the reason otherwise.
+
+    numpy's own parser hands the text to ``ast.literal_eval``, whose compiler *warns* on
+    damaged bytes (an invalid escape ``'\\H'``: DeprecationWarning, SyntaxWarning from
+    Python 3.12; a number glued to a keyword, ``9or``: SyntaxWarning) and then retries
+    through a Python 2 filter that warns too (UserWarning). So the text is vetted before
+    it is compiled: printable ASCII without backslashes, and outside its strings no number
+    glued to a letter (Python 2's ``3L`` is read as ``3``). A damaged header is then an
+    error, never a warning on the terminal.
+    """
+    cannot = f"cannot parse its header {text.strip()!r}"
+    if not _NPY_CHARS.fullmatch(text):
+        raise _BadHeader(cannot)
+    code = _outside_strings(text, lambda part: _NPY_LONG.sub("", part))
+    if any(_NPY_GLUED.search(part) for part in _NPY_STRING.split(code)):
+        raise _BadHeader(cannot)
+    try:
+        d = ast.literal_eval(code)
+    except (SyntaxError, ValueError, TypeError, MemoryError, RecursionError) as e:
+        raise _BadHeader(cannot) from e
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise _BadHeader(f"header {text.strip()!r} is not a dict of descr, fortran_order "
+                         "and shape")  # fmt: skip
+    shape, fortran, descr = d["shape"], d["fortran_order"], d["descr"]
+    if not isinstance(shape, tuple) or not all(isinstance(x, int) for x in shape):
+        raise _BadHeader(f"shape is not valid: {shape!r}")
+    if not isinstance(fortran, bool):
+        raise _BadHeader(f"fortran_order is not a valid bool: {fortran!r}")
+    if isinstance(descr, list):  # record fields: refused as check_dtype would, not built
+        raise _NotNumeric(f"structured (record) dtype {descr}; expected a numeric array")
+    m = _NPY_DESCR.fullmatch(descr) if isinstance(descr, str) else None
+    if m is None and descr not in _NPY_NAMES:
+        raise _BadHeader(f"descr is not a valid dtype descriptor: {descr!r}")
+    if m is not None and m[2] == "a":  # numpy 2 deprecates the alias 'a' (warning): 'S'
+        descr = f"{m[1]}S{m[3]}"
+    try:
+        dtype = np.lib.format.descr_to_dtype(descr)
+    except (TypeError, ValueError) as e:
+        raise _BadHeader(f"descr is not a valid dtype descriptor: {descr!r}") from e
+    return shape, fortran, dtype
+
+
 def _npy_header(f: IO[bytes], name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Parse a ``.npy`` header, leaving ``f`` at the first data byte."""
-    readers = {
-        (1, 0): np.lib.format.read_array_header_1_0,
-        (2, 0): np.lib.format.read_array_header_2_0,
-    }
+    """Parse a ``.npy`` header, leaving ``f`` at the first data byte (see
+    :func:`_npy_dict`)."""
+    bad = "not a valid .npy file"
     try:
         version = np.lib.format.read_magic(f)
-        if version not in readers:
-            raise fail(
-                name,
-                f".npy format version {version[0]}.{version[1]} is not supported "
-                "(expected 1.0 or 2.0, as numpy writes for numeric arrays)",
-            )
-        shape, fortran, dtype = readers[version](f)
-    except InputError:
-        raise
-    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TokenError...
-        raise fail(name, f"not a valid .npy file ({e or type(e).__name__})") from e
-    return tuple(shape), bool(fortran), np.dtype(dtype)
+    except Exception as e:  # ValueError: not the magic string, or too short
+        raise fail(name, f"{bad} ({e or type(e).__name__})") from e
+    if version not in _NPY_VERSIONS:
+        raise fail(
+            name,
+            f".npy format version {version[0]}.{version[1]} is not supported "
+            "(expected 1.0 or 2.0, as numpy writes for numeric arrays)",
+        )
+    size = struct.calcsize(_NPY_VERSIONS[version])
+    field = f.read(size)
+    if len(field) < size:
+        raise fail(name, f"{bad} (the file ends inside its header)")
+    (length,) = struct.unpack(_NPY_VERSIONS[version], field)
+    if length > _NPY_MAX_HEADER:
+        raise fail(name, f"{bad} (a header of {length} bytes; numpy writes at most "
+                         f"{_NPY_MAX_HEADER})")  # fmt: skip
+    header = f.read(length)
+    if len(header) < length:
+        raise fail(name, f"{bad} (the file ends inside its {length}-byte header)")
+    try:
+        shape, fortran, dtype = _npy_dict(header.decode("latin1"))
+    except _NotNumeric as e:
+        raise fail(name, str(e)) from e
+    except _BadHeader as e:
+        raise fail(name, f"{bad} ({e})") from e
+    return shape, fortran, dtype
 
 
 def _validated_npy(
@@ -471,10 +565,13 @@ def open_npz(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
             _check_member_size(member, name, os.path.getsize(path))
             with zf.open(member) as f:
                 shape, fortran, dtype, offset = _validated_npy(f, name, member.file_size)
-            if fortran:
-                with zf.open(member) as f:
-                    array = np.lib.format.read_array(f, allow_pickle=False)
-                return ArraySource(name, array, dtype.name)
+                if fortran:  # whole, from the first data byte (its header parsed once)
+                    need = shape[0] * shape[1] * dtype.itemsize
+                    data = f.read(need)
+                    if len(data) < need:
+                        raise fail(name, f"truncated: {len(data)} of the {need} bytes of data")
+                    array = np.frombuffer(data, dtype).reshape(shape[::-1]).T
+                    return ArraySource(name, array, dtype.name)
     except InputError:
         raise
     except _READ_ERRORS as e:

@@ -11,6 +11,7 @@ bounded memory on very large matrices prefer ``.npy`` or ``.safetensors``.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,13 +30,24 @@ def _detail(message: str) -> str:
     return useful[0] if useful else lines[0] if lines else "unknown reason"
 
 
+#: torch's weights-only unpickler warns on any PROTO opcode but protocol 2's, which a
+#: damaged byte produces (``Detected pickle protocol 44 in the checkpoint``): the load then
+#: either fails (the error says it all) or yields tensors that are checked like any others
+_PROTOCOL_WARNING = "Detected pickle protocol"
+
+
 def _load(path: Path, path_name: str) -> Any:
+    """``torch.load`` of ``path``, weights only; its warnings are recorded and shown
+    after it returns, but for the pickle-protocol one (see above); when it fails, only
+    the one-line error remains (``catch_warnings`` is process-wide while it runs)."""
     import torch
 
     try:
-        return torch.load(
-            path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            obj = torch.load(
+                path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path)
+            )
     except pickle.UnpicklingError as e:
         raise fail(
             path_name,
@@ -46,6 +58,10 @@ def _load(path: Path, path_name: str) -> Any:
     except Exception as e:  # torch's parsers raise anything (IndexError, KeyError, ...) on junk
         detail = _detail(str(e)) if str(e) else type(e).__name__
         raise fail(path_name, f"not a readable torch file ({detail})") from e
+    for w in caught:  # under the caller's own filters again
+        if not str(w.message).startswith(_PROTOCOL_WARNING):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return obj
 
 
 def open_torch(path: Path, path_name: str, key: str | None) -> EmbeddingSource:

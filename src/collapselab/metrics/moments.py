@@ -140,6 +140,17 @@ def _to_numpy(x: Any) -> NDArray[Any]:
     return np.asarray(x)
 
 
+def _unit_rows(x: NDArray[Any]) -> NDArray[np.float64]:
+    """``x_i / |x_i|`` in float64 for finite rows (zero rows stay zero). Each row is first
+    divided by its largest magnitude, so rows of 1e200 or 1e-200 neither overflow nor
+    underflow in the squares of the norm."""
+    u = x.astype(np.float64)
+    top = np.abs(u).max(axis=1, keepdims=True, initial=0.0)
+    u /= np.where(top > 0, top, 1.0)
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1.0)  # >= 1 unless all 0
+    return u
+
+
 _LOCAL = threading.local()
 
 
@@ -306,8 +317,10 @@ class _Partial:
         run = self.run
         if run is None:
             if shift is None:
-                head = np.asarray(x[: min(k, 256)], dtype=np.float64)
-                head = head[np.isfinite(head).all(axis=1)]
+                # finite rows only, picked before the cast: a signalling NaN (damaged
+                # bytes read as float32) raises "invalid value" when cast to float64
+                head = x[: min(k, 256)]
+                head = np.asarray(head[np.isfinite(head).all(axis=1)], dtype=np.float64)
                 with np.errstate(all="ignore"):  # rows near 1.8e308 overflow the mean
                     shift = head.mean(axis=0) if head.shape[0] else np.zeros(d)
                 if not np.isfinite(shift).all():
@@ -321,8 +334,8 @@ class _Partial:
             with np.errstate(all="ignore"):
                 _rows.shift_rows(x, k, d, run.shift, run.inv_s_norm, a, sq, wsq)
             return a, sq, wsq
-        np.copyto(a[:, :d], x, casting="unsafe")
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # NaN/Inf rows: found from sq by block(), left out
+            np.copyto(a[:, :d], x, casting="unsafe")  # (a signalling NaN's cast warns)
             sq = np.einsum("ij,ij->i", a[:, :d], a[:, :d])  # ||z_i||^2, (k,)
         # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
         # column-major view; 3-4x faster than numpy's broadcast subtraction)
@@ -612,12 +625,11 @@ class Moments:
     def _update_alignment(self, x: NDArray[Any], y: NDArray[Any]) -> None:
         if y.shape != x.shape:
             raise InputError(f"paired view has shape {y.shape}, expected {x.shape}")
-        xa, ya = x.astype(np.float64), y.astype(np.float64)
-        ux = xa / np.maximum(np.linalg.norm(xa, axis=1, keepdims=True), 1e-300)
-        uy = ya / np.maximum(np.linalg.norm(ya, axis=1, keepdims=True), 1e-300)
-        dist2 = np.sum((ux - uy) ** 2, axis=1)
-        ok = np.isfinite(dist2)
-        self.align_sum += float(dist2[ok].sum())
+        # pairs with a NaN/Inf row are left out before any arithmetic on them (Inf / Inf
+        # and a signalling NaN's cast would warn)
+        ok = np.isfinite(x).all(axis=1) & np.isfinite(y).all(axis=1)
+        dist2 = np.sum((_unit_rows(x[ok]) - _unit_rows(y[ok])) ** 2, axis=1)
+        self.align_sum += float(dist2.sum())
         self.align_n += int(ok.sum())
 
     def _update_sample(self, x: NDArray[Any]) -> None:
@@ -649,10 +661,11 @@ class Moments:
         else:
             keep = np.argpartition(all_keys, self.sample_size - 1)[: self.sample_size]
         entering = keep[keep >= old] - old  # new rows that make the cut
-        rows = np.asarray(take(entering), dtype=np.float64)
-        finite = np.isfinite(rows).all(axis=1)
+        rows = np.asarray(take(entering))
+        finite = np.isfinite(rows).all(axis=1)  # before any cast or arithmetic on them
         if not finite.all():
             return entering[~finite]
+        rows = rows.astype(np.float64, copy=False)
         if old < self.sample_size:  # still filling: rebuild once
             kept = keep[keep < old]
             self.sample_keys = np.concatenate([self.sample_keys[kept], keys[entering]])
