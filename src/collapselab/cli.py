@@ -286,6 +286,7 @@ def _add_train(sub: Any) -> None:
 
     from collapselab.data.datasets import DATASETS
     from collapselab.methods import METHODS
+    from collapselab.monitor import ACTIONS
     from collapselab.train.config import TrainConfig
 
     p = _add(sub, "train", "Train METHOD on DATA, watch its embeddings with the "
@@ -294,9 +295,9 @@ def _add_train(sub: Any) -> None:
              "setting can come from --config FILE.toml (keys named like the flags, with "
              "underscores; tables [method_options] and [augment_options]); flags override "
              "the file. Under `torchrun --nproc_per_node=N -m collapselab train ...` it "
-             "trains with DDP. Exit 0 ok, 1 collapse with --stop-on-collapse, 2 input/config "
+             "trains with DDP. Exit 0 ok, 1 collapse with --on-collapse raise, 2 input/config "
              "error, 3 non-finite loss.")  # fmt: skip
-    choices = {"method": sorted(METHODS), "data": list(DATASETS)}
+    choices = {"method": sorted(METHODS), "data": list(DATASETS), "on_collapse": list(ACTIONS)}
     helps = {
         "method": "simclr (default), or: " + ", ".join(sorted(METHODS)),
         "data": "digits (default), or: " + ", ".join(DATASETS),
@@ -307,6 +308,8 @@ def _add_train(sub: Any) -> None:
         "resume": "continue the run in --out from its checkpoint, bit for bit",
         "lr": "peak learning rate (default: the method's)",
         "weight_decay": "weight decay (default: the method's)",
+        "on_collapse": "what the monitor's collapse alarm does: warn (default), stop (end "
+        "training, then evaluate), raise (exit 1) or ignore",
     }
     hints = typing.get_type_hints(TrainConfig)
     for f in dataclasses.fields(TrainConfig):

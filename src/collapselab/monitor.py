@@ -27,6 +27,7 @@ statistics over a small row sample.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -117,10 +118,15 @@ class MonitorState:
 #: the levels an AlarmPolicy may start at (``LEVEL`` without "healthy")
 _ALARM_LEVELS = ("warning", "dimensional", "complete")
 
+#: what an alarm may do, besides calling a function (``AlarmPolicy.on_collapse``)
+ACTIONS = ("warn", "raise", "stop", "ignore")
+
 OnCollapse = Literal["warn", "raise", "stop", "ignore"] | Callable[[MonitorState], Any]
+#: whether an alarm issues warnings / log records: a flag, or a function asked at each alarm
+Emit = bool | Callable[[], bool]
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlarmPolicy:
     """When a monitor's states raise the alarm, and what the alarm does.
 
@@ -129,25 +135,27 @@ class AlarmPolicy:
     has been at least ``level`` for ``patience`` evaluations in a row, once per level
     reached.
 
+    Settings only: each monitor counts its own evaluations, so one policy may be handed
+    to several monitors and callbacks. The keyword options of the monitors and callbacks
+    (``on_collapse=``, ``patience=``, ``level=``) become a policy in :meth:`build`.
+
     Args:
         on_collapse: ``"warn"`` (``warnings.warn`` + the ``collapselab.monitor``
             logger), ``"raise"`` (:class:`~collapselab.errors.CollapseDetected`),
-            ``"stop"`` (sets :attr:`should_stop`; training callbacks end the run),
-            ``"ignore"``, or a callable receiving the :class:`MonitorState`.
+            ``"stop"`` (the monitor's ``should_stop`` turns True and a log record is
+            issued; training callbacks end the run), ``"ignore"``, or a callable receiving
+            the :class:`MonitorState`.
         patience: evaluations in a row at or above ``level`` before firing.
         level: the lowest level that counts: ``"warning"`` (collapse under way, the
             default: early), ``"dimensional"`` or ``"complete"``.
-        emit: issue warnings / log records (False on all ranks but one).
+        emit: issue warnings / log records (False on all ranks but one); a callable is
+            asked at each alarm (see :meth:`gated`).
     """
 
     on_collapse: OnCollapse = "warn"
     patience: int = 2
     level: str = "warning"
-    emit: bool = True
-    streak: int = 0
-    fired_level: int = 0
-    first_step: int | None = None
-    should_stop: bool = False
+    emit: Emit = True
 
     def __post_init__(self) -> None:
         if self.patience < 1:
@@ -155,19 +163,76 @@ class AlarmPolicy:
         if self.level not in _ALARM_LEVELS:
             raise ConfigError(f"alarm level must be one of {list(_ALARM_LEVELS)}, "
                               f"got {self.level!r}")  # fmt: skip
-        if isinstance(self.on_collapse, str) and self.on_collapse not in (
-            "warn", "raise", "stop", "ignore"
-        ):  # fmt: skip
+        if isinstance(self.on_collapse, str) and self.on_collapse not in ACTIONS:
             raise ConfigError("on_collapse must be 'warn', 'raise', 'stop', 'ignore' or a "
                               f"callable, got {self.on_collapse!r}")  # fmt: skip
 
+    @classmethod
+    def build(
+        cls,
+        alarm: AlarmPolicy | None = None,
+        *,
+        on_collapse: OnCollapse | None = None,
+        patience: int | None = None,
+        level: str | None = None,
+        emit: Emit | None = None,
+    ) -> AlarmPolicy:
+        """``alarm`` (default: ``AlarmPolicy()``) with each option that is not None in
+        place of its field: how every monitor and callback turns its keywords into the
+        policy.
+
+        Raises:
+            ConfigError: an option out of range.
+        """
+        base = cls() if alarm is None else alarm
+        options = {"on_collapse": on_collapse, "patience": patience, "level": level,
+                   "emit": emit}  # fmt: skip
+        given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+        return dataclasses.replace(base, **given) if given else base
+
+    def gated(self, gate: Callable[[], bool]) -> AlarmPolicy:
+        """A copy that issues warnings / log records only while ``gate()`` is true too.
+
+        The training callbacks pass "this process is global rank 0", known only once
+        training starts, so every rank judges and stops alike but one rank speaks.
+        """
+        return dataclasses.replace(self, emit=_Gate(gate, self.emit))
+
+    def emits(self) -> bool:
+        """Whether an alarm fired now issues warnings / log records."""
+        return bool(self.emit()) if callable(self.emit) else bool(self.emit)
+
+
+@dataclass(frozen=True)
+class _Gate:
+    """``emit`` of :meth:`AlarmPolicy.gated` (a class, not a closure: it pickles)."""
+
+    gate: Callable[[], bool]
+    inner: Emit
+
+    def __call__(self) -> bool:
+        return bool(self.gate()) and (bool(self.inner()) if callable(self.inner)
+                                      else bool(self.inner))  # fmt: skip
+
+
+class _Alarm:
+    """One monitor's count of its states under its :class:`AlarmPolicy`."""
+
+    def __init__(self, policy: AlarmPolicy) -> None:
+        self.policy = policy
+        self.streak = 0
+        self.fired_level = 0
+        self.first_step: int | None = None
+        self.should_stop = False
+
     def observe(self, state: MonitorState) -> bool:
         """Count ``state`` and fire the alarm when due; True when it fired."""
-        if state.level < LEVEL[self.level]:
+        policy = self.policy
+        if state.level < LEVEL[policy.level]:
             self.streak = 0
             return False
         self.streak += 1
-        if self.streak < self.patience or state.level <= self.fired_level:
+        if self.streak < policy.patience or state.level <= self.fired_level:
             return False
         self.fired_level = state.level
         if self.first_step is None:
@@ -176,6 +241,7 @@ class AlarmPolicy:
         return True
 
     def _fire(self, state: MonitorState) -> None:
+        action = self.policy.on_collapse
         ms = state.measurement
         m = ms.metrics
         msg = (
@@ -183,15 +249,15 @@ class AlarmPolicy:
             f"{_fmt(m.effective_rank)}, relative variance {_fmt(m.relative_variance)}, "
             f"severity {state.severity:.2f}); {ms.advice}"
         )
-        if self.on_collapse == "raise":
+        if action == "raise":
             raise CollapseDetected(msg)
-        if self.on_collapse == "stop":
+        if action == "stop":
             self.should_stop = True
-            if self.emit:
+            if self.policy.emits():
                 logger.warning(msg)
-        elif callable(self.on_collapse):
-            self.on_collapse(state)
-        elif self.on_collapse == "warn" and self.emit:
+        elif callable(action):
+            action(state)
+        elif action == "warn" and self.policy.emits():
             logger.warning(msg)
             warnings.warn(msg, RuntimeWarning, stacklevel=4)
 
@@ -216,9 +282,10 @@ class CollapseMonitor:
             passed); ``update`` returns None in between.
         window: consecutive batches (ending at the evaluation step) merged per evaluation.
         thresholds: verdict thresholds (default: the same as ``collapselab check``).
-        alarm: the :class:`AlarmPolicy` (default: warn after 2 evaluations in a row at
-            warning level or worse). ``on_collapse`` / ``patience`` build one when
-            ``alarm`` is not given.
+        on_collapse, patience, level, emit: alarm options (see :class:`AlarmPolicy`);
+            None: the ``alarm``'s value, or the :class:`AlarmPolicy` default.
+        alarm: the :class:`AlarmPolicy` (default: ``AlarmPolicy()``); the options given
+            above replace its fields (:meth:`AlarmPolicy.build`). Kept in :attr:`alarm`.
         baseline: ``"first"`` (the first evaluation is the run's baseline), None (absolute
             verdicts only), or the moments / Measurement of a reference.
         on_state: a callable (or several) receiving each :class:`MonitorState`, before the
@@ -228,7 +295,6 @@ class CollapseMonitor:
         trend_window: evaluations used for the trend fits.
         distributed: all-reduce accumulators over torch.distributed ranks; None: when a
             process group is initialised.
-        emit: issue warnings / log records (set False on all ranks but one).
     """
 
     def __init__(
@@ -236,16 +302,17 @@ class CollapseMonitor:
         every: int = 10,
         window: int = 4,
         thresholds: Thresholds | None = None,
-        on_collapse: OnCollapse = "warn",
-        patience: int = 2,
+        on_collapse: OnCollapse | None = None,
+        patience: int | None = None,
         sample_size: int = 64,
         trend_window: int = 5,
         distributed: bool | None = None,
-        emit: bool = True,
+        emit: Emit | None = None,
         alarm: AlarmPolicy | None = None,
         baseline: Literal["first"] | Moments | Measurement | None = "first",
         on_state: Callable[[MonitorState], Any] | Sequence[Callable[[MonitorState], Any]]
         | None = None,
+        level: str | None = None,
     ) -> None:
         if every < 1 or window < 1 or trend_window < 2 or sample_size < 2:
             raise ConfigError(
@@ -254,7 +321,10 @@ class CollapseMonitor:
         self.every = every
         self.window = window
         self.thresholds = thresholds or Thresholds()
-        self.alarm = alarm or AlarmPolicy(on_collapse, patience, emit=emit)
+        self.alarm = AlarmPolicy.build(alarm, on_collapse=on_collapse, patience=patience,
+                                       level=level, emit=emit)  # fmt: skip
+        self._alarm = _Alarm(self.alarm)
+        self._fired = False
         self.sample_size = sample_size
         self.trend_window = trend_window
         self.distributed = distributed
@@ -274,12 +344,17 @@ class CollapseMonitor:
     @property
     def first_collapse_step(self) -> int | None:
         """Step at which the alarm first fired (None if never)."""
-        return self.alarm.first_step
+        return self._alarm.first_step
 
     @property
     def should_stop(self) -> bool:
         """True once an alarm with ``on_collapse="stop"`` fired."""
-        return self.alarm.should_stop
+        return self._alarm.should_stop
+
+    @property
+    def fired(self) -> bool:
+        """True when the latest :meth:`update` fired the alarm (whatever its action)."""
+        return self._fired
 
     # ---------------------------------------------------------------------------- update
     def update(self, z: Any, step: int | None = None, paired: Any = None) -> MonitorState | None:
@@ -302,6 +377,7 @@ class CollapseMonitor:
         if step is None:
             step = self._calls
         self._calls += 1
+        self._fired = False
         if (step + self.window - 1) % self.every >= self.window:
             return None  # not in the window before an evaluation step
         with single_threaded_blas():
@@ -336,7 +412,7 @@ class CollapseMonitor:
         self.last = state
         for hook in self.on_state:
             hook(state)
-        self.alarm.observe(state)
+        self._fired = self._alarm.observe(state)
         return state
 
     def _trends(self) -> dict[str, float | None]:
@@ -363,7 +439,7 @@ class CollapseMonitor:
             self._baseline  # fmt: skip
         return {
             "calls": self._calls,
-            "alarm": self.alarm.state_dict(),
+            "alarm": self._alarm.state_dict(),
             "batch_steps": [s for s, _ in self._batches],
             "batches": [torch.from_numpy(m.to_array()) for _, m in self._batches],
             "d": self._batches[0][1].d if self._batches else 0,
@@ -378,7 +454,7 @@ class CollapseMonitor:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output."""
         self._calls = int(state["calls"])
-        self.alarm.load_state_dict(state["alarm"])
+        self._alarm.load_state_dict(state["alarm"])
         d = int(state["d"])
         self._batches.clear()
         for s, packed in zip(state["batch_steps"], state["batches"], strict=True):
@@ -417,4 +493,5 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{v:.3g}"
 
 
-__all__ = ["TRACKED", "AlarmPolicy", "CollapseMonitor", "MonitorState", "OnCollapse"]
+__all__ = ["ACTIONS", "TRACKED", "AlarmPolicy", "CollapseMonitor", "Emit", "MonitorState",
+           "OnCollapse"]

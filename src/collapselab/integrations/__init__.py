@@ -25,7 +25,8 @@ Engines that check a sharded corpus where it lives (only packed ``d x d`` states
 - :mod:`collapselab.integrations.spark`: ``check_dataframe(df, column)`` (``mapInArrow``
   partition states merged by ``treeReduce``) and ``check_parquet(paths)``.
 
-Stopping on collapse has one design everywhere: ``on_collapse="stop"`` makes the
-monitor's :class:`~collapselab.monitor.AlarmPolicy` set ``monitor.should_stop`` when it
-fires, and each framework callback reads it.
+Stopping on collapse has one design everywhere: under a policy with ``on_collapse="stop"``
+(:class:`~collapselab.monitor.AlarmPolicy`) the monitor sets ``monitor.should_stop`` when
+the alarm fires, and each framework callback reads it. ``engines`` dispatches
+``collapselab check --engine ray|spark``.
 """

@@ -41,8 +41,10 @@ def is_rank_zero() -> bool:
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def resolve_on_collapse(on_collapse: OnCollapse, stop_on_collapse: bool | None) -> OnCollapse:
-    """Map the deprecated ``stop_on_collapse=True`` to ``on_collapse="stop"``."""
+def resolve_on_collapse(
+    on_collapse: OnCollapse | None, stop_on_collapse: bool | None
+) -> OnCollapse | None:
+    """Map the callbacks' deprecated ``stop_on_collapse=True`` to ``on_collapse="stop"``."""
     if stop_on_collapse is None:
         return on_collapse
     warnings.warn("stop_on_collapse is deprecated; pass on_collapse='stop'",

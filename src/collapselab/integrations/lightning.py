@@ -19,11 +19,12 @@ given ``get_embeddings(pl_module, outputs, batch)``.
   ``collapse/<metric>`` (``Measurement.scalars()`` and ``level``), so every attached
   Lightning logger receives it. Lightning writes step metrics at multiples of
   ``log_every_n_steps``: keep ``every`` a multiple of it (a warning says so otherwise).
-- **Stopping**: ``on_collapse="stop"`` makes the monitor's AlarmPolicy set
-  ``monitor.should_stop``; the callback then sets ``trainer.should_stop``.
+- **Stopping**: with ``on_collapse="stop"`` the monitor's ``should_stop`` turns True
+  when the alarm fires; the callback then sets ``trainer.should_stop``.
 - **DDP**: every rank feeds its own batch; the monitor all-reduces the moments at each
   evaluation, so every rank sees the verdict of the global batch and stops at the same
-  step. Warnings are issued on global rank 0 only.
+  step. Warnings are issued on global rank 0 only (the policy is
+  :meth:`~collapselab.monitor.AlarmPolicy.gated` by ``trainer.is_global_zero``).
 - **Checkpoints**: the monitor's state (windows, baseline, trend history, alarm) is saved
   in Lightning checkpoints and restored on ``fit(ckpt_path=...)``.
 """
@@ -36,7 +37,7 @@ from typing import Any
 
 from collapselab.errors import InputError
 from collapselab.integrations._record import flat_metrics, resolve_on_collapse
-from collapselab.monitor import CollapseMonitor, OnCollapse
+from collapselab.monitor import AlarmPolicy, CollapseMonitor, OnCollapse
 
 EmbeddingGetter = Callable[[Any, Any, Any], Any]
 
@@ -52,13 +53,19 @@ class LightningHooks:
         every: monitor evaluation interval in optimizer steps (``trainer.global_step``).
         window: optimizer steps merged per evaluation.
         on_collapse: ``"warn"``, ``"stop"`` (``trainer.should_stop = True``), ``"raise"``,
-            ``"ignore"`` or a callable receiving the :class:`MonitorState`.
+            ``"ignore"`` or a callable receiving the :class:`MonitorState`; None: the
+            ``alarm``'s.
         get_embeddings: ``(pl_module, outputs, batch) -> (B, d)`` tensor; default reads
             ``outputs["embeddings"]`` (and ``outputs["paired"]`` when present).
         log_prefix: prefix of the logged metric names.
         stop_on_collapse: deprecated; ``True`` means ``on_collapse="stop"``.
-        **monitor_kwargs: further :class:`CollapseMonitor` arguments (``patience``,
-            ``thresholds``, ``baseline``, ``on_state`` for tracker sinks, ...).
+        alarm: the :class:`~collapselab.monitor.AlarmPolicy` (default: ``AlarmPolicy()``);
+            ``on_collapse``, ``patience``, ``level`` and ``emit`` replace its fields.
+        patience: evaluations in a row at ``level`` or worse before the alarm fires;
+            None: the ``alarm``'s.
+        level: the lowest level that counts; None: the ``alarm``'s.
+        **monitor_kwargs: further :class:`CollapseMonitor` arguments (``thresholds``,
+            ``baseline``, ``on_state`` for tracker sinks, ``emit``, ...).
 
     Attributes:
         monitor: the :class:`CollapseMonitor` (``monitor.last`` is the latest state).
@@ -68,15 +75,25 @@ class LightningHooks:
         self,
         every: int = 10,
         window: int = 4,
-        on_collapse: OnCollapse = "warn",
+        on_collapse: OnCollapse | None = None,
         get_embeddings: EmbeddingGetter | None = None,
         log_prefix: str = "collapse/",
         stop_on_collapse: bool | None = None,
+        alarm: AlarmPolicy | None = None,
+        patience: int | None = None,
+        level: str | None = None,
         **monitor_kwargs: Any,
     ) -> None:
-        on_collapse = resolve_on_collapse(on_collapse, stop_on_collapse)
+        policy = AlarmPolicy.build(
+            alarm,
+            on_collapse=resolve_on_collapse(on_collapse, stop_on_collapse),
+            patience=patience,
+            level=level,
+            emit=monitor_kwargs.pop("emit", None),
+        )
+        self._global_zero = True  # until setup() knows the rank
         self.monitor = CollapseMonitor(
-            every=every, window=window, on_collapse=on_collapse, **monitor_kwargs
+            every=every, window=window, alarm=policy.gated(self._speaks), **monitor_kwargs
         )
         self.get_embeddings = get_embeddings
         self.log_prefix = log_prefix
@@ -85,8 +102,11 @@ class LightningHooks:
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         """Warn only on global rank 0."""
-        if not trainer.is_global_zero:
-            self.monitor.alarm.emit = False
+        self._global_zero = bool(trainer.is_global_zero)
+
+    def _speaks(self) -> bool:
+        """The alarm's gate: this process is global rank 0."""
+        return self._global_zero
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Note the starting step (after a checkpoint restore too)."""
@@ -126,7 +146,7 @@ class LightningHooks:
         self._micro.clear()
         z, paired = _cat(zs), (None if any(p is None for p in ps) else _cat(ps))
         state = self.monitor.update(z, step, paired=paired)
-        if self.monitor.should_stop:  # the AlarmPolicy fired with on_collapse="stop"
+        if self.monitor.should_stop:  # the alarm fired with on_collapse="stop"
             trainer.should_stop = True
         if state is not None:
             pl_module.log_dict(flat_metrics(state, self.log_prefix), on_step=True,

@@ -28,8 +28,8 @@ from transformers import TrainerCallback
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError
 from collapselab.integrations._record import flat_metrics, resolve_on_collapse
-from collapselab.monitor import MonitorState, OnCollapse
-from collapselab.text.monitor import ProbeMonitor, ProbeRecord
+from collapselab.monitor import AlarmPolicy, MonitorState, OnCollapse
+from collapselab.text.monitor import PROBE_ALARM, ProbeMonitor, ProbeRecord
 
 try:  # sentence-transformers >= 6
     from sentence_transformers.base.evaluation.evaluator import BaseEvaluator
@@ -93,8 +93,10 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         every: probe at global steps divisible by ``every`` (and at step 0).
         heldout_pairs: optional (queries, documents) texts scored by recall@1.
         on_collapse: ``"warn"``, ``"stop"`` (``control.should_training_stop``), ``"raise"``,
-            ``"ignore"`` or a callable receiving the :class:`MonitorState`.
-        patience: probes in a row at warning level or worse before the alarm fires.
+            ``"ignore"`` or a callable receiving the :class:`MonitorState`; None: the
+            ``alarm``'s.
+        patience: probes in a row at ``level`` or worse before the alarm fires; None: the
+            ``alarm``'s.
         batch_size: texts per forward pass for the probe.
         thresholds: verdict thresholds.
         tokenizer: for a model without ``encode``; default: the trainer's
@@ -103,6 +105,11 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
             callables receiving each :class:`MonitorState`.
         log_prefix: prefix of the names sent to ``trainer.log``.
         stop_on_collapse: deprecated; ``True`` means ``on_collapse="stop"``.
+        alarm: the :class:`~collapselab.monitor.AlarmPolicy` (default: the probe's,
+            :data:`~collapselab.text.monitor.PROBE_ALARM`); ``on_collapse``, ``patience``
+            and ``level`` replace its fields. Warnings are issued on the world's process
+            zero only (the policy is :meth:`~collapselab.monitor.AlarmPolicy.gated`).
+        level: the lowest level that counts; None: the ``alarm``'s.
 
     Attributes:
         probe: the :class:`ProbeMonitor` (``probe.records`` holds every evaluation).
@@ -113,20 +120,28 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         probe_texts: Sequence[str],
         every: int = 25,
         heldout_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
-        on_collapse: OnCollapse = "warn",
-        patience: int = 1,
+        on_collapse: OnCollapse | None = None,
+        patience: int | None = None,
         batch_size: int = 64,
         thresholds: Thresholds | None = None,
         tokenizer: Any = None,
         on_state: StateHook | Sequence[StateHook] | None = None,
         log_prefix: str = "collapse/",
         stop_on_collapse: bool | None = None,
+        alarm: AlarmPolicy | None = None,
+        level: str | None = None,
     ) -> None:
-        on_collapse = resolve_on_collapse(on_collapse, stop_on_collapse)
-        self.probe = ProbeMonitor(probe_texts, every, on_collapse, heldout_pairs, batch_size,
-                                  thresholds, patience=patience)  # fmt: skip
-        if on_state is not None:
-            self.probe.monitor.on_state.extend([on_state] if callable(on_state) else on_state)
+        policy = AlarmPolicy.build(
+            alarm or PROBE_ALARM,
+            on_collapse=resolve_on_collapse(on_collapse, stop_on_collapse),
+            patience=patience,
+            level=level,
+        )
+        self._world_zero = True  # updated at each probe from the trainer's state
+        self.probe = ProbeMonitor(probe_texts, every, heldout_pairs=heldout_pairs,
+                                  batch_size=batch_size, thresholds=thresholds,
+                                  alarm=policy.gated(self._speaks),
+                                  on_state=on_state)  # fmt: skip
         self.tokenizer = tokenizer
         self.log_prefix = log_prefix
         self.trainer: Any = None
@@ -136,6 +151,10 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         trainer.add_callback(self)
         self.trainer = trainer
         return self
+
+    def _speaks(self) -> bool:
+        """The alarm's gate: this is the world's process zero."""
+        return self._world_zero
 
     def _encoder(self, model: Any, kwargs: dict[str, Any]) -> Any:
         if hasattr(model, "encode"):  # a SentenceTransformer
@@ -151,13 +170,13 @@ class CollapseMonitorCallback(TrainerCallback):  # type: ignore[misc]
         if model is None or not self.probe.due(int(state.global_step)):
             return
         # every rank probes (the same texts, the same verdict), so all stop together
-        self.probe.monitor.alarm.emit = bool(getattr(state, "is_world_process_zero", True))
+        self._world_zero = bool(getattr(state, "is_world_process_zero", True))
         record = self.probe(self._encoder(model, kwargs), int(state.global_step))
         if record is None:
             return
         if self.trainer is not None:
             self.trainer.log(record_metrics(record, self.log_prefix))
-        if self.probe.should_stop:  # the AlarmPolicy fired with on_collapse="stop"
+        if self.probe.should_stop:  # the alarm fired with on_collapse="stop"
             control.should_training_stop = True
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -176,7 +195,7 @@ class CollapseMonitorEvaluator(BaseEvaluator):  # type: ignore[misc]
         probe_texts: fixed probe sentences.
         heldout_pairs: optional (queries, documents) texts scored by recall@1.
         name: metric prefix (``"collapse_effective_rank"``, ...).
-        on_collapse, batch_size, thresholds: as for :class:`ProbeMonitor`.
+        on_collapse, batch_size, thresholds, alarm: as for :class:`ProbeMonitor`.
 
     Returns (when called):
         ``{name_effective_rank, name_mean_cosine, name_severity, ...}``; the
@@ -188,14 +207,15 @@ class CollapseMonitorEvaluator(BaseEvaluator):  # type: ignore[misc]
         probe_texts: Sequence[str],
         heldout_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
         name: str = "collapse",
-        on_collapse: OnCollapse = "warn",
+        on_collapse: OnCollapse | None = None,
         batch_size: int = 64,
         thresholds: Thresholds | None = None,
+        alarm: AlarmPolicy | None = None,
     ) -> None:
         super().__init__()
         # every call is an evaluation: the trainer's eval_steps sets the rhythm
         self.probe = ProbeMonitor(probe_texts, 1, on_collapse, heldout_pairs, batch_size,
-                                  thresholds)  # fmt: skip
+                                  thresholds, alarm=alarm)  # fmt: skip
         self.name = name
         self.primary_metric = "effective_rank"
         self.greater_is_better = True

@@ -205,7 +205,8 @@ def render(record: Any, **options: Any) -> str:
     theory table, or each claim in full with ``detail=True``)."""
     if isinstance(record, list):
         return theory_text(record, **options)
-    view = _VIEWS.get(type(record).__name__)
+    # by type name, the record's own or a base class's (DemoSummary is a Summary)
+    view = next((_VIEWS[c.__name__] for c in type(record).__mro__ if c.__name__ in _VIEWS), None)
     if view is None:
         raise ConfigError(f"no terminal view for {type(record).__name__}")
     return view(record, **options)

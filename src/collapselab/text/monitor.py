@@ -22,7 +22,7 @@ SentenceTransformerTrainer adapters in :mod:`collapselab.integrations.transforme
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,12 @@ from collapselab.text.model import encode
 
 #: CollapseMonitor's pairwise-statistics sample for probe sets (rows per evaluation)
 PROBE_SAMPLE = 512
+
+#: the probe monitors' alarm policy unless told otherwise: it fires on the first probe at
+#: warning level or worse (a fixed probe set has no batch-to-batch noise to ride out)
+PROBE_ALARM = AlarmPolicy(patience=1)
+
+StateHook = Callable[[MonitorState], Any]
 
 
 @dataclass(frozen=True)
@@ -66,19 +72,31 @@ class ProbeMonitor:
         probe_texts: the probe sentences (at least 2; a few hundred or more gives a stable
             spectrum: the effective rank cannot exceed the number of texts).
         every: evaluate at steps divisible by ``every``.
-        on_collapse: passed to the monitor (``"warn"``, ``"raise"``, ``"stop"``,
-            ``"ignore"`` or a callable receiving the :class:`MonitorState`).
+        on_collapse: what the alarm does (``"warn"``, ``"raise"``, ``"stop"``,
+            ``"ignore"`` or a callable receiving the :class:`MonitorState`); None: the
+            ``alarm``'s.
         heldout_pairs: optional ``(queries, documents)`` texts, row ``i`` relevant to row
             ``i``, scored by recall@1 at each evaluation.
         batch_size: texts per forward pass when embedding the probe.
         thresholds: verdict thresholds (default: those of ``collapselab check``; the
             warning line of the spread against the first probe is
             ``baseline_warn_ratio``).
-        patience: evaluations in a row at warning level or worse before ``on_collapse``
-            fires. 1 by default: a fixed probe set has no batch-to-batch noise to ride out.
-        monitor: a ready monitor to feed instead (its ``every`` is then used; keep its
-            ``window`` at 1 for a fixed probe set: merging older evaluations of the same
-            texts would blur the current state).
+        patience: evaluations in a row at ``level`` or worse before the alarm fires;
+            None: the ``alarm``'s.
+        monitor: a ready monitor to feed instead (its ``every`` and alarm policy are then
+            used; keep its ``window`` at 1 for a fixed probe set: merging older
+            evaluations of the same texts would blur the current state).
+        alarm: the :class:`~collapselab.monitor.AlarmPolicy` (default:
+            :data:`PROBE_ALARM`); ``on_collapse``, ``patience`` and ``level`` replace its
+            fields (:meth:`AlarmPolicy.build <collapselab.monitor.AlarmPolicy.build>`).
+        level: the lowest level that counts (``"warning"``, ``"dimensional"`` or
+            ``"complete"``); None: the ``alarm``'s.
+        on_state: callables receiving each :class:`MonitorState` (tracker sinks), as for
+            :class:`CollapseMonitor`.
+
+    Raises:
+        ConfigError: fewer than 2 probe texts, unpaired held-out texts, or alarm settings
+            or ``on_state`` given together with a ready ``monitor``.
 
     Example:
         >>> probe = ProbeMonitor(glosses[:1000], every=25)       # doctest: +SKIP
@@ -91,12 +109,15 @@ class ProbeMonitor:
         self,
         probe_texts: Sequence[str],
         every: int = 25,
-        on_collapse: OnCollapse = "warn",
+        on_collapse: OnCollapse | None = None,
         heldout_pairs: tuple[Sequence[str], Sequence[str]] | None = None,
         batch_size: int = 64,
         thresholds: Thresholds | None = None,
         monitor: CollapseMonitor | None = None,
-        patience: int = 1,
+        patience: int | None = None,
+        alarm: AlarmPolicy | None = None,
+        level: str | None = None,
+        on_state: StateHook | Sequence[StateHook] | None = None,
     ) -> None:
         if len(probe_texts) < 2:
             raise ConfigError(f"the probe set needs at least 2 texts, got {len(probe_texts)}")
@@ -105,13 +126,19 @@ class ProbeMonitor:
         self.probe_texts = list(probe_texts)
         self.heldout = heldout_pairs
         self.batch_size = batch_size
+        options = (alarm, on_collapse, patience, level, on_state)
+        if monitor is not None and any(o is not None for o in options):
+            raise ConfigError("ProbeMonitor: give the alarm settings and on_state to the "
+                              "ready monitor, not beside it")  # fmt: skip
         self.monitor = monitor or CollapseMonitor(
             every=every,
             window=1,
             thresholds=thresholds,
-            alarm=AlarmPolicy(on_collapse, patience),
+            alarm=AlarmPolicy.build(alarm or PROBE_ALARM, on_collapse=on_collapse,
+                                    patience=patience, level=level),  # fmt: skip
             sample_size=min(PROBE_SAMPLE, len(self.probe_texts)),
             distributed=False,  # every rank embeds the same probe: nothing to reduce
+            on_state=on_state,
         )
         self.records: list[ProbeRecord] = []
 

@@ -13,6 +13,7 @@ import json
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,10 @@ class TrainConfig:
     monitor: bool = True  # run the CollapseMonitor during training
     monitor_every: int = 10  # CollapseMonitor: steps between evaluations
     monitor_window: int = 4  # CollapseMonitor: consecutive batches merged per evaluation
-    monitor_patience: int = 2  # AlarmPolicy: evaluations in a row at warning level or worse
-    stop_on_collapse: bool = False  # raise CollapseDetected at the first collapse verdict
+    monitor_patience: int | None = None  # AlarmPolicy: evaluations in a row at warning
+    # level or worse before the alarm fires; None: the AlarmPolicy's default
+    on_collapse: str | None = None  # what the alarm does: warn, stop (end training, then
+    # evaluate), raise (CollapseDetected) or ignore; None: the AlarmPolicy's default
     evaluate: bool = True  # kNN / linear / few-label evaluation at the end
     method_options: dict[str, Any] = field(default_factory=dict)  # method config overrides
     augment_options: dict[str, Any] = field(default_factory=dict)  # augmentation overrides
@@ -71,9 +74,19 @@ class TrainConfig:
         Raises:
             ConfigError: a value out of range.
         """
+        from collapselab.monitor import ACTIONS, AlarmPolicy
+
         cfg = dataclasses.replace(self)
         if cfg.epochs is None:
             cfg.epochs = DEFAULT_EPOCHS.get(cfg.data, 100)
+        policy = AlarmPolicy()  # the alarm defaults of every monitor
+        if cfg.monitor_patience is None:
+            cfg.monitor_patience = policy.patience
+        if cfg.on_collapse is None:
+            cfg.on_collapse = str(policy.on_collapse)
+        if cfg.on_collapse not in ACTIONS:
+            raise ConfigError(f"--on-collapse {cfg.on_collapse!r}: choose "
+                              f"{', '.join(ACTIONS[:-1])} or {ACTIONS[-1]}")  # fmt: skip
         positive = {
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size,
@@ -137,12 +150,33 @@ def _coerce_field(name: str, value: Any, hint: Any, where: str) -> Any:
     return float(value) if hint is float else value
 
 
+def _renamed(values: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``values`` with the deprecated ``stop_on_collapse`` (true: raise CollapseDetected
+    at the alarm) turned into ``on_collapse``."""
+    out = dict(values)
+    if "stop_on_collapse" in out:
+        old = out.pop("stop_on_collapse")
+        if not isinstance(old, bool):
+            raise ConfigError(f"{where}: stop_on_collapse must be bool, got {old!r}")
+        if old:
+            out.setdefault("on_collapse", "raise")
+    return out
+
+
 def config_from_mapping(values: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Validate a mapping of field overrides (TOML keys or CLI values) against TrainConfig.
+
+    The old key ``stop_on_collapse`` is still read, with a DeprecationWarning: true means
+    ``on_collapse = "raise"``.
 
     Raises:
         ConfigError: an unknown key or a value of the wrong type.
     """
+    if "stop_on_collapse" in values:
+        warnings.warn(f"{where}: stop_on_collapse is deprecated; set on_collapse to "
+                      "'raise' (or 'stop', 'warn', 'ignore')", DeprecationWarning,
+                      stacklevel=2)  # fmt: skip
+        values = _renamed(values, where)
     types_ = _field_types()
     out: dict[str, Any] = {}
     for key, value in values.items():
@@ -200,3 +234,9 @@ def build_config(
 def config_json(cfg: TrainConfig) -> str:
     """Canonical JSON of a config (sorted keys), as stored in checkpoints."""
     return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def config_from_json(text: str) -> TrainConfig:
+    """The resolved config of :func:`config_json` text, also from checkpoints written
+    before ``on_collapse`` replaced ``stop_on_collapse``."""
+    return TrainConfig(**_renamed(json.loads(text), "checkpoint")).resolved()

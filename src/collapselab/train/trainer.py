@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import numpy as np
 import torch
@@ -34,7 +34,7 @@ from collapselab.errors import ConfigError, NonFiniteLossError
 from collapselab.methods import Method, build_method
 from collapselab.metrics import Moments
 from collapselab.models import build_encoder
-from collapselab.monitor import AlarmPolicy, CollapseMonitor, MonitorState
+from collapselab.monitor import AlarmPolicy, CollapseMonitor, MonitorState, OnCollapse
 from collapselab.train._threads import blas_threads
 from collapselab.train.checkpoint import (
     CHECKPOINT_NAME,
@@ -42,7 +42,7 @@ from collapselab.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from collapselab.train.config import TrainConfig, config_json
+from collapselab.train.config import TrainConfig, config_from_json, config_json
 from collapselab.train.evaluate import FeatureEvaluation, evaluate_features
 from collapselab.train.runlog import EarlyWarning, early_warning, read_metrics
 
@@ -231,9 +231,11 @@ def train(
         config: the run's settings (see :class:`TrainConfig`).
         progress: called on rank 0 every ``log_every`` steps (the CLI draws its bar).
         on_monitor: called on rank 0 with each monitor evaluation.
-        on_collapse: called on rank 0 when the monitor raises its collapse alarm (the
-            state stayed at warning level or worse for ``monitor_patience``
-            evaluations); with ``stop_on_collapse`` the run stops instead.
+        on_collapse: called on rank 0 when the monitor's collapse alarm fires (the state
+            stayed at warning level or worse for ``monitor_patience`` evaluations) and
+            ``config.on_collapse`` is ``"warn"`` or ``"stop"``; when given, it tells of
+            the alarm instead of the policy's warnings / log records (the CLI prints one
+            line).
 
     Returns:
         The :class:`TrainSummary` (its ``to_dict()`` is written to ``out/summary.json``
@@ -243,7 +245,9 @@ def train(
         ConfigError: invalid settings, or a resume whose settings differ.
         InputError: data files missing; unreadable checkpoint.
         NonFiniteLossError: the loss became NaN/Inf (the message gives the step).
-        CollapseDetected: ``stop_on_collapse`` and the monitor flagged collapse.
+        CollapseDetected: ``on_collapse="raise"`` and the alarm fired. With
+            ``on_collapse="stop"`` the run ends cleanly after the step whose evaluation
+            fired it (checkpoint, evaluation and summary as at the last step).
     """
     cfg = config.resolved()
     assert cfg.epochs is not None
@@ -320,17 +324,14 @@ def _train(
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_aug = torch.Generator(device=ctx.device).manual_seed(cfg.seed + 1)
 
-    def alarm(state: MonitorState) -> None:
-        if ctx.main and on_collapse is not None:
-            on_collapse(state)
-
-    monitor = CollapseMonitor(
-        every=cfg.monitor_every,
-        window=cfg.monitor_window,
-        alarm=AlarmPolicy(
-            "raise" if cfg.stop_on_collapse else alarm, cfg.monitor_patience, emit=ctx.main
-        ),
+    # the alarm is told on rank 0 only: through the caller's on_collapse when given
+    tell = on_collapse if ctx.main and cfg.on_collapse in ("warn", "stop") else None
+    policy = AlarmPolicy.build(
+        on_collapse=cast(OnCollapse, cfg.on_collapse),
+        patience=cfg.monitor_patience,
+        emit=ctx.main and on_collapse is None,
     )
+    monitor = CollapseMonitor(every=cfg.monitor_every, window=cfg.monitor_window, alarm=policy)
     start_rep = None  # the untrained encoder's test-set representation: the baseline
     if cfg.evaluate:
         method.eval()
@@ -342,7 +343,7 @@ def _train(
     if cfg.resume:
         assert out_dir is not None
         ck = load_checkpoint(out_dir / CHECKPOINT_NAME)
-        _check_resume(TrainConfig(**json.loads(ck["config"])), cfg)
+        _check_resume(config_from_json(ck["config"]), cfg)
         method.load_state_dict(ck["method"])
         optimizer.load_state_dict(ck["optimizer"])
         g_data.set_state(ck["rng_data"])
@@ -375,7 +376,7 @@ def _train(
     x_all = data.x_train.to(ctx.device)
     model.train()
     try:
-        while step < run_steps:
+        while step < run_steps and not monitor.should_stop:
             i = step % steps_per_epoch
             if i == 0:
                 perm = torch.randperm(n_train, generator=g_data)
@@ -399,13 +400,15 @@ def _train(
             state = (
                 monitor.update(out.embeddings, step, paired=out.paired) if cfg.monitor else None
             )
+            if state is not None and monitor.fired and tell is not None:
+                tell(state)
             if ctx.main:
                 if state is not None:
                     if on_monitor is not None:
                         on_monitor(state)
                     if log is not None:
                         _write(log, {"event": "monitor", **state.to_dict()})
-                if step % cfg.log_every == 0 or step == run_steps - 1:
+                if step % cfg.log_every == 0 or step == run_steps - 1 or monitor.should_stop:
                     seconds = elapsed_before + time.perf_counter() - t_start
                     terms = {k: v for k, v in out.terms.items() if k != "loss"}
                     lr_now = optimizer.param_groups[0]["lr"]
