@@ -41,7 +41,7 @@ from cdp import Page, find_chromium  # noqa: E402
 
 from collapselab.check import check_files  # noqa: E402
 from collapselab.cli import render_check  # noqa: E402
-from collapselab.experiments.selection import rank_runs  # noqa: E402
+from collapselab.experiments.rank import rank_runs  # noqa: E402
 from collapselab.report.check_report import write_check_report, write_rank_report  # noqa: E402
 
 

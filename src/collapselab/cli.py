@@ -471,7 +471,7 @@ def _cmd_whiten(args: argparse.Namespace) -> int:
 
 
 def _add_rank(sub: Any) -> None:
-    from collapselab.experiments.selection import METRICS
+    from collapselab.metrics.label_free import METRICS
 
     p = _add(sub, "rank", "Order RUNs (collapselab train checkpoints or their run folders, or "
              "embedding files such as .npy of the same data; folders and globs as check reads "
@@ -494,7 +494,7 @@ def _add_rank(sub: Any) -> None:
 
 
 def _cmd_rank(args: argparse.Namespace) -> int:
-    from collapselab.experiments.selection import rank_runs
+    from collapselab.experiments.rank import rank_runs
     from collapselab.report.terminal import render
 
     r = rank_runs(args.runs, args.metric, args.validation)

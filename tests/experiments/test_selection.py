@@ -18,7 +18,9 @@ import pytest
 from scipy import stats
 
 from collapselab.errors import ConfigError, InputError
+from collapselab.experiments import rank as R
 from collapselab.experiments import selection as S
+from collapselab.metrics import label_free as L
 
 # ----------------------------------------------------------------------------- LiDAR
 
@@ -36,12 +38,12 @@ def test_lidar_counts_discriminable_directions_exactly() -> None:
     # entropy moves by ~d * eps * |log eps| < 1e-6)
     means = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]])
     views = _lda_views(means, np.ones(3))
-    assert S.lidar(views) == pytest.approx(2.0, abs=1e-6)
+    assert L.lidar(views) == pytest.approx(2.0, abs=1e-6)
     # a common offset of every view changes nothing (the class means are centred)
-    assert S.lidar(views + np.array([5.0, -3.0, 4.0])) == pytest.approx(2.0, abs=1e-6)
+    assert L.lidar(views + np.array([5.0, -3.0, 4.0])) == pytest.approx(2.0, abs=1e-6)
     # one discriminable direction only
     means1 = np.array([[1.0, 0, 0], [-1, 0, 0], [2, 0, 0], [-2, 0, 0]])
-    assert S.lidar(_lda_views(means1, np.ones(3))) == pytest.approx(1.0, abs=1e-6)
+    assert L.lidar(_lda_views(means1, np.ones(3))) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_lidar_whitens_by_the_within_class_scatter() -> None:
@@ -50,23 +52,23 @@ def test_lidar_whitens_by_the_within_class_scatter() -> None:
     # the class means would be below 2 (p = 0.9, 0.1)
     means = np.array([[3.0, 0, 0], [-3, 0, 0], [0, 1, 0], [0, -1, 0]])
     views = _lda_views(means, np.array([3.0, 1.0, 1.0]))
-    assert S.lidar(views, delta=1e-12) == pytest.approx(2.0, abs=1e-6)
+    assert L.lidar(views, delta=1e-12) == pytest.approx(2.0, abs=1e-6)
 
 
 def test_lidar_is_scale_and_rotation_invariant() -> None:
     rng = np.random.default_rng(0)
     views = rng.normal(size=(30, 4, 8)) + rng.normal(size=(30, 1, 8)) * np.linspace(0.1, 3, 8)
     q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
-    ref = S.lidar(views)
+    ref = L.lidar(views)
     assert 1.0 < ref < 8.0
     # relative ridge: exact invariance up to float64 rounding of the eigensolves
-    assert S.lidar(1e4 * views) == pytest.approx(ref, rel=1e-9)
-    assert S.lidar(views @ q) == pytest.approx(ref, rel=1e-9)
+    assert L.lidar(1e4 * views) == pytest.approx(ref, rel=1e-9)
+    assert L.lidar(views @ q) == pytest.approx(ref, rel=1e-9)
 
 
 def test_lidar_rejects_a_single_view() -> None:
     with pytest.raises(InputError, match="expected"):
-        S.lidar(np.zeros((5, 1, 3)))
+        L.lidar(np.zeros((5, 1, 3)))
 
 
 # ------------------------------------------------------------------- correlation machinery
@@ -99,7 +101,7 @@ def test_monotone_relation_gives_one_and_a_degenerate_interval() -> None:
 
 
 def _fake(method: str, acc: float, **metrics: float) -> S.RunResult:
-    full = {m: 0.0 for m in S.METRIC_NAMES} | metrics
+    full = {m: 0.0 for m in L.METRIC_NAMES} | metrics
     return S.RunResult({"data": "digits", "method": method}, full, acc, acc, 0.0)
 
 
@@ -135,7 +137,7 @@ def test_tiny_sweep_measures_every_metric(tiny: tuple[Path, list[S.RunResult]]) 
     cache, results = tiny
     assert len(results) == 6
     for r in results:
-        assert set(r.metrics) == set(S.METRIC_NAMES)
+        assert set(r.metrics) == set(L.METRIC_NAMES)
         assert all(math.isfinite(v) for v in r.metrics.values()), r.metrics
         assert 0.1 < r.linear <= 1.0 and 0.1 < r.knn <= 1.0  # above chance (10 classes)
         assert 1.0 <= r.metrics["effective_rank"] <= 256.0
@@ -149,7 +151,7 @@ def test_tiny_sweep_measures_every_metric(tiny: tuple[Path, list[S.RunResult]]) 
     corrs = S.correlations(results, n_boot=100, min_runs=3)
     assert {c.scope for c in corrs} == {"all", "simclr"}  # vicreg (2), alignment (1) < 3 runs
     for c in corrs:
-        x = [S.metric_spec(c.metric).sign * r.metrics[c.metric] for r in results
+        x = [L.metric_spec(c.metric).sign * r.metrics[c.metric] for r in results
              if c.scope in ("all", r.method)]  # fmt: skip
         y = [getattr(r, c.target) for r in results if c.scope in ("all", r.method)]
         assert c.spearman.value == pytest.approx(stats.spearmanr(x, y)[0], nan_ok=True)
@@ -194,7 +196,7 @@ def test_rank_checkpoints_orders_by_metric(
     vpath = tmp_path / "v.json"
     vpath.write_text(json.dumps(table))
     cks = [str(cache / r.key() / "train") for r in S.sweep_runs(False)[:3]]
-    ranking = S.rank_runs(cks, metric="lidar", validation=vpath)
+    ranking = R.rank_runs(cks, metric="lidar", validation=vpath)
     expect = sorted(results[:3], key=lambda r: -r.metrics["lidar"])
     assert [r.value for r in ranking.runs] == pytest.approx([r.metrics["lidar"] for r in expect])
     assert ranking.why == "chosen with --metric"
@@ -240,7 +242,7 @@ def test_cli_rank_embedding_files_without_torch(tmp_path: Path) -> None:
     assert r["metric"] == "effective_rank" and r["why"] == "best validated"
     assert [Path(x["path"]).stem for x in r["runs"]] == ["full", "mid", "low"]
     assert r["runs"][2]["value"] == pytest.approx(
-        S.label_free_metrics(np.load(paths[0]).astype(np.float64))["effective_rank"]
+        L.label_free_metrics(np.load(paths[0]).astype(np.float64))["effective_rank"]
     )
     assert r["trust"] == "high"  # rho = 1 with a degenerate interval in this table
     text = _cli("rank", *paths, "--validation", v)
@@ -271,13 +273,13 @@ def test_cli_rank_errors_are_one_line(tmp_path: Path, args: list[str], message: 
 def test_rank_library_errors(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.eye(4))
     with pytest.raises(ConfigError, match="at least 2"):
-        S.rank_runs([str(tmp_path / "a.npy")])
+        R.rank_runs([str(tmp_path / "a.npy")])
     with pytest.raises(InputError, match="no such file"):
-        S.rank_runs([str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
+        R.rank_runs([str(tmp_path / "a.npy"), str(tmp_path / "b.npy")])
     bad = tmp_path / "v.json"
     bad.write_text("{}")
     with pytest.raises(InputError, match="not a selection validation table"):
-        S.load_validation(bad)
+        R.load_validation(bad)
 
 
 def test_vectorised_rank_correlations_equal_scipy_with_ties() -> None:

@@ -292,7 +292,7 @@ def test_figures_are_titled_labelled_with_legends_off_the_data(
 ) -> None:
     m = results["tuned"].measurement
     assert m.baseline is not None and m.moments is not None
-    from collapselab.experiments.selection import load_validation
+    from collapselab.experiments.rank import load_validation
 
     table, _ = load_validation()
     figs = [spectrum_figure(m.metrics, m.baseline.metrics),
@@ -308,14 +308,14 @@ def test_figures_are_titled_labelled_with_legends_off_the_data(
 
 
 def _ranked(files: dict[str, Path]) -> Any:
-    from collapselab.experiments.selection import rank_runs
+    from collapselab.experiments.rank import rank_runs
 
     return rank_runs([str(files[k]) for k in ("complete", "rank2", "iso")])
 
 
 def test_rank_report_orders_and_shows_the_validation(files: dict[str, Path],
                                                      tmp_path: Path) -> None:  # fmt: skip
-    from collapselab.experiments.selection import load_validation
+    from collapselab.experiments.rank import load_validation
 
     ranking = _ranked(files)
     out = write_rank_report(ranking, tmp_path)

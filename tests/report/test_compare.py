@@ -99,9 +99,9 @@ def test_unknown_method_is_a_config_error(
 
 def _record(method: str, verdict: str, uniformity: float, mean_cosine: float,
             spread: float, erank: float) -> cmp.RunRecord:  # fmt: skip
-    h = {"step": 20, "uniformity": uniformity, "mean_cosine": mean_cosine,
-         "relative_variance": spread, "effective_rank": erank, "alignment": 0.3}  # fmt: skip
-    return cmp.RunRecord(method, 0, {"verdict": verdict}, [h], [], [])
+    h = cmp.MonitorPoint(20, uniformity=uniformity, mean_cosine=mean_cosine,
+                         relative_variance=spread, effective_rank=erank, alignment=0.3)
+    return cmp.RunRecord(method, 0, verdict=verdict, history=[h])
 
 
 def test_align_uniform_caption_explains_a_collapsing_run_that_looks_uniform() -> None:
@@ -116,3 +116,57 @@ def test_align_uniform_caption_explains_a_collapsing_run_that_looks_uniform() ->
     plain = cmp.align_uniform_caption([healthy, _record("variance", "complete", -0.1, 0.99,
                                                         0.01, 1.0)])  # fmt: skip
     assert "MORE uniform" not in plain and "Complete collapse sits at uniformity 0" in plain
+
+
+# a record as the previous version cached it: RunRecord's dict fields written as they were
+# (the monitor's whole MonitorState.to_dict() per evaluation, losses as [step, loss] lists)
+_LEGACY = {
+    "method": "simclr", "seed": 1,
+    "summary": {"method": "simclr", "data": "digits", "steps": 10, "epochs": 2,
+                "first_collapse_step": None, "train_seconds": 1.5,
+                "early_warning": {"alarm_step": None}, "knn_accuracy": 0.9,
+                "linear_accuracy": 0.8, "knn_accuracy_5_per_class": 0.7,
+                "effective_rank": 10.25, "verdict": "healthy", "severity": 0.0,
+                "warning": None, "seconds": 2.5},
+    "history": [{"step": 4, "verdict": "healthy", "warning": None, "effective_rank": 9.5,
+                 "rankme": 11.0, "total_variance": 3.0, "uniformity": -2.0,
+                 "alignment": None, "level": 0.0, "trends": {"effective_rank": None}}],
+    "losses": [[0, 5.0], [1, 4.5]],
+    "spectrum": [2.0, 1.0],
+    "settings": {"method": "simclr", "data": "digits", "seed": 1, "epochs": 2},
+}  # fmt: skip
+
+
+def test_a_cached_record_of_the_previous_version_loads_typed() -> None:
+    rec = cmp.RunRecord.from_dict(json.loads(json.dumps(_LEGACY)))
+    assert (rec.method, rec.seed, rec.verdict, rec.steps) == ("simclr", 1, "healthy", 10)
+    assert (rec.knn_accuracy, rec.linear_accuracy, rec.knn_accuracy_5_per_class,
+            rec.effective_rank, rec.seconds) == (0.9, 0.8, 0.7, 10.25, 2.5)  # fmt: skip
+    assert rec.first_collapse_step is None
+    assert rec.history == [cmp.MonitorPoint(4, "healthy", effective_rank=9.5,
+                                            total_variance=3.0, uniformity=-2.0)]  # fmt: skip
+    assert rec.losses == [(0, 5.0), (1, 4.5)] and rec.spectrum == [2.0, 1.0]
+    # the summary keeps every entry (report.json's runs), typed or passed through
+    assert rec.summary() == _LEGACY["summary"]
+    assert rec.extra["early_warning"] == {"alarm_step": None}
+    # written and read again: the same record
+    assert cmp.RunRecord.from_dict(json.loads(json.dumps(rec.to_dict()))) == rec
+
+
+def test_a_malformed_cached_record_is_trained_again(tmp_path: Path, monkeypatch: Any) -> None:
+    class Trained(Exception):
+        pass
+
+    def train(*a: Any, **k: Any) -> None:
+        raise Trained
+
+    monkeypatch.setattr(cmp, "train", train)
+    path = tmp_path / "simclr-s1.json"
+    settings = _LEGACY["settings"]
+    for text in ("not json", "[]", json.dumps({"settings": settings, "summary": 3}),
+                 json.dumps({**_LEGACY, "history": [{"verdict": "healthy"}]})):  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(Trained):
+            cmp.run_one("simclr", "digits", 1, 2, tmp_path)
+    path.write_text(json.dumps(_LEGACY))  # well formed, same settings: served from the cache
+    assert cmp.run_one("simclr", "digits", 1, 2, tmp_path).knn_accuracy == 0.9

@@ -5,6 +5,9 @@ then six sections: the article's first demo as written; its second demo as writt
 corrected; the theory table (every claim of the article, checked); a short comparison of
 methods on scikit-learn's digits; the "charged particles" picture on the unit circle; the
 field's dimensional-collapse results (Jing et al. 2022, Tian et al. 2021) redrawn.
+
+This module runs the experiments and builds the tables; the figures are drawn by
+:mod:`collapselab.report.figures_demo` (and ``figures_compare``, ``figures_field``).
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from collapselab.experiments import compare, particles
 from collapselab.experiments.field_section import field_section
+from collapselab.report.figures_demo import (
+    demo_traces_figure,
+    finetune_figure,
+    particles_figure,
+    variance_demo_figure,
+)
+from collapselab.report.figures_demo import run_label as label
 from collapselab.report.html import Report, Section, Summary, Table, cell_text, write_report
-from collapselab.report.plots import OKABE_ITO, add_report_figure, legend_below, page_figure
+from collapselab.report.plots import add_report_figure
 from collapselab.theory import demos
 from collapselab.theory.registry import torch_threads
 
@@ -78,11 +86,6 @@ def demo2_runs(every: int = demos.PRINT_EVERY, on_run: OnRun = _noop) -> list[de
     return runs
 
 
-def label(run: demos.DemoRun) -> str:
-    """``"infonce-article, Linear(32, 128)"``: the run's loss and encoder."""
-    return f"{run.name}, {run.encoder}"
-
-
 def _demo1(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Section:
     on_run(f"demo 1: variance loss, {demos.DEMO_STEPS} steps")
     run = demos.run_variance_demo(every=s.trace_every)
@@ -129,7 +132,7 @@ def _demo1(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Section:
         report,
         sec,
         "demo1-variance-spectrum",
-        _variance_figure(run),
+        variance_demo_figure(run),
         "Left: the article's 'Variance Plot', reproduced: total variance trace(C) of the "
         "embeddings (log scale) under the variance loss. Right: the spectrum, as "
         "collapselab's verdict sees it: the centred covariance C before training "
@@ -142,38 +145,6 @@ def _demo1(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Section:
         "dotted round-off line are zero to float precision (drawn at the floor when exactly 0).",
     )  # fmt: skip
     return sec
-
-
-def _variance_figure(run: demos.DemoRun):  # type: ignore[no-untyped-def]
-    """Two panels: total variance per step (log); the spectra before / after training."""
-    fig = page_figure(height=4.6)
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.semilogy(run.steps, run.total_variance, color=OKABE_ITO[0], label="total variance")
-    ax1.set_xlabel("training step")
-    ax1.set_ylabel("total variance trace(C) (log)")
-    ax1.set_title(f"Variance per step: {run.total_variance[0]:.3g} -> "
-                  f"{run.total_variance[-1]:.2g}")  # fmt: skip
-    m0, m1 = run.metrics_init, run.metrics_final
-    floor = 1e-22
-    for lam, colour, ls, name in (
-        (m0.eigenvalues, OKABE_ITO[1], "-", "centred C, before training"),
-        (m1.eigenvalues, OKABE_ITO[3], "-", "centred C, after training"),
-        (m1.uncentered_eigenvalues, OKABE_ITO[2], "--", "uncentred M, after training"),
-    ):
-        lam = np.maximum(np.asarray(lam, dtype=float), floor)
-        ax2.semilogy(np.arange(1, lam.size + 1), lam, ls, color=colour, marker=".", ms=3,
-                     label=name)  # fmt: skip
-    tol = m1.rank_rtol * float(m1.uncentered_eigenvalues[0])
-    ax2.axhline(tol, color="0.4", ls=":", lw=1, label="round-off line (numerical rank)")
-    ax2.axvline(m0.numerical_rank + 0.5, color="0.75", lw=0.8)
-    ax2.set_xlabel(f"eigenvalue rank k (of {m0.d})")
-    ax2.set_ylabel("eigenvalue (log)")
-    ax2.set_title(f"Spectrum: verdict {run.final_verdict} (C ~ 0 after training)")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle("The article's first demo: the variance loss collapses the embeddings")
-    legend_below(fig, ax2, ncols=2)
-    return fig
 
 
 def _demo2(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Section:
@@ -214,7 +185,7 @@ def _demo2(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Section:
         report,
         sec,
         "demo2-eigenvalues",
-        _plot_traces(runs),
+        demo_traces_figure(runs),
         "Loss, the eigenvalues and the effective rank per step, one row per run length ("
         + ", ".join(f"{n} steps: " + ", ".join(label(r) for r in runs if r.total_steps == n)
                     for n in lengths)
@@ -225,39 +196,6 @@ def _demo2(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Section:
         "and the effective rank.",
     )  # fmt: skip
     return sec
-
-
-def _plot_traces(runs: list[demos.DemoRun]):  # type: ignore[no-untyped-def]
-    """One row per run length (the article's 500 steps, the corrected 100), three panels:
-    loss; |printed min eig| (dotted) and the k-th eigenvalue (log); effective rank."""
-    lengths = sorted({r.total_steps for r in runs}, reverse=True)
-    fig = page_figure(height=1.0 + 3.0 * len(lengths))
-    axes = fig.subplots(len(lengths), 3, squeeze=False)
-    colour = {label(r): OKABE_ITO[i % len(OKABE_ITO)] for i, r in enumerate(runs)}
-    for row, n in zip(axes, lengths, strict=True):
-        ax1, ax2, ax3 = row
-        what = f"{n}-step run" + ("s" if sum(r.total_steps == n for r in runs) > 1 else "")
-        for run in (r for r in runs if r.total_steps == n):
-            c, name = colour[label(run)], label(run)
-            ax1.plot(run.steps, run.loss, color=c, label=name)
-            ax2.semilogy(run.steps, [abs(v) + 1e-30 for v in run.printed], color=c, ls=":")
-            ax2.semilogy(run.steps, run.kth_eig, color=c)
-            ax3.plot(run.steps, run.effective_rank, color=c, label=name)
-        ax1.set_title(f"Loss, {what}")
-        ax1.set_ylabel("loss")
-        ax2.set_title(f"Eigenvalues, {what}")
-        ax2.set_ylabel("covariance eigenvalue (log)")
-        ax3.set_title(f"Effective rank, {what}")
-        ax3.set_ylabel("effective rank")
-        for ax in row:
-            ax.set_xlabel("training step")
-            ax.grid(True, which="major", alpha=0.3)
-    # line styles of the middle panels, once, after the runs in the legend
-    axes[-1][1].plot([], [], color="0.3", ls=":", label="|printed min eig| (article's code)")
-    axes[-1][1].plot([], [], color="0.3", ls="-", label="eigenvalue #k (collapselab)")
-    fig.suptitle("The article's second demo (InfoNCE) as written and corrected, per step")
-    legend_below(fig, ncols=3)
-    return fig
 
 
 def _theory(report: Report, on_count: OnCount | None = None) -> Section:
@@ -314,7 +252,7 @@ def _particles(s: DemoSettings, report: Report, on_run: OnRun = _noop) -> Sectio
         report,
         sec,
         "particles",
-        particles.plot_particles(runs),
+        particles_figure(runs),
         f"Snapshots over {s.particle_steps} steps of plain gradient descent: pure "
         f"attraction (top: mean cosine {att.mean_cosine[0]:.3g} -> {att.mean_cosine[-1]:.4g}, "
         "one point) vs InfoNCE (bottom: mean cosine "
@@ -379,27 +317,11 @@ def _text(quick: bool, report: Report, say: Status) -> Section:
         )
     )
     sec.data = exp.to_dict()
-    fig = page_figure(height=4.6)
-    ax1, ax2 = fig.subplots(1, 2)
-    for i, (name, run) in enumerate(exp.runs.items()):
-        steps = [p.step for p in run.points]
-        ax1.plot(steps, [p.mean_cosine for p in run.points], color=OKABE_ITO[i], label=name)
-        ax2.plot(steps, [p.recall_at_1 for p in run.points], color=OKABE_ITO[i], label=name)
-    ax1.set_xlabel("fine-tuning step")
-    ax1.set_ylabel("mean cosine of random probe pairs")
-    ax1.set_title("Positives only: every sentence points one way")
-    ax2.set_xlabel("fine-tuning step")
-    ax2.set_ylabel("held-out recall@1")
-    ax2.set_title("Retrieval falls as the space collapses")
-    for ax in (ax1, ax2):
-        ax.grid(True, alpha=0.3)
-    fig.suptitle("all-MiniLM-L6-v2 fine-tuned: positives-only loss vs InfoNCE")
-    legend_below(fig, ax1, ncols=4)
     add_report_figure(
         report,
         sec,
         "text-finetune",
-        fig,
+        finetune_figure(exp.runs),
         "Random-pair cosine and held-out recall@1 over fine-tuning steps.",
     )
     return sec

@@ -3,20 +3,24 @@ Tian et al. 2021), redrawn from collapselab's own runs of :mod:`.jing` and :mod:
 
 The settings are those of ``benchmarks/bench_field.py`` (its results file has the whole
 study: the Euclidean loss, the projector study on digits, the full Tian grid); the report
-runs the few that carry each paper's claim, about half a minute on one core.
+runs the few that carry each paper's claim, about half a minute on one core. The figures
+are drawn by :mod:`collapselab.report.figures_field`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from collapselab.experiments import jing, tian
+from collapselab.report import figures_field
 from collapselab.report.html import Report, Section, Table
-from collapselab.report.plots import OKABE_ITO, add_report_figure
+from collapselab.report.plots import add_report_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: Jing et al.: strong augmentation (Theorem 1) and implicit regularisation (Theorem 2)
 _WEAK = {"noise": 0.02, "data_decay": 0.1, "steps": 1500}
@@ -87,40 +91,22 @@ def field_section(
         f"and 4); the dashed line is the collapse line {jing.COLLAPSE_RTOL:g}. "
         + "; ".join(f"'{x.name}': {x.collapsed_dims} of {len(x.singular_values)} below it"
                     for x in spectra) + ".")  # fmt: skip
-    add_report_figure(report, sec, "field_tian_alignment", plot_tian(dyn), _tian_caption(dyn))
+    tian_fig = figures_field.tian_figure(dyn, tian.COLLAPSED_BELOW)
+    add_report_figure(report, sec, "field_tian_alignment", tian_fig, _tian_caption(dyn))
     return sec
 
 
 def log_singular_values(s: jing.Spectrum) -> np.ndarray:
-    """``log10(sigma_k / sigma_1)`` of a run; exact zeros are drawn at the floor -17."""
-    sv = np.asarray(s.singular_values, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return (
-            np.log10(np.maximum(sv / sv[0], 1e-17))
-            if sv.size and sv[0] > 0
-            else np.full(sv.size, -17.0)
-        )
+    """``log10(sigma_k / sigma_1)`` of a run; exact zeros are drawn at the floor -17
+    (:func:`collapselab.report.figures_field.log_singular_values`)."""
+    return figures_field.log_singular_values(s.singular_values)
 
 
-def plot_spectra(spectra: list[jing.Spectrum], title: str = ""):  # type: ignore[no-untyped-def]
+def plot_spectra(spectra: list[jing.Spectrum], title: str = "") -> Figure:
     """The sorted log singular values of each run (Jing et al.'s figures), with the
-    collapse line, legend below the axes; shared by the report and
-    ``benchmarks/bench_field.py``."""
-    from collapselab.report.plots import legend_below, page_figure
-
-    fig = page_figure(height=4.8)
-    ax = fig.subplots()
-    for i, s in enumerate(spectra):
-        ax.plot(np.arange(1, len(s.singular_values) + 1), log_singular_values(s), "o-", ms=3,
-                color=OKABE_ITO[i % len(OKABE_ITO)], label=s.name)  # fmt: skip
-    ax.axhline(math.log10(jing.COLLAPSE_RTOL), color="0.5", ls="--", lw=0.8,
-               label=f"collapse line {jing.COLLAPSE_RTOL:g}")  # fmt: skip
-    ax.set_xlabel("singular value rank k")
-    ax.set_ylabel("log10(sigma_k / sigma_1)")
-    ax.set_title(title or "Singular values of the embedding")
-    legend_below(fig, ax, ncols=3)
-    ax.grid(True, alpha=0.3)
-    return fig
+    collapse line :data:`jing.COLLAPSE_RTOL`, legend below the axes; shared by the report
+    and ``benchmarks/bench_field.py``."""
+    return figures_field.spectra_figure(spectra, jing.COLLAPSE_RTOL, title)
 
 
 def _tian_caption(dyn: list[tuple[str, tian.TianRun]]) -> str:
@@ -145,38 +131,3 @@ def _tian_caption(dyn: list[tuple[str, tian.TianRun]]) -> str:
         "dozen steps in every run, collapsed or not, so the alignment alone cannot show "
         "the collapse; tr F does. " + "; ".join(parts) + "." + note
     )
-
-
-def plot_tian(dyn: list[tuple[str, tian.TianRun]]):  # type: ignore[no-untyped-def]
-    """Tian et al.'s runs: tr F (log) and the alignment of Wp with F over steps."""
-    from collapselab.report.plots import legend_below, page_figure
-
-    fig = page_figure(height=4.6)
-    ax1, ax2 = fig.subplots(1, 2)
-    styles = ["-", "--", "-.", ":"]
-    for i, (name, r) in enumerate(dyn):
-        c, ls = OKABE_ITO[i % len(OKABE_ITO)], styles[i % len(styles)]
-        n = min(len(r.steps), len(r.trace_f))
-        ax1.semilogy(r.steps[:n], [r.trace_f[k] / r.trace_f[0] for k in range(n)], color=c,
-                     ls=ls, lw=2, label=name)  # fmt: skip
-        ax2.plot(r.steps, r.alignment, color=c, ls=ls, lw=2, label=name)
-    ax1.axhline(tian.COLLAPSED_BELOW, color="0.4", ls=":", lw=1)
-    ax1.set_xlabel("training step")
-    ax1.set_ylabel("tr F / tr F at step 0 (log)")
-    drops = [r.trace_f[-1] / r.trace_f[0] for _, r in dyn
-             if r.collapsed and r.trace_f and r.trace_f[0] > 0]  # fmt: skip
-    ax1.set_title("tr F, the size of the representation")
-    ax2.set_xlabel("training step")
-    ax2.set_ylabel("alignment of Wp with F")
-    ax2.set_ylim(-0.3, 1.1)
-    ax2.set_title("Alignment of the predictor Wp with F")
-    for ax in (ax1, ax2):
-        ax.grid(True, which="major", alpha=0.3)
-    fig.suptitle(
-        "Tian et al. 2021: "
-        + (f"collapse takes tr F down {-math.log10(min(drops)):.0f} orders of magnitude; "
-           if drops and min(drops) > 0 else "weight decay decides collapse; ")
-        + "the alignment cannot show it"
-    )  # fmt: skip
-    legend_below(fig, ax1, ncols=3)
-    return fig

@@ -10,11 +10,12 @@ follow gradient descent on one of two objectives:
   a particle attracts its own other view and is pushed away from all the others; they
   spread around the circle. For unit vectors the repulsive log-sum-exp is the
   Gaussian-potential energy of Wang & Isola's uniformity, the "charge" of the analogy.
+
+The snapshots are drawn by :func:`collapselab.report.figures_demo.particles_figure`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,36 +104,3 @@ def simulate(
         loss.backward()
         opt.step()
     return ParticleRun(objective, rec["steps"], rec["pos"], rec["unif"], rec["cos"], rec["loss"])
-
-
-def plot_particles(runs: list[ParticleRun]):  # type: ignore[no-untyped-def]
-    """Grid of snapshots: one row per objective (named at its left), one column per
-    recorded step; the figure spans the report page."""
-    from collapselab.report.plots import OKABE_ITO, PAGE_WIDTH, new_figure
-
-    cols = max(len(r.steps) for r in runs)
-    fig = new_figure(ncols=cols, width=PAGE_WIDTH / cols, height=0.5 + 2.3 * len(runs))
-    axes = fig.subplots(len(runs), cols, squeeze=False)
-    t = np.linspace(0, 2 * math.pi, 200)
-    names = {"attraction": "pure attraction", "infonce": "InfoNCE (NT-Xent)"}
-    for r, (run, row) in enumerate(zip(runs, axes, strict=True)):
-        for k, ax in enumerate(row):
-            ax.plot(np.cos(t), np.sin(t), color="0.8", lw=0.8)
-            if k < len(run.steps):
-                p = run.positions[k]
-                ax.scatter(p[:, 0], p[:, 1], s=14, color=OKABE_ITO[r * 3 % len(OKABE_ITO)])
-                ax.set_title(
-                    f"step {run.steps[k]}\nuniformity {run.uniformity[k]:.2f}", fontsize=9
-                )
-            if k == 0:
-                ax.set_ylabel(names.get(run.objective, run.objective), fontsize=10)
-            ax.set_aspect("equal")
-            ax.set_xlim(-1.2, 1.2)
-            ax.set_ylim(-1.2, 1.2)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(
-        "Particles on the unit circle: attraction alone collapses them to one point; "
-        "InfoNCE's repulsion spreads them out"
-    )
-    return fig

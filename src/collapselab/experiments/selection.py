@@ -1,15 +1,16 @@
 """Label-free model selection, validated: which unsupervised metric predicts accuracy?
 
-RankMe (Garrido et al. 2023), LiDAR (Thilak et al. 2023), alpha-ReQ (Agrawal et al. 2022),
-the effective rank (Roy & Vetterli 2007), the std of L2-normalised rows (Chen & He 2021)
-and Wang & Isola's (2020) uniformity and alignment each claim to rank checkpoints without
-labels. This module trains a sweep of self-supervised runs (methods x temperature x
-augmentation strength x projector width x learning rate) with :func:`collapselab.train.
-train`, measures every metric on each run's test-set representation, evaluates it with
-labels (linear probe, kNN: :func:`collapselab.train.evaluate.evaluate_features`) and
-reports Spearman and Kendall rank correlations with percentile-bootstrap 95% intervals
-(runs resampled), within each method and across methods. :func:`rank_runs` (``collapselab
-rank``) orders new checkpoints or embedding files by the best-validated metric.
+The metrics of :mod:`collapselab.metrics.label_free` (RankMe, LiDAR, alpha-ReQ, the
+effective rank, the std of L2-normalised rows, Wang & Isola's uniformity and alignment)
+each claim to rank checkpoints without labels. This module trains a sweep of
+self-supervised runs (methods x temperature x augmentation strength x projector width x
+learning rate) with :func:`collapselab.train.train`, measures every metric on each run's
+test-set representation, evaluates it with labels (linear probe, kNN:
+:func:`collapselab.train.evaluate.evaluate_features`) and reports Spearman and Kendall rank
+correlations with percentile-bootstrap 95% intervals (runs resampled), within each method
+and across methods; :func:`validation_table` is the table that
+:func:`collapselab.experiments.rank.rank_runs` (``collapselab rank``) reads to order new
+checkpoints or embedding files by the best-validated metric.
 
 Conventions:
 
@@ -38,8 +39,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collapselab._atomic import atomic_open
-from collapselab.errors import ConfigError, InputError
+from collapselab.errors import InputError
+from collapselab.metrics.label_free import (  # METRIC_NAMES: re-exported
+    METRIC_NAMES,
+    METRICS,
+    label_free_metrics,
+    metric_spec,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -62,149 +68,10 @@ VALIDATED_NAME = "selection_validated.json"
 
 LIDAR_IMAGES = 200  # n: test images used as LiDAR's surrogate classes
 LIDAR_VIEWS = 10  # q: augmented views per image
-LIDAR_DELTA = 1e-4  # ridge on the within-class scatter, relative to its mean eigenvalue
-LIDAR_EPS = 1e-8  # added to each p_k, as RankMe's epsilon (Thilak et al. 2023, Eq. 5)
 EVAL_SUBSET = {"fashion-mnist": (5000, 1000)}  # (train, test) images evaluated per data set
 BOOTSTRAP = 1000  # bootstrap resamples of the runs
 LEVEL = 0.95  # interval coverage
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One label-free metric and the direction its paper claims.
-
-    Attributes:
-        name: key in :attr:`RunResult.metrics`.
-        label: for tables.
-        sign: +1 if the paper says higher is better, -1 if lower is better.
-        needs_views: needs augmented views of the inputs (LiDAR, alignment): unavailable
-            for a bare embedding file.
-        source: paper and definition.
-    """
-
-    name: str
-    label: str
-    sign: int
-    needs_views: bool
-    source: str
-
-
-METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("effective_rank", "effective rank", 1, False,
-               "Roy & Vetterli 2007: exp entropy of the centred covariance eigenvalues"),
-    MetricSpec("rankme", "RankMe", 1, False,
-               "Garrido et al. 2023 Eq. 1: singular values of the uncentred Z, eps 1e-7"),
-    MetricSpec("alpha", "alpha (power-law decay)", -1, False,
-               "power-law exponent of the centred spectrum, all positive eigenvalues; "
-               "a slower decay (smaller alpha) read as better"),
-    MetricSpec("alpha_req", "alpha-ReQ -|alpha-1|", 1, False,
-               "Agrawal et al. 2022: alpha near 1 is best; score -|alpha - 1|"),
-    MetricSpec("lidar", "LiDAR", 1, True,
-               "Thilak et al. 2023: entropy rank of the LDA matrix, augmented views of an "
-               "image as its class (n=200 images, q=10 views, delta=1e-4 relative, eps=1e-8)"),
-    MetricSpec("std_l2", "std of L2-normalised rows", 1, False,
-               "Chen & He 2021 Sec. 4.1: 0 collapsed, 1/sqrt(d) isotropic"),
-    MetricSpec("uniformity", "uniformity (t=2)", -1, False,
-               "Wang & Isola 2020: log E exp(-2 ||u_i - u_j||^2), lower is more uniform"),
-    MetricSpec("alignment", "alignment (alpha=2)", -1, True,
-               "Wang & Isola 2020: E ||u - u'||^2 of two views, lower is better"),
-)  # fmt: skip
-METRIC_NAMES = tuple(m.name for m in METRICS)
-TARGETS = ("linear", "knn")
-
-
-def metric_spec(name: str) -> MetricSpec:
-    """The :class:`MetricSpec` called ``name``.
-
-    Raises:
-        ConfigError: unknown metric.
-    """
-    for m in METRICS:
-        if m.name == name:
-            return m
-    raise ConfigError(f"unknown metric {name!r}; choose one of {', '.join(METRIC_NAMES)}")
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def lidar(
-    views: NDArray[np.floating[Any]], delta: float = LIDAR_DELTA, eps: float = LIDAR_EPS
-) -> float:
-    """LiDAR (Thilak et al. 2023, "LiDAR: Sensing Linear Probing Performance in Joint
-    Embedding SSL Architectures", Eqs. 2-5): the effective rank of the linear
-    discriminant matrix when the ``q`` augmented views of one input form one class.
-
-    With class means ``mu_i``, grand mean ``mu``::
-
-        S_b = 1/(n-1) sum_i (mu_i - mu)(mu_i - mu)^T                      (d, d)
-        S_w = 1/(n(q-1)) sum_ij (e_ij - mu_i)(e_ij - mu_i)^T + delta' I    (d, d)
-        L   = S_w^{-1/2} S_b S_w^{-1/2}
-        LiDAR = exp(-sum_k p_k log p_k),  p_k = lam_k(L) / sum(lam) + eps
-
-    Departure from the paper: ``delta' = delta * trace(S_w) / d`` (ridge relative to
-    the mean within-class variance) instead of an absolute ``delta``, so LiDAR does not
-    depend on the scale of the embeddings.
-
-    Args:
-        views: ``(n, q, d)`` embeddings: ``q >= 2`` views of each of ``n >= 2`` inputs.
-        delta: relative ridge.
-        eps: added to each ``p_k``.
-
-    Returns:
-        A value in ``[1, d]`` (up to ``eps``); nan when the class means coincide.
-    """
-    from collapselab.metrics.spectral import _entropy_rank
-
-    e = np.asarray(views, dtype=np.float64)
-    if e.ndim != 3 or e.shape[0] < 2 or e.shape[1] < 2:
-        raise InputError(f"lidar: views of shape {e.shape}; expected (n >= 2, q >= 2, d)")
-    n, q, d = e.shape
-    mu_i = e.mean(axis=1)  # (n, d)
-    between = mu_i - mu_i.mean(axis=0)  # (n, d)
-    s_b = between.T @ between / (n - 1)  # (d, d)
-    within = (e - mu_i[:, None, :]).reshape(n * q, d)  # (n q, d)
-    s_w = within.T @ within / (n * (q - 1))  # (d, d)
-    s_w += delta * max(float(np.trace(s_w)) / d, np.finfo(np.float64).tiny) * np.eye(d)
-    w, v = np.linalg.eigh(s_w)
-    inv_sqrt = (v / np.sqrt(w)) @ v.T  # S_w^{-1/2}, (d, d)
-    lam = np.linalg.eigvalsh(inv_sqrt @ s_b @ inv_sqrt)
-    return _entropy_rank(np.clip(lam, 0.0, None), eps=eps)
-
-
-def label_free_metrics(
-    rep: NDArray[np.floating[Any]],
-    paired: NDArray[np.floating[Any]] | None = None,
-    views: NDArray[np.floating[Any]] | None = None,
-) -> dict[str, float]:
-    """Every metric of :data:`METRICS` that the inputs allow, keyed by name.
-
-    Args:
-        rep: ``(N, d)`` representations.
-        paired: ``(N, d)`` a second augmented view of each pair, with ``views``' first view
-            given as ``rep``'s partner for alignment (optional).
-        views: ``(n, q, d)`` augmented views for LiDAR (optional).
-    """
-    from collapselab.metrics import compute_metrics
-
-    if paired is not None and views is None:
-        raise InputError("label_free_metrics: paired views come with views")
-    m = compute_metrics(rep)
-    out = {
-        "effective_rank": m.effective_rank,
-        "rankme": m.rankme,
-        "alpha": m.power_law_alpha,
-        "alpha_req": -abs(m.power_law_alpha - 1.0),
-        "std_l2": m.std_of_l2_normalized,
-        "uniformity": m.uniformity,
-    }
-    if views is not None:
-        from collapselab.metrics import alignment
-
-        out["lidar"] = lidar(views)
-        a, b = (views[:, 0], views[:, 1]) if paired is None else (views[:, 0], paired)
-        out["alignment"] = alignment(a, b)
-    return {k: float(v) for k, v in out.items()}
+TARGETS = ("linear", "knn")  # the accuracies each metric is correlated with
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -638,53 +505,13 @@ def validation_table(corrs: Sequence[Correlation], target: str = "linear") -> di
                         default=math.nan)  # fmt: skip
             table[spec.name] = {"sign": spec.sign, "needs_views": spec.needs_views,
                                 "worst_lo": worst, "data": per_data}  # fmt: skip
-    order = sorted(table, key=lambda k: -_nan_low(table[k]["worst_lo"]))
+    order = sorted(table, key=lambda k: -nan_to_low(table[k]["worst_lo"]))
     return {"target": target, "order": order, "metrics": table}
 
 
-def _nan_low(v: float) -> float:
+def nan_to_low(v: float | None) -> float:
+    """``v``, or -inf where it is None or not finite (sorts it last, best first)."""
     return -math.inf if v is None or not math.isfinite(v) else v
-
-
-# --------------------------------------------------------------------------- ranking
-
-
-@dataclass(frozen=True)
-class RankedRun:
-    """One input of :func:`rank_runs` and its score (``sign * metric``: higher is better)."""
-
-    path: str
-    kind: str  # "checkpoint" or "embeddings"
-    value: float
-    score: float
-
-
-@dataclass(frozen=True)
-class Ranking:
-    """The inputs ordered best first by ``metric``, and how far to trust the order.
-
-    Attributes:
-        metric: the metric used.
-        why: why this metric (best validated, or chosen, or the best one the inputs allow).
-        runs: best first.
-        validation: per data set, the across-method Spearman correlation with linear-probe
-            accuracy and its 95% interval, and the within-method ones (empty if the metric
-            was not validated).
-        trust: ``high`` (worst lower bound >= 0.7), ``moderate`` (>= 0.4), ``low`` (> 0)
-            or ``none``.
-    """
-
-    metric: str
-    why: str
-    runs: list[RankedRun]
-    validation: dict[str, Any]
-    trust: str
-    source: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (nan becomes None)."""
-        return json_ready(dataclasses.asdict(self))
 
 
 def json_ready(v: Any) -> Any:
@@ -694,139 +521,6 @@ def json_ready(v: Any) -> Any:
     if isinstance(v, list):
         return [json_ready(x) for x in v]
     return None if isinstance(v, float) and not math.isfinite(v) else v
-
-
-def load_validation(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
-    """The validation table (``path``, or the one shipped with collapselab).
-
-    Raises:
-        InputError: unreadable or malformed.
-    """
-    try:
-        if path is None:
-            ref = resources.files("collapselab.experiments").joinpath(VALIDATED_NAME)
-            text, where = ref.read_text(encoding="utf-8"), f"collapselab.experiments/{ref.name}"
-        else:
-            text, where = Path(path).read_text(encoding="utf-8"), str(path)
-        table = json.loads(text)
-    except OSError as exc:
-        raise InputError(f"{path or VALIDATED_NAME}: cannot read ({exc.strerror or exc})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path or VALIDATED_NAME}: not a JSON validation table ({exc})") from None
-    if not isinstance(table, dict) or not {"order", "metrics"} <= set(table):
-        raise InputError(f"{where}: not a selection validation table (keys order, metrics)")
-    return table, where
-
-
-def _trust(worst_lo: float) -> str:
-    if not math.isfinite(worst_lo) or worst_lo <= 0:
-        return "none"
-    return "high" if worst_lo >= 0.7 else "moderate" if worst_lo >= 0.4 else "low"
-
-
-def _is_checkpoint(path: Path) -> bool:
-    return path.suffix in (".pt", ".pth") or (path.is_dir() and (path / "checkpoint.pt").is_file())
-
-
-def rank_inputs(specs: Sequence[str]) -> list[str]:
-    """The inputs ``specs`` name, as ``collapselab check`` reads its paths: a glob gives its
-    matches (sorted), a run folder (holding ``checkpoint.pt``) is one input, any other folder
-    gives the run folders, checkpoints and embedding files directly in it (sorted); a
-    ``:KEY`` applies to every embedding file a spec yields.
-
-    Raises:
-        InputError: a missing path, a glob that matches nothing, or a folder with no input.
-    """
-    import glob
-
-    from collapselab.io.api import READERS, parse_spec
-
-    out: list[str] = []
-    for spec in specs:
-        path, key = parse_spec(spec)
-        text = str(path)
-        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
-        if not found:
-            raise InputError(f"{spec}: no files match this pattern")
-        for f in map(Path, found):
-            if not f.exists():
-                raise InputError(f"{f}: no such file or folder")
-            if f.is_dir() and not _is_checkpoint(f):
-                inner = sorted(c for c in f.iterdir() if _is_checkpoint(c)
-                               or (c.is_file() and c.suffix.lower() in READERS))  # fmt: skip
-                if not inner:
-                    raise InputError(f"{f}: a folder with no run folders, checkpoints or "
-                                     "embedding files")  # fmt: skip
-                out += [str(c) for c in inner]
-            else:
-                out.append(str(f))
-    return [p if key is None or _is_checkpoint(Path(p)) else f"{p}:{key}" for p in out]
-
-
-def rank_runs(
-    paths: Sequence[str], metric: str | None = None, validation: str | Path | None = None
-) -> Ranking:
-    """Order checkpoints or embedding files by a label-free metric, best first.
-
-    Embedding files (``.npy``, ``.npz``, ... anything :mod:`collapselab.io` reads) are
-    measured as they are, without torch; a ``collapselab train`` checkpoint
-    (``checkpoint.pt`` or its run folder) is loaded and its data set's test split
-    embedded, which also gives the view-based metrics (LiDAR, alignment).
-
-    Args:
-        paths: files, ``PATH:KEY``, globs and folders (:func:`rank_inputs`) naming at least
-            two inputs.
-        metric: a name of :data:`METRICS`; default the best-validated one the inputs allow.
-        validation: the validation table (default: the one shipped with collapselab).
-
-    Raises:
-        ConfigError: fewer than 2 inputs, or ``metric`` unknown or needing views that
-            embedding files lack.
-        InputError: an unreadable input or validation table.
-    """
-    paths = rank_inputs(paths)
-    if len(paths) < 2:
-        raise ConfigError(f"give at least 2 checkpoints or embedding files to rank (got "
-                          f"{len(paths)}: {', '.join(paths) or 'none'})")  # fmt: skip
-    table, source = load_validation(validation)
-    kinds = ["checkpoint" if _is_checkpoint(Path(p)) else "embeddings" for p in paths]
-    views = all(k == "checkpoint" for k in kinds)
-    notes: list[str] = []
-    if metric is not None:
-        spec = metric_spec(metric)
-        if spec.needs_views and not views:
-            raise ConfigError(f"--metric {metric}: needs augmented views; embedding files "
-                              "have none (rank checkpoints instead)")  # fmt: skip
-        why = "chosen with --metric"
-    else:
-        allowed = [m for m in table["order"] if views or not metric_spec(m).needs_views]
-        if not allowed:
-            raise InputError(f"{source}: no validated metric applies to these inputs")
-        spec = metric_spec(allowed[0])
-        why = "best validated"
-        if allowed[0] != table["order"][0]:
-            why = f"best validated without views ({table['order'][0]} needs checkpoints)"
-    runs = []
-    for p, kind in zip(paths, kinds, strict=True):
-        value = _measure_path(Path(p), kind, spec.name)
-        runs.append(RankedRun(p, kind, value, spec.sign * value))
-    runs.sort(key=lambda r: -_nan_low(r.score))
-    if any(not math.isfinite(r.value) for r in runs):
-        notes.append(f"{spec.name} is undefined (nan) for some inputs: ranked last")
-    entry = table["metrics"].get(spec.name)
-    worst = float(entry["worst_lo"]) if entry and entry["worst_lo"] is not None else math.nan
-    return Ranking(spec.name, why, runs, entry["data"] if entry else {}, _trust(worst),
-                   source, notes)  # fmt: skip
-
-
-def _measure_path(path: Path, kind: str, metric: str) -> float:
-    if kind == "checkpoint":
-        ck = path / "checkpoint.pt" if path.is_dir() else path
-        method, data = load_trained(ck)
-        return measure_method(method, data)[metric]
-    from collapselab.io import load_embeddings
-
-    return label_free_metrics(np.asarray(load_embeddings(str(path)), dtype=np.float64))[metric]
 
 
 def results_from_json(path: str | Path) -> list[RunResult]:
@@ -847,24 +541,27 @@ def rows(corrs: Iterable[Correlation], scope: str = "all") -> list[list[str]]:
 ArrayLike = Any
 
 __all__ = [
+    "BOOTSTRAP",
     "METRICS",
+    "METRIC_NAMES",
+    "TARGETS",
+    "VALIDATED_NAME",
     "Correlation",
     "Interval",
-    "MetricSpec",
-    "Ranking",
-    "RankedRun",
     "RunResult",
     "SweepRun",
     "augment_options",
     "bootstrap_correlation",
-    "rank_correlations",
     "correlations",
+    "json_ready",
     "label_free_metrics",
-    "lidar",
     "load_trained",
-    "load_validation",
     "measure_method",
-    "rank_runs",
+    "metric_spec",
+    "nan_to_low",
+    "rank_correlations",
+    "results_from_json",
+    "rows",
     "run_one",
     "run_sweep",
     "sweep_runs",

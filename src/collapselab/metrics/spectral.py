@@ -37,8 +37,12 @@ def _as_eigs(eigenvalues: ArrayLike) -> NDArray[np.float64]:
     return np.clip(lam, 0.0, None)
 
 
-def _entropy_rank(weights: NDArray[np.float64], eps: float = 0.0) -> float:
-    """exp(-sum p log p) with p = w / sum(w) (+ eps); 0 log 0 = 0; nan for an all-zero w."""
+def entropy_rank(weights: NDArray[np.float64], eps: float = 0.0) -> float:
+    """exp(-sum p log p) with p = w / sum(w) (+ eps); 0 log 0 = 0; nan for an all-zero w.
+
+    The entropy rank every effective rank here shares (and LiDAR, in
+    :mod:`collapselab.metrics.label_free`); ``weights`` is a non-negative 1-D array.
+    """
     total = float(weights.sum())
     if total <= 0.0 or not math.isfinite(total):
         return float("nan")
@@ -57,7 +61,7 @@ def effective_rank(eigenvalues: ArrayLike) -> float:
         A value in ``[1, d]``; ``nan`` when the total variance is 0 (complete collapse:
         no direction of variance to count).
     """
-    return _entropy_rank(_as_eigs(eigenvalues))
+    return entropy_rank(_as_eigs(eigenvalues))
 
 
 def effective_rank_centered_sigma2(eigenvalues: ArrayLike) -> float:
@@ -82,14 +86,14 @@ def rankme(uncentered_eigenvalues: ArrayLike, n: int, eps: float = RANKME_EPS) -
         eps: the paper's epsilon (1e-7). stable-pretraining uses 1e-5.
     """
     sigma = np.sqrt(_as_eigs(uncentered_eigenvalues) * n)
-    return _entropy_rank(sigma, eps=eps)
+    return entropy_rank(sigma, eps=eps)
 
 
 def effective_rank_normalized(eigenvalues: ArrayLike, n: int) -> float:
     """MONAI's effective-rank score: entropy rank of the *centred* singular values
     ``sigma_k = sqrt(N lam_k)`` divided by ``min(N - 1, d)`` (a value in (0, 1])."""
     lam = _as_eigs(eigenvalues)
-    return _entropy_rank(np.sqrt(lam * n)) / max(1, min(n - 1, lam.size))
+    return entropy_rank(np.sqrt(lam * n)) / max(1, min(n - 1, lam.size))
 
 
 def numerical_rank(eigenvalues: ArrayLike, rtol: float, reference: float | None = None) -> int:

@@ -9,7 +9,7 @@ The report room may not import ``check`` or ``experiments`` (``[tool.importlinte
 TYPE_CHECKING imports included), so the records are typed by the protocols
 :class:`CheckResultLike` and :class:`RankingLike`, which
 :class:`collapselab.check.CheckResult` and
-:class:`collapselab.experiments.selection.Ranking` satisfy.
+:class:`collapselab.experiments.rank.Ranking` satisfy.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class CheckResultLike(Protocol):
 
 
 class RankedRunLike(Protocol):
-    """One ranked input (:class:`collapselab.experiments.selection.RankedRun`)."""
+    """One ranked input (:class:`collapselab.experiments.rank.RankedRun`)."""
 
     @property
     def path(self) -> str: ...
@@ -65,7 +65,7 @@ class RankedRunLike(Protocol):
 
 
 class RankingLike(Protocol):
-    """What the rank report reads (:class:`collapselab.experiments.selection.Ranking`)."""
+    """What the rank report reads (:class:`collapselab.experiments.rank.Ranking`)."""
 
     @property
     def metric(self) -> str: ...

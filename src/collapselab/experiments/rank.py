@@ -1,0 +1,218 @@
+"""``collapselab rank``: order checkpoints or embedding files by a label-free metric.
+
+The metric is the one the validation sweep (:mod:`collapselab.experiments.selection`,
+``benchmarks/bench_selection.py``) found to predict linear-probe accuracy best, unless the
+user picks one; the validation table it reads
+(:data:`collapselab.experiments.selection.VALIDATED_NAME`, shipped with collapselab) also
+says how far to trust the order (:attr:`Ranking.trust`).
+
+Embedding files are read through :mod:`collapselab.io` and measured without torch; a
+``collapselab train`` checkpoint is loaded
+(:func:`collapselab.experiments.selection.load_trained`) and its data set's test split
+embedded, which also gives the view-based metrics (LiDAR, alignment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from collapselab.errors import ConfigError, InputError
+from collapselab.experiments.selection import (
+    VALIDATED_NAME,
+    json_ready,
+    load_trained,
+    measure_method,
+    nan_to_low,
+)
+from collapselab.metrics.label_free import label_free_metrics, metric_spec
+
+
+@dataclass(frozen=True)
+class RankedRun:
+    """One input of :func:`rank_runs` and its score (``sign * metric``: higher is better)."""
+
+    path: str
+    kind: str  # "checkpoint" or "embeddings"
+    value: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The inputs ordered best first by ``metric``, and how far to trust the order.
+
+    Attributes:
+        metric: the metric used.
+        why: why this metric (best validated, or chosen, or the best one the inputs allow).
+        runs: best first.
+        validation: per data set, the across-method Spearman correlation with linear-probe
+            accuracy and its 95% interval, and the within-method ones (empty if the metric
+            was not validated).
+        trust: ``high`` (worst lower bound >= 0.7), ``moderate`` (>= 0.4), ``low`` (> 0)
+            or ``none``.
+        source: where the validation table was read from.
+        notes: caveats for the reader (inputs for which the metric is undefined).
+    """
+
+    metric: str
+    why: str
+    runs: list[RankedRun]
+    validation: dict[str, Any]
+    trust: str
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (nan becomes None)."""
+        return json_ready(dataclasses.asdict(self))
+
+
+def load_validation(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """The validation table (``path``, or the one shipped with collapselab).
+
+    Raises:
+        InputError: unreadable or malformed.
+    """
+    try:
+        if path is None:
+            ref = resources.files("collapselab.experiments").joinpath(VALIDATED_NAME)
+            text, where = ref.read_text(encoding="utf-8"), f"collapselab.experiments/{ref.name}"
+        else:
+            text, where = Path(path).read_text(encoding="utf-8"), str(path)
+        table = json.loads(text)
+    except OSError as exc:
+        raise InputError(f"{path or VALIDATED_NAME}: cannot read ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path or VALIDATED_NAME}: not a JSON validation table ({exc})") from None
+    if not isinstance(table, dict) or not {"order", "metrics"} <= set(table):
+        raise InputError(f"{where}: not a selection validation table (keys order, metrics)")
+    return table, where
+
+
+def _trust(worst_lo: float) -> str:
+    if not math.isfinite(worst_lo) or worst_lo <= 0:
+        return "none"
+    return "high" if worst_lo >= 0.7 else "moderate" if worst_lo >= 0.4 else "low"
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.suffix in (".pt", ".pth") or (path.is_dir() and (path / "checkpoint.pt").is_file())
+
+
+def rank_inputs(specs: Sequence[str]) -> list[str]:
+    """The inputs ``specs`` name, as ``collapselab check`` reads its paths: a glob gives its
+    matches (sorted), a run folder (holding ``checkpoint.pt``) is one input, any other folder
+    gives the run folders, checkpoints and embedding files directly in it (sorted); a
+    ``:KEY`` applies to every embedding file a spec yields.
+
+    Raises:
+        InputError: a missing path, a glob that matches nothing, or a folder with no input.
+    """
+    import glob
+
+    from collapselab.io.api import READERS, parse_spec
+
+    out: list[str] = []
+    for spec in specs:
+        path, key = parse_spec(spec)
+        text = str(path)
+        found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
+        if not found:
+            raise InputError(f"{spec}: no files match this pattern")
+        for f in map(Path, found):
+            if not f.exists():
+                raise InputError(f"{f}: no such file or folder")
+            if f.is_dir() and not _is_checkpoint(f):
+                inner = sorted(c for c in f.iterdir() if _is_checkpoint(c)
+                               or (c.is_file() and c.suffix.lower() in READERS))  # fmt: skip
+                if not inner:
+                    raise InputError(f"{f}: a folder with no run folders, checkpoints or "
+                                     "embedding files")  # fmt: skip
+                out += [str(c) for c in inner]
+            else:
+                out.append(str(f))
+    return [p if key is None or _is_checkpoint(Path(p)) else f"{p}:{key}" for p in out]
+
+
+def rank_runs(
+    paths: Sequence[str], metric: str | None = None, validation: str | Path | None = None
+) -> Ranking:
+    """Order checkpoints or embedding files by a label-free metric, best first.
+
+    Embedding files (``.npy``, ``.npz``, ... anything :mod:`collapselab.io` reads) are
+    measured as they are, without torch; a ``collapselab train`` checkpoint
+    (``checkpoint.pt`` or its run folder) is loaded and its data set's test split
+    embedded, which also gives the view-based metrics (LiDAR, alignment).
+
+    Args:
+        paths: files, ``PATH:KEY``, globs and folders (:func:`rank_inputs`) naming at least
+            two inputs.
+        metric: a name of :data:`METRICS`; default the best-validated one the inputs allow.
+        validation: the validation table (default: the one shipped with collapselab).
+
+    Raises:
+        ConfigError: fewer than 2 inputs, or ``metric`` unknown or needing views that
+            embedding files lack.
+        InputError: an unreadable input or validation table.
+    """
+    paths = rank_inputs(paths)
+    if len(paths) < 2:
+        raise ConfigError(f"give at least 2 checkpoints or embedding files to rank (got "
+                          f"{len(paths)}: {', '.join(paths) or 'none'})")  # fmt: skip
+    table, source = load_validation(validation)
+    kinds = ["checkpoint" if _is_checkpoint(Path(p)) else "embeddings" for p in paths]
+    views = all(k == "checkpoint" for k in kinds)
+    notes: list[str] = []
+    if metric is not None:
+        spec = metric_spec(metric)
+        if spec.needs_views and not views:
+            raise ConfigError(f"--metric {metric}: needs augmented views; embedding files "
+                              "have none (rank checkpoints instead)")  # fmt: skip
+        why = "chosen with --metric"
+    else:
+        allowed = [m for m in table["order"] if views or not metric_spec(m).needs_views]
+        if not allowed:
+            raise InputError(f"{source}: no validated metric applies to these inputs")
+        spec = metric_spec(allowed[0])
+        why = "best validated"
+        if allowed[0] != table["order"][0]:
+            why = f"best validated without views ({table['order'][0]} needs checkpoints)"
+    runs = []
+    for p, kind in zip(paths, kinds, strict=True):
+        value = _measure_path(Path(p), kind, spec.name)
+        runs.append(RankedRun(p, kind, value, spec.sign * value))
+    runs.sort(key=lambda r: -nan_to_low(r.score))
+    if any(not math.isfinite(r.value) for r in runs):
+        notes.append(f"{spec.name} is undefined (nan) for some inputs: ranked last")
+    entry = table["metrics"].get(spec.name)
+    worst = float(entry["worst_lo"]) if entry and entry["worst_lo"] is not None else math.nan
+    return Ranking(spec.name, why, runs, entry["data"] if entry else {}, _trust(worst),
+                   source, notes)  # fmt: skip
+
+
+def _measure_path(path: Path, kind: str, metric: str) -> float:
+    if kind == "checkpoint":
+        ck = path / "checkpoint.pt" if path.is_dir() else path
+        method, data = load_trained(ck)
+        return measure_method(method, data)[metric]
+    from collapselab.io import load_embeddings
+
+    return label_free_metrics(np.asarray(load_embeddings(str(path)), dtype=np.float64))[metric]
+
+
+__all__ = [
+    "RankedRun",
+    "Ranking",
+    "load_validation",
+    "rank_inputs",
+    "rank_runs",
+]
