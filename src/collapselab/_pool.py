@@ -1,10 +1,32 @@
-"""A thread pool made on first use and safe across ``fork``: shared by the readers
-(``io``) and the arithmetic (``metrics``), which may not import each other."""
+"""Threads: a pool made on first use and safe across ``fork``, shared by the readers
+(``io``) and the arithmetic (``metrics``), which may not import each other; and the one
+helper that limits BLAS / OpenMP thread pools (:func:`blas_threads`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from typing import Any
+
+_CONTROLLER: Any = None
+
+
+def blas_threads(n: int = 1, user_api: str | None = None) -> AbstractContextManager[Any]:
+    """A context limiting the loaded BLAS (``user_api="blas"``) or every BLAS / OpenMP
+    pool (``None``) to ``n`` threads. Small ``d x d`` solves on a busy machine run faster
+    and deterministically on one thread. The ``threadpoolctl`` controller is built once
+    (``threadpool_limits`` would rescan the loaded libraries on every call, ~1 ms);
+    without threadpoolctl (it ships with scikit-learn) nothing is limited."""
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover
+            return contextlib.nullcontext()
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=n, user_api=user_api)
 
 
 class LazyPool:

@@ -12,7 +12,6 @@ as one matrix; only ``d x d`` states travel, never rows.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -22,19 +21,16 @@ from typing import Any
 
 import numpy as np
 
+from collapselab import dist
 from collapselab.diagnose import Measurement, Thresholds, measure
 from collapselab.errors import InputError
-from collapselab.io import EmbeddingSource, arrow_matrix, iter_sources
-from collapselab.metrics import Moments
-
-#: float32 bytes of one chunk (bounded whatever N is); up to ``_AHEAD`` more are read
-#: while one is processed, into a ring of ``_AHEAD + 1`` such buffers. Each chunk is one
-#: ``Moments.update``, whose fixed costs (the hand-off to the worker threads, the one
-#: that finishes last, merging their runs) are paid per call: at (87381, 384) float32,
-#: update / bare float64 syrk was 1.24 at 32 MiB and 1.08 at 128 MiB (min of 9
-#: interleaved runs, 2 cores); a cold 4.6 GB check took 13.3 s at 32 MiB (four
-#: buffers), 11.8 s at 128 MiB (two) and 12.0 s at 64 MiB (four), medians of 3.
-CHUNK_BYTES = 128 * 2**20
+from collapselab.io import (
+    EmbeddingSource,
+    arrow_matrix,
+    default_chunk_rows,
+    iter_sources,
+)
+from collapselab.metrics import SAMPLE_SIZE, Moments
 
 Progress = Callable[[int, int], None]
 
@@ -58,27 +54,15 @@ class CheckResult:
         return out
 
 
-def _world() -> tuple[int, int]:
-    if "torch.distributed" not in sys.modules:  # no process group without it: stay light
-        return 0, 1
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover
-        return 0, 1
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-#: chunks read ahead of the one being processed: one 128 MiB chunk already holds ~0.3 s
+#: chunks read ahead of the one being processed: one 128 MiB chunk (``io.CHUNK_BYTES``,
+#: which says why that size) already holds ~0.3 s
 #: of arithmetic at d = 384, more read-ahead than four 32 MiB buffers gave; a deeper
 #: ring (three buffers) was no faster and adds 128 MiB to the peak
 _AHEAD = 1
 
 
-def default_chunk_rows(d: int) -> int:
-    """Rows of one chunk at ``d`` columns: about ``CHUNK_BYTES`` of float32."""
-    return max(1024, CHUNK_BYTES // (4 * d))
+def _sample_size(size: int | None) -> int:
+    return SAMPLE_SIZE if size is None else size
 
 
 def _prefetched(chunks: Iterator[np.ndarray], ahead: int = _AHEAD) -> Iterator[np.ndarray]:
@@ -100,7 +84,7 @@ def accumulate_sources(
     sources: Sequence[EmbeddingSource],
     *,
     chunk_rows: int | None = None,
-    sample_size: int = 2048,
+    sample_size: int | None = None,
     progress: Progress | None = None,
 ) -> Moments:
     """Stream every source into one float64 accumulator (all-reduced under torchrun).
@@ -109,7 +93,8 @@ def accumulate_sources(
         sources: opened embedding files (same number of columns).
         chunk_rows: rows per read (default: about ``CHUNK_BYTES`` of float32 per chunk;
             up to ``_AHEAD`` chunks are read while one is processed).
-        sample_size: rows kept for pairwise statistics (uniformity, max cosine).
+        sample_size: rows kept for pairwise statistics (uniformity, max cosine);
+            default :data:`~collapselab.metrics.SAMPLE_SIZE`.
         progress: called as ``progress(rows_done, rows_total)`` after each chunk (this
             rank's rows when distributed).
 
@@ -123,10 +108,10 @@ def accumulate_sources(
     for s in sources[1:]:
         if s.d != d:
             raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
-    rank, world = _world()
+    rank, world = dist.rank(), dist.world_size()
     rows = chunk_rows or default_chunk_rows(d)
     try:
-        moments = Moments(d, sample_size=sample_size, seed=rank)
+        moments = Moments(d, sample_size=_sample_size(sample_size), seed=rank)
     except InputError as e:  # d too large for this machine's memory: name the file
         raise InputError(f"{sources[0].name}: {e}") from e
     spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
@@ -162,7 +147,7 @@ def check_sources(
     *,
     thresholds: Thresholds | None = None,
     chunk_rows: int | None = None,
-    sample_size: int = 2048,
+    sample_size: int | None = None,
     progress: Progress | None = None,
     baseline: Sequence[EmbeddingSource] | Moments | None = None,
     classes: int | None = None,
@@ -202,7 +187,7 @@ def check_files(
     *,
     thresholds: Thresholds | None = None,
     chunk_rows: int | None = None,
-    sample_size: int = 2048,
+    sample_size: int | None = None,
     progress: Progress | None = None,
     baseline: Sequence[str] | None = None,
     classes: int | None = None,
@@ -229,7 +214,7 @@ def check_files(
 # --- engines that ship states: Ray Data, Spark (collapselab.integrations) -----------------
 
 
-def moments_of_arrow(column: Any, name: str = "dataset", sample_size: int = 2048,
+def moments_of_arrow(column: Any, name: str = "dataset", sample_size: int | None = None,
                      what: str = "embedding column") -> Moments:  # fmt: skip
     """The :class:`Moments` of one Arrow column holding one embedding per row (a
     list / fixed-size-list column, or Ray's tensor extension type), e.g. one block of a
@@ -251,7 +236,7 @@ def moments_of_arrow(column: Any, name: str = "dataset", sample_size: int = 2048
     else:
         z = arrow_matrix(column, name, what=what)
     seed = zlib.crc32(np.ascontiguousarray(z[:1]).tobytes()) ^ z.shape[0]
-    moments = Moments(z.shape[1], sample_size=sample_size, seed=seed)
+    moments = Moments(z.shape[1], sample_size=_sample_size(sample_size), seed=seed)
     moments.update(z)
     return moments
 

@@ -20,19 +20,22 @@ loss with ``gather_distributed=True`` also runs in a single process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import sys
 from collections.abc import Iterator
-from typing import Any
-
-import torch
-import torch.distributed as dist
+from typing import TYPE_CHECKING, Any
 
 from collapselab.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     "is_distributed",
     "rank",
     "world_size",
+    "is_main",
     "gather",
     "gather_with_offset",
     "all_reduce_sum",
@@ -42,18 +45,41 @@ __all__ = [
 
 
 def is_distributed() -> bool:
-    """True when ``torch.distributed`` is available and a process group is initialised."""
+    """True when ``torch.distributed`` is available and a process group is initialised.
+
+    The package's one answer to "distributed? rank 0?" (with :func:`rank`,
+    :func:`world_size`, :func:`is_main`). It never imports torch: without
+    ``torch.distributed`` already imported there can be no process group, so a NumPy-only
+    caller (``collapselab check``) stays light.
+    """
+    if "torch.distributed" not in sys.modules:
+        return False
+    import torch.distributed as dist
+
     return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
     """This process's rank in the default group (0 without a process group)."""
-    return dist.get_rank() if is_distributed() else 0
+    if not is_distributed():
+        return 0
+    import torch.distributed as dist
+
+    return dist.get_rank()
 
 
 def world_size() -> int:
     """Number of processes in the default group (1 without a process group)."""
-    return dist.get_world_size() if is_distributed() else 1
+    if not is_distributed():
+        return 1
+    import torch.distributed as dist
+
+    return dist.get_world_size()
+
+
+def is_main() -> bool:
+    """True on rank 0, and in a single process (the one that prints and writes)."""
+    return rank() == 0
 
 
 @contextlib.contextmanager
@@ -67,6 +93,8 @@ def torchrun_group(backend: str = "gloo") -> Iterator[bool]:
         yield rank() == 0
         return
     require_distributed_available("torchrun")
+    import torch.distributed as dist
+
     dist.init_process_group(backend=backend)
     try:
         yield dist.get_rank() == 0
@@ -80,6 +108,8 @@ def require_distributed_available(where: str) -> None:
     Args:
         where: name of the caller, used in the message (e.g. ``"NTXentLoss"``).
     """
+    import torch.distributed as dist
+
     if not dist.is_available():
         raise ConfigError(
             f"{where}: gather_distributed=True but torch.distributed is not available "
@@ -87,44 +117,67 @@ def require_distributed_available(where: str) -> None:
         )
 
 
-def _all_sizes(n: int, device: torch.device) -> list[int]:
-    """Rows held by every rank, gathered with one tiny all-gather."""
-    local = torch.tensor([n], dtype=torch.int64, device=device)
-    out = [torch.zeros_like(local) for _ in range(world_size())]
-    dist.all_gather(out, local)
-    return [int(t.item()) for t in out]
+@functools.cache
+def _autograd() -> tuple[Any, Any]:
+    """The two autograd functions (built on first use: importing this module never
+    imports torch). Returns ``(_GatherWithGrad, _AllReduceSum)``."""
+    import torch
+    import torch.distributed as dist
 
+    def _all_sizes(n: int, device: torch.device) -> list[int]:
+        """Rows held by every rank, gathered with one tiny all-gather."""
+        local = torch.tensor([n], dtype=torch.int64, device=device)
+        out = [torch.zeros_like(local) for _ in range(world_size())]
+        dist.all_gather(out, local)
+        return [int(t.item()) for t in out]
 
-class _GatherWithGrad(torch.autograd.Function):
-    """All-gather along dim 0 (ranks may hold different row counts) with a summing backward."""
+    class _GatherWithGrad(torch.autograd.Function):
+        """All-gather along dim 0 (ranks may hold different row counts), summing backward."""
 
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        sizes = _all_sizes(x.shape[0], x.device)
-        me = dist.get_rank()
-        n_max = max(sizes)
-        padded = x.new_zeros((n_max, *x.shape[1:]))
-        padded[: x.shape[0]] = x
-        bufs = [torch.empty_like(padded) for _ in sizes]
-        dist.all_gather(bufs, padded.contiguous())
-        out = torch.cat([b[:s] for b, s in zip(bufs, sizes, strict=True)], dim=0)
-        ctx.sizes = sizes
-        ctx.me = me
-        offset = torch.tensor(sum(sizes[:me]), dtype=torch.int64)
-        ctx.mark_non_differentiable(offset)
-        return out, offset
+        @staticmethod
+        def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            sizes = _all_sizes(x.shape[0], x.device)
+            me = dist.get_rank()
+            n_max = max(sizes)
+            padded = x.new_zeros((n_max, *x.shape[1:]))
+            padded[: x.shape[0]] = x
+            bufs = [torch.empty_like(padded) for _ in sizes]
+            dist.all_gather(bufs, padded.contiguous())
+            out = torch.cat([b[:s] for b, s in zip(bufs, sizes, strict=True)], dim=0)
+            ctx.sizes = sizes
+            ctx.me = me
+            offset = torch.tensor(sum(sizes[:me]), dtype=torch.int64)
+            ctx.mark_non_differentiable(offset)
+            return out, offset
 
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor, _grad_offset: Any) -> torch.Tensor:
-        sizes: list[int] = ctx.sizes
-        me: int = ctx.me
-        n_max = max(sizes)
-        # (W, n_max, ...) per-rank chunks of d(local loss)/d(gathered), summed over ranks.
-        padded = grad_out.new_zeros((len(sizes), n_max, *grad_out.shape[1:]))
-        for r, chunk in enumerate(torch.split(grad_out, sizes, dim=0)):
-            padded[r, : sizes[r]] = chunk
-        dist.all_reduce(padded, op=dist.ReduceOp.SUM)
-        return padded[me, : sizes[me]].clone()
+        @staticmethod
+        def backward(ctx: Any, grad_out: torch.Tensor, _grad_offset: Any) -> torch.Tensor:
+            sizes: list[int] = ctx.sizes
+            me: int = ctx.me
+            n_max = max(sizes)
+            # (W, n_max, ...) per-rank chunks of d(local loss)/d(gathered), summed over ranks.
+            padded = grad_out.new_zeros((len(sizes), n_max, *grad_out.shape[1:]))
+            for r, chunk in enumerate(torch.split(grad_out, sizes, dim=0)):
+                padded[r, : sizes[r]] = chunk
+            dist.all_reduce(padded, op=dist.ReduceOp.SUM)
+            return padded[me, : sizes[me]].clone()
+
+    class _AllReduceSum(torch.autograd.Function):
+        """Sum over ranks whose backward also sums the incoming gradients over ranks."""
+
+        @staticmethod
+        def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+            out = x.clone()
+            dist.all_reduce(out, op=dist.ReduceOp.SUM)
+            return out
+
+        @staticmethod
+        def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:
+            grad = grad_out.clone()
+            dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+            return grad
+
+    return _GatherWithGrad, _AllReduceSum
 
 
 def gather_with_offset(x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -145,7 +198,7 @@ def gather_with_offset(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """
     if world_size() == 1:
         return x, 0
-    out, offset = _GatherWithGrad.apply(x)
+    out, offset = _autograd()[0].apply(x)
     return out, int(offset.item())
 
 
@@ -159,22 +212,6 @@ def gather(x: torch.Tensor) -> torch.Tensor:
         The concatenation over ranks, shape ``(sum_r n_r, ...)``.
     """
     return gather_with_offset(x)[0]
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks whose backward also sums the incoming gradients over ranks."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        out = x.clone()
-        dist.all_reduce(out, op=dist.ReduceOp.SUM)
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:
-        grad = grad_out.clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
@@ -192,5 +229,5 @@ def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
     """
     if world_size() == 1:
         return x
-    out: torch.Tensor = _AllReduceSum.apply(x)
+    out: torch.Tensor = _autograd()[1].apply(x)
     return out

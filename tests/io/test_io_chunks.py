@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from io_writers import WRITERS, Writer
 
 from collapselab.errors import ConfigError, InputError
-from collapselab.io import EmbeddingSource, iter_sources, open_embeddings, parse_spec
+from collapselab.io import (
+    CHUNK_BYTES,
+    EmbeddingSource,
+    default_chunk_rows,
+    iter_sources,
+    open_embeddings,
+    parse_spec,
+)
 from collapselab.io.api import SUPPORTED
 
 N, D = 53, 4  # 53 is prime: most chunk sizes leave a short last chunk
@@ -107,11 +114,19 @@ def test_bad_chunk_arguments(tmp_path: Path, kwargs: dict, problem: str) -> None
     assert str(e.value) == f"{src.name}: {problem}"
 
 
-def test_default_rows_bounded_by_64_mib(tmp_path: Path) -> None:
+def test_default_rows_one_chunk_size_for_readers_and_check(tmp_path: Path) -> None:
+    """One chunk-size default (io.CHUNK_BYTES, 128 MiB): readers and check use it."""
+    from collapselab import check
+
+    assert CHUNK_BYTES == 128 * 2**20
+    assert check.default_chunk_rows is default_chunk_rows
     np.save(tmp_path / "wide.npy", np.zeros((3, 200_000), np.float32))
     src = open_embeddings(tmp_path / "wide.npy")
-    assert src.default_rows() == 64 * 2**20 // (200_000 * 4)  # float32 chunks
-    assert open_embeddings(WRITERS["npy"](tmp_path / "z", matrix())).default_rows() == 65536
+    assert src.default_rows() == CHUNK_BYTES // (200_000 * 4) == 167  # float32 chunks
+    np.save(tmp_path / "wide64.npy", np.zeros((3, 200_000), np.float64))
+    assert open_embeddings(tmp_path / "wide64.npy").default_rows() == 83  # float64 chunks
+    assert default_chunk_rows(384) == 87381  # the size check's timings were measured at
+    assert default_chunk_rows(2**40) == 1  # always at least one row
 
 
 @pytest.mark.parametrize(

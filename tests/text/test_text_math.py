@@ -274,6 +274,33 @@ def test_whiten_cli_prints_a_before_after_table(
     assert rc == 2 and err.count("\n") == 1 and ".npz" in err
 
 
+@pytest.mark.parametrize(
+    "options", [[], ["--method", "center"], ["--method", "remove-top", "--remove", "1"]]
+)
+def test_whiten_huge_finite_entries_work_or_fail_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str]
+) -> None:
+    """Entries of 1e200 (finite): whitening rescales them (works); centring / removing the
+    top direction keeps them beyond float32, which the output cannot hold: one line that
+    names the file and says so, never a RuntimeWarning or a false "NaN or Inf"."""
+    import warnings
+
+    from collapselab.cli import main
+
+    path = tmp_path / "huge.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((50, 8)) * 1e200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any RuntimeWarning (overflow in ldexp / cast) fails
+        rc = main(["whiten", str(path), *options])
+    out, err = capsys.readouterr()
+    if not options:  # whiten: unit variance whatever the scale
+        assert rc == 0 and err == "" and "mean random-pair cosine" in out
+        return
+    assert rc == 2 and err.count("\n") == 1
+    assert f"{path}: the" in err and "beyond the float32 range" in err
+    assert "NaN or Inf" not in err
+
+
 # ------------------------------------------------------------------------- text files
 def test_text_file_offsets_slices_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "t.txt"

@@ -40,6 +40,7 @@ from collapselab.data import load_dataset
 from collapselab.data.augment import default_augment, two_views
 from collapselab.errors import ConfigError
 from collapselab.losses import nt_xent
+from collapselab.methods.simclr import SimCLRConfig
 from collapselab.metrics import compute_metrics
 from collapselab.models import MLPHead
 from collapselab.models.encoders import MLPEncoder
@@ -214,8 +215,8 @@ class ProjectorConfig:
     data: str = "digits"
     hidden: tuple[int, ...] = (256, 64)  # MLPEncoder widths; the last is the representation
     d0: int = 16  # DirectCLR: InfoNCE on the first d0 representation dims (paper: 360/2048)
-    temperature: float = 0.2  # collapselab's SimCLR default
-    lr: float = 2e-3  # AdamW, collapselab's SimCLR default
+    temperature: float = SimCLRConfig.temperature  # collapselab's SimCLR default
+    lr: float = SimCLRConfig.lr  # AdamW, collapselab's SimCLR default
     weight_decay: float = 1e-4
     epochs: int = 40
     batch: int = 256

@@ -41,7 +41,7 @@ def _ray() -> Any:
     return ray
 
 
-def moments_aggregate(column: str, name: str = "dataset", sample_size: int = 2048) -> Any:
+def moments_aggregate(column: str, name: str = "dataset", sample_size: int | None = None) -> Any:
     """A Ray Data ``AggregateFnV2`` whose result is the packed :class:`Moments` state of
     ``column`` (bytes: :meth:`Moments.from_bytes` reads it), for use in your own
     ``ds.aggregate(...)`` or ``ds.groupby(key).aggregate(...)``."""
@@ -81,7 +81,9 @@ def _unwrap(e: BaseException) -> Exception | None:
     return None
 
 
-def _state(ds: Any, column: str | None, name: str, sample_size: int) -> tuple[str, bytes | None]:
+def _state(
+    ds: Any, column: str | None, name: str, sample_size: int | None
+) -> tuple[str, bytes | None]:
     names = list(ds.schema().names)
     if column is None:
         import pyarrow as pa
@@ -115,7 +117,7 @@ def check_dataset(
     baseline: Any = None,
     thresholds: Thresholds | None = None,
     classes: int | None = None,
-    sample_size: int = 2048,
+    sample_size: int | None = None,
     name: str | None = None,
 ) -> CheckResult:
     """Check the embeddings in ``column`` of a Ray ``Dataset`` as one matrix.
@@ -126,7 +128,8 @@ def check_dataset(
             (default: the only such column).
         baseline: a reference Dataset (same column) or :class:`Moments`.
         thresholds, classes: as for :func:`collapselab.check.check_files`.
-        sample_size: rows sampled for pairwise statistics.
+        sample_size: rows sampled for pairwise statistics (default
+            :data:`~collapselab.metrics.SAMPLE_SIZE`).
         name: how the result and errors name the data (default ``"dataset:COLUMN"``).
 
     Returns:

@@ -83,7 +83,7 @@ def _embedding_column(df: Any, column: str | None, name: str) -> str:
     return column
 
 
-def _partition_states(name: str, sample_size: int) -> Any:
+def _partition_states(name: str, sample_size: int | None) -> Any:
     """The ``mapInArrow`` function: every batch of a partition folded into one Moments,
     yielded as one ``state`` row (nothing for an empty partition)."""
 
@@ -148,7 +148,7 @@ def _remote_error(exc: BaseException) -> errors.CollapseLabError | None:
     return cls(match.group(2).strip())
 
 
-def dataframe_state(df: Any, column: str, name: str, *, sample_size: int = 2048,
+def dataframe_state(df: Any, column: str, name: str, *, sample_size: int | None = None,
                     depth: int = 2) -> Moments | None:  # fmt: skip
     """The merged :class:`Moments` of ``df[column]`` (None when it has no rows).
 
@@ -185,7 +185,7 @@ def check_dataframe(
     baseline: Any = None,
     thresholds: Thresholds | None = None,
     classes: int | None = None,
-    sample_size: int = 2048,
+    sample_size: int | None = None,
     depth: int = 2,
     name: str | None = None,
 ) -> CheckResult:
@@ -201,7 +201,8 @@ def check_dataframe(
             accumulated.
         thresholds: verdict thresholds.
         classes: number of classes of supervised features (rank ``C - 1`` expected).
-        sample_size: rows kept for pairwise statistics (uniformity, max cosine).
+        sample_size: rows kept for pairwise statistics (uniformity, max cosine);
+            default :data:`~collapselab.metrics.SAMPLE_SIZE`.
         depth: depth of the ``treeReduce`` merging the partitions' states.
         name: how results and errors name the data (default: ``column <column>``).
 

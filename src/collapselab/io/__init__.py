@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collapselab.io._base import EmbeddingSource
+from collapselab.io._base import CHUNK_BYTES, EmbeddingSource, default_chunk_rows
 from collapselab.io.api import (
     SUPPORTED,
     expand_specs,
@@ -33,9 +33,11 @@ from collapselab.io.api import (
 from collapselab.io.arrow import arrow_matrix
 
 __all__ = [
+    "CHUNK_BYTES",
     "SUPPORTED",
     "EmbeddingSource",
     "arrow_matrix",
+    "default_chunk_rows",
     "expand_specs",
     "iter_sources",
     "load_embeddings",

@@ -28,12 +28,15 @@ from collapselab.losses.logsumexp import contrastive_logsumexp
 
 __all__ = ["info_nce", "article_info_nce", "InfoNCELoss", "ArticleInfoNCELoss"]
 
+#: default temperature of :func:`info_nce` and :class:`InfoNCELoss` (one definition)
+TEMPERATURE = 0.1
+
 
 def info_nce(
     anchors: torch.Tensor,
     positives: torch.Tensor,
     candidates: torch.Tensor | None = None,
-    temperature: float = 0.1,
+    temperature: float = TEMPERATURE,
     normalize: bool = True,
     block_size: int | None = None,
     gather_distributed: bool = False,
@@ -121,7 +124,7 @@ class InfoNCELoss(nn.Module):
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: float = TEMPERATURE,
         normalize: bool = True,
         block_size: int | None = None,
         gather_distributed: bool = False,

@@ -86,11 +86,15 @@ class KeyQueue(nn.Module):
         return torch.cat([self.keys[ptr:], self.keys[:ptr]], dim=0)
 
 
+#: default temperature of the MoCo loss, functional and module: MoCo v1's (He et al. 2020)
+TEMPERATURE = 0.07
+
+
 def moco_loss(
     queries: torch.Tensor,
     keys: torch.Tensor,
     queue: torch.Tensor,
-    temperature: float = 0.07,
+    temperature: float = TEMPERATURE,
     normalize: bool = True,
     block_size: int | None = None,
 ) -> torch.Tensor:
@@ -133,7 +137,7 @@ class MoCoLoss(nn.Module):
         self,
         queue_size: int = 65536,
         dim: int = 128,
-        temperature: float = 0.07,
+        temperature: float = TEMPERATURE,
         normalize: bool = True,
         gather_distributed: bool = False,
     ) -> None:

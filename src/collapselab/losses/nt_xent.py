@@ -29,11 +29,15 @@ from collapselab.losses.logsumexp import contrastive_logsumexp
 
 __all__ = ["nt_xent", "NTXentLoss"]
 
+#: default temperature of :func:`nt_xent` and :class:`NTXentLoss`: SimCLR's ImageNet value
+#: (Chen et al. 2020, batch 4096)
+TEMPERATURE = 0.1
+
 
 def nt_xent(
     z1: torch.Tensor,
     z2: torch.Tensor,
-    temperature: float = 0.1,
+    temperature: float = TEMPERATURE,
     normalize: bool = True,
     block_size: int | None = None,
     gather_distributed: bool = False,
@@ -86,7 +90,7 @@ class NTXentLoss(nn.Module):
 
     def __init__(
         self,
-        temperature: float = 0.1,
+        temperature: float = TEMPERATURE,
         normalize: bool = True,
         block_size: int | None = None,
         gather_distributed: bool = False,

@@ -1,7 +1,7 @@
 """Pure math on embedding matrices: streaming moments, spectrum, effective rank, geometry."""
 
 from collapselab.metrics.geometry import alignment, std_of_l2_normalized, uniformity
-from collapselab.metrics.moments import Moments
+from collapselab.metrics.moments import SAMPLE_SIZE, Moments
 from collapselab.metrics.spectral import (
     effective_rank,
     marchenko_pastur_edges,
@@ -11,6 +11,7 @@ from collapselab.metrics.spectral import (
 from collapselab.metrics.summary import EmbeddingMetrics, compute_metrics, summarize
 
 __all__ = [
+    "SAMPLE_SIZE",
     "EmbeddingMetrics",
     "Moments",
     "alignment",

@@ -51,7 +51,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from collapselab._pool import LazyPool
+from collapselab._pool import LazyPool, blas_threads
+from collapselab.dist import world_size
 from collapselab.errors import InputError
 
 _rows: Any
@@ -109,18 +110,11 @@ _BLOCK_BYTES = 32 * 2**20
 _MIN_BLOCK_ROWS = 1024
 #: threads for large updates (each with single-threaded BLAS)
 _WORKERS = min(4, os.cpu_count() or 1)
-_BLAS: Any = None
 
 
 def single_threaded_blas() -> Any:
-    """Context limiting every loaded BLAS to one thread (the controller is built once:
-    ``threadpool_limits`` would rescan the loaded libraries on every call, ~1 ms)."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
+    """Context limiting every loaded BLAS to one thread (:func:`collapselab._pool.blas_threads`)."""
+    return blas_threads(1, "blas")
 
 
 _POOL = LazyPool(_WORKERS, "moments")
@@ -401,6 +395,11 @@ class _Partial:
         self.zero_rows += k - nz
 
 
+#: rows of the uniform sample a :class:`Moments` keeps for the pairwise statistics
+#: (uniformity, max cosine) when none is asked for: the package's one default (every
+#: ``sample_size=None`` means this)
+SAMPLE_SIZE = 2048
+
 #: header of :meth:`Moments.to_bytes`: magic, version, d, sample_size, seed, float64 count
 _HEADER = struct.Struct("<8sIIIqQ")
 _MAGIC = b"CLMOMNTS"
@@ -414,7 +413,8 @@ class Moments:
     Args:
         d: number of columns.
         sample_size: size of the uniform row sample kept for pairwise statistics
-            (uniformity, max cosine); mergeable (bottom-k of random keys).
+            (uniformity, max cosine); mergeable (bottom-k of random keys). Default
+            :data:`SAMPLE_SIZE`.
         seed: seed of the sample's random keys. Workers that merge should use
             different seeds (e.g. ``seed + rank``).
 
@@ -437,7 +437,7 @@ class Moments:
     """
 
     d: int
-    sample_size: int = 2048
+    sample_size: int = SAMPLE_SIZE
     seed: int = 0
     n: int = 0
     rows_seen: int = 0
@@ -724,16 +724,12 @@ class Moments:
         merged in rank order, so every rank ends with identical global moments. A no-op
         when torch.distributed is not initialised (then torch is not even imported).
         """
-        if "torch.distributed" not in sys.modules:  # no process group without it
+        world = world_size()  # 1 without a process group (torch not even imported)
+        if world == 1:
             return self
         import torch
         import torch.distributed as dist
 
-        if not (dist.is_available() and dist.is_initialized()):
-            return self
-        world = dist.get_world_size()
-        if world == 1:
-            return self
         state = torch.from_numpy(self._pack())
         sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world)]
         dist.all_gather(sizes, torch.tensor([state.numel()], dtype=torch.int64))
@@ -754,9 +750,10 @@ class Moments:
         return self._pack()
 
     @classmethod
-    def from_array(cls, v: NDArray[np.float64], d: int, sample_size: int = 2048) -> Moments:
-        """Inverse of :meth:`to_array`."""
-        return cls._unpack(np.asarray(v, dtype=np.float64), d, sample_size)
+    def from_array(cls, v: NDArray[np.float64], d: int, sample_size: int | None = None) -> Moments:
+        """Inverse of :meth:`to_array` (``sample_size``: default :data:`SAMPLE_SIZE`)."""
+        size = SAMPLE_SIZE if sample_size is None else sample_size
+        return cls._unpack(np.asarray(v, dtype=np.float64), d, size)
 
     def to_bytes(self) -> bytes:
         """The whole state as versioned bytes, for engines that ship states between
@@ -767,7 +764,7 @@ class Moments:
         state: ``d * d`` (scatter) ``+ 3 d + 13`` (mean, unit sums, scalars; one more
         for a rescaled state) ``+ m (d + 1)`` for the ``m <= sample_size`` sampled rows
         and their keys. For ``d = 384`` that is
-        1.2 MB plus 3.2 KB per sampled row (6.3 MB at the default 2048).
+        1.2 MB plus 3.2 KB per sampled row (6.3 MB at the default :data:`SAMPLE_SIZE`, 2048).
         """
         body = np.ascontiguousarray(self._pack(), dtype="<f8")
         head = _HEADER.pack(_MAGIC, _STATE_VERSION, self.d, self.sample_size, self.seed,

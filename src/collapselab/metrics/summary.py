@@ -13,7 +13,7 @@ from collapselab._pool import LazyPool
 from collapselab.errors import DegenerateInputError
 from collapselab.metrics import spectral
 from collapselab.metrics.geometry import combine_pair_tiles, pair_tiles, unit_sample
-from collapselab.metrics.moments import Moments, single_threaded_blas
+from collapselab.metrics.moments import SAMPLE_SIZE, Moments, single_threaded_blas
 
 
 @dataclass(frozen=True)
@@ -202,6 +202,8 @@ def summarize(m: Moments) -> EmbeddingMetrics:
     return replace(metrics, scale_exp=m.scale_exp) if m.scale_exp else metrics
 
 
-def compute_metrics(z: Any, z2: Any = None, sample_size: int = 2048) -> EmbeddingMetrics:
-    """One-shot metrics of ``z`` (shape ``(N, d)``, numpy or torch) and optional paired view."""
-    return summarize(Moments.of(z, paired=z2, sample_size=sample_size))
+def compute_metrics(z: Any, z2: Any = None, sample_size: int | None = None) -> EmbeddingMetrics:
+    """One-shot metrics of ``z`` (shape ``(N, d)``, numpy or torch) and optional paired view
+    (``sample_size``: default :data:`~collapselab.metrics.SAMPLE_SIZE`)."""
+    size = SAMPLE_SIZE if sample_size is None else sample_size
+    return summarize(Moments.of(z, paired=z2, sample_size=size))

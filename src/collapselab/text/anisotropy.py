@@ -33,13 +33,19 @@ from typing import Any
 
 import numpy as np
 
+from collapselab.check import accumulate_sources
 from collapselab.diagnose import Thresholds, judge
 from collapselab.errors import ConfigError
 from collapselab.io import iter_sources, load_embeddings, open_embeddings
-from collapselab.metrics import EmbeddingMetrics, compute_metrics, summarize
+from collapselab.metrics import EmbeddingMetrics, Moments, compute_metrics, summarize
 from collapselab.text.embed import atomic_npy, check_npy_path
 from collapselab.text.evaluate import recall_at_k
-from collapselab.text.whiten import WhiteningTransform, accumulate, fit_array, fit_sources
+from collapselab.text.whiten import (
+    WhiteningTransform,
+    accumulate,
+    fit_array,
+    fit_transform,
+)
 
 TOP_K: tuple[int, ...] = (1, 3, 10)
 
@@ -250,10 +256,12 @@ def whiten_files(
     )):
         raise ConfigError(f"{out}: the transform is written as .npz into an existing folder")
     sources = iter_sources(list(specs)) if specs else []
+    fitted: Moments | None = None
     if transform is not None:
         t = WhiteningTransform.load(transform)
     else:
-        t = fit_sources(sources, method, dims, remove)
+        fitted = accumulate_sources(sources)  # the fit files' one read before the transform
+        t = fit_transform(fitted, method, dims, remove)
     written = []
     if out is not None:
         t.save(out)
@@ -264,8 +272,11 @@ def whiten_files(
     for s in targets:
         if s.d != t.d_in:
             raise ConfigError(f"{s.name}: {s.d} columns, but the transform expects {t.d_in}")
-    before = accumulate((c for s in targets for c in s.chunks()), t.d_in, targets[0].name)
-    after_chunks = (t.apply(c) for s in targets for c in s.chunks())
+    if fitted is not None and apply is None:  # the fit data described: already read
+        before = fitted
+    else:
+        before = accumulate((c for s in targets for c in s.chunks()), t.d_in, targets[0].name)
+    after_chunks = (t.apply(c, s.name) for s in targets for c in s.chunks())
     if apply_out is not None:
         src = targets[0]
 
@@ -283,7 +294,7 @@ def whiten_files(
     if queries is not None and docs is not None:
         q, dd = load_embeddings(queries), load_embeddings(docs)
         r_before = recall_at_k(q, dd)
-        r_after = recall_at_k(t.apply(q), t.apply(dd))
+        r_after = recall_at_k(t.apply(q, queries), t.apply(dd, docs))
     return WhitenReport(
         transform=t,
         fitted_on=[s.name for s in sources] if transform is None else [transform],

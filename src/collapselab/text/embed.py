@@ -33,6 +33,15 @@ Progress = Callable[[int, int], None]
 DEFAULT_CHUNK_TEXTS = 256
 
 
+def _texts_per_chunk(chunk_texts: int | None, chunk_rows: int | None) -> int:
+    """``chunk_texts``, or its former name ``chunk_rows``, or ``DEFAULT_CHUNK_TEXTS``."""
+    if chunk_texts is not None and chunk_rows is not None and chunk_texts != chunk_rows:
+        raise ConfigError(f"chunk_texts={chunk_texts} and chunk_rows={chunk_rows} disagree; "
+                          "give one")  # fmt: skip
+    n = chunk_texts if chunk_texts is not None else chunk_rows
+    return DEFAULT_CHUNK_TEXTS if n is None else n
+
+
 class TextFile(Sequence[str]):
     """The texts of a UTF-8 file, one per line, counted and validated up front.
 
@@ -193,9 +202,11 @@ def embed_file(
     texts: str | os.PathLike[str],
     out: str | os.PathLike[str],
     batch_size: int = 32,
-    chunk_rows: int | None = None,
+    chunk_texts: int | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
+    *,
+    chunk_rows: int | None = None,
 ) -> EmbedResult:
     """Embed every line of ``texts`` with ``model`` into the ``(N, d)`` float32 ``out.npy``.
 
@@ -204,9 +215,10 @@ def embed_file(
         texts: UTF-8 file, one text per line.
         out: output ``.npy`` path (written atomically, row block by row block).
         batch_size: texts per forward pass.
-        chunk_rows: texts per written block (default 256).
+        chunk_texts: texts encoded per written block (default ``DEFAULT_CHUNK_TEXTS``, 256).
         progress: called as ``progress(texts_done, texts_total)``.
         device: torch device.
+        chunk_rows: the former name of ``chunk_texts`` (still accepted).
 
     Raises:
         InputError / ConfigError: bad texts file, model or output path.
@@ -216,7 +228,7 @@ def embed_file(
     lines = TextFile(texts)
     st = load_model(model, device=device)
     source = TextEmbeddingSource(st, lines, f"{os.fspath(model)}:{lines.name}", batch_size)
-    write_npy(source, out, chunk_rows, progress)
+    write_npy(source, out, _texts_per_chunk(chunk_texts, chunk_rows), progress)
     return EmbedResult(os.fspath(out), source.n, source.d, os.fspath(model),
                        time.perf_counter() - t0)  # fmt: skip
 
@@ -239,18 +251,21 @@ def check_texts(
     *,
     batch_size: int = 32,
     thresholds: Thresholds | None = None,
-    chunk_rows: int | None = None,
-    sample_size: int = 2048,
+    chunk_texts: int | None = None,
+    sample_size: int | None = None,
     progress: Progress | None = None,
     device: str = "cpu",
     baseline_model: str | os.PathLike[str] | None = None,
     baseline: Sequence[EmbeddingSource] | None = None,
     classes: int | None = None,
+    chunk_rows: int | None = None,
 ) -> CheckResult:
     """``collapselab check --model M --texts T``: embed and measure in one streaming pass.
 
     The embeddings go straight into the check pipeline's float64 accumulator chunk by
-    chunk (``chunk_rows`` texts at a time, default 256); nothing is written to disk.
+    chunk (``chunk_texts`` texts at a time, default ``DEFAULT_CHUNK_TEXTS``, 256;
+    ``chunk_rows``, the name :func:`~collapselab.check.check_files` uses, is accepted
+    too); nothing is written to disk. ``sample_size``: default ``metrics.SAMPLE_SIZE``.
     With ``baseline_model`` (e.g. the model before fine-tuning) the same texts are
     embedded by it too and the result compares the two; ``baseline`` takes ready files.
     """
@@ -260,7 +275,7 @@ def check_texts(
     return check_sources(
         [source],
         thresholds=thresholds,
-        chunk_rows=chunk_rows or DEFAULT_CHUNK_TEXTS,
+        chunk_rows=_texts_per_chunk(chunk_texts, chunk_rows),
         sample_size=sample_size,
         progress=progress,
         baseline=baseline,

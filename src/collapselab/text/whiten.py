@@ -37,6 +37,8 @@ Method = Literal["whiten", "remove-top", "center"]
 METHODS: tuple[str, ...] = ("whiten", "remove-top", "center")
 #: eigenvalues below this fraction of the largest are treated as zero by ``whiten``
 NULL_RTOL = 1e-10
+#: largest finite float32: transformed rows are written as float32
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -67,16 +69,33 @@ class WhiteningTransform:
     def d_out(self) -> int:
         return int(self.matrix.shape[1])
 
-    def apply(self, x: Any) -> NDArray[np.float32]:
+    def apply(self, x: Any, name: str | None = None) -> NDArray[np.float32]:
         """Transform rows ``x`` of shape ``(N, d_in)`` into ``(N, d_out)`` float32.
 
+        Args:
+            x: the rows (numpy or anything ``np.asarray`` reads).
+            name: how an error names the rows (e.g. the file they come from).
+
         Raises:
-            InputError: ``x`` is not ``(N, d_in)``.
+            InputError: ``x`` is not ``(N, d_in)``, or a finite row transforms to values
+                beyond the float32 range (``center`` / ``remove-top`` keep the input's
+                scale: entries like 1e200 stay 1e200, which float32 cannot hold).
         """
         a = np.asarray(x)
+        where = f"{name}: " if name else ""
         if a.ndim != 2 or a.shape[1] != self.d_in:
-            raise InputError(f"transform expects (N, {self.d_in}) rows, got shape {a.shape}")
+            raise InputError(
+                f"{where}transform expects (N, {self.d_in}) rows, got shape {a.shape}"
+            )
         y = (a.astype(np.float64) - self.mean) @ self.matrix  # (N, d) @ (d, m) -> (N, m)
+        big = np.isfinite(y) & (np.abs(y) > _FLOAT32_MAX)  # NaN / Inf rows stay as they are
+        if big.any():
+            row = int(np.flatnonzero(big.any(axis=1))[0])
+            raise InputError(
+                f"{where}the {self.method!r} transform gives values beyond the float32 range "
+                f"(|y| up to {float(np.abs(y[big]).max()):.3g} > {_FLOAT32_MAX:.3g}, first: "
+                f"row {row}); rescale the embeddings, or use --method whiten"
+            )
         return y.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -185,7 +204,8 @@ def fit_transform(
     mean = moments.mean.copy()
     if moments.scale_exp:  # moments of z * 2**-e (entries beyond 2**100): back to z's units
         e = moments.scale_exp
-        mean, lam = np.ldexp(mean, e), np.ldexp(lam, 2 * e)
+        with np.errstate(over="ignore"):  # eigenvalues beyond float64 (1e200**2) read inf
+            mean, lam = np.ldexp(mean, e), np.ldexp(lam, 2 * e)
         w = np.ldexp(w, -e) if method == "whiten" else w
     return WhiteningTransform(method, mean, w, lam, moments.n, removed)
 
