@@ -72,6 +72,8 @@ def test_quoted_detects_a_changed_number_and_fill_repairs_it() -> None:
 
 
 def test_fmt_and_lookup() -> None:
+    assert fmt(7e-17, "lt1e-14") == fmt(-3e-15, "lt1e-14") == "1e-14"  # round-off: the bound
+    assert fmt(2e-13, "lt1e-14") == "2e-13"  # above it: the value, which no longer matches
     assert fmt(9.536e-7, ".2g") == "9.5e-7"
     assert fmt(1.6e5, ".2g") == "1.6e5"
     assert fmt(-10.0, ".4g") == "-10"

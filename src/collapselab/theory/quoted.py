@@ -46,7 +46,17 @@ class Quote:
 
 def fmt(value: float, spec: str) -> str:
     """``format(value, spec)`` with a short exponent: ``9.5e-07`` -> ``9.5e-7``,
-    ``1.6e+05`` -> ``1.6e5``."""
+    ``1.6e+05`` -> ``1.6e5``.
+
+    ``lt<bound>`` (``lt1e-14``) is for round-off: a value below the bound is quoted as the
+    bound (the page says ``< 1e-14``), since its digits change with the BLAS, the CPU and the
+    summation order; a value above it is quoted with ``.0e`` (and no longer matches).
+    """
+    if spec.startswith("lt"):
+        bound = float(spec[2:])
+        if abs(value) < bound:
+            return fmt(bound, ".0e")
+        spec = ".0e"
     text = format(value, spec)
     return re.sub(r"e([-+])0*(\d)", lambda m: "e" + ("-" if m[1] == "-" else "") + m[2], text)
 
