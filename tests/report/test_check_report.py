@@ -348,11 +348,13 @@ def test_text_check_report(tmp_path: Path) -> None:
 
     from collapselab.text import check_texts
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "text"))
-    from conftest import read_pairs
-
+    # the 40 hand-written (definition, example) pairs the text tests use, read directly
+    # (importing tests/text/conftest.py by name picks whichever conftest came first)
+    pairs = Path(__file__).parents[1] / "text" / "fixtures" / "pairs.tsv"
+    lines = pairs.read_text(encoding="utf-8").splitlines()
     texts = tmp_path / "probe.txt"
-    texts.write_text("\n".join(t for pair in read_pairs() for t in pair) + "\n")
+    texts.write_text("\n".join(t for ln in lines if ln and not ln.startswith("#")
+                               for t in ln.split("\t")) + "\n")  # fmt: skip
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
