@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from collapselab import dist
+from collapselab.losses._contrastive import ContrastiveModule
 from collapselab.losses._validate import (
     check_2d,
     check_block_size,
@@ -119,23 +120,10 @@ def article_info_nce(z: torch.Tensor) -> torch.Tensor:
     return loss
 
 
-class InfoNCELoss(nn.Module):
+class InfoNCELoss(ContrastiveModule):
     """Module form of :func:`info_nce`; ``forward(anchors, positives, candidates=None)``."""
 
-    def __init__(
-        self,
-        temperature: float = TEMPERATURE,
-        normalize: bool = True,
-        block_size: int | None = None,
-        gather_distributed: bool = False,
-    ) -> None:
-        super().__init__()
-        check_positive("temperature", temperature)
-        check_block_size(block_size)
-        self.temperature = temperature
-        self.normalize = normalize
-        self.block_size = block_size
-        self.gather_distributed = gather_distributed
+    default_temperature = TEMPERATURE
 
     def forward(
         self,

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from collapselab import dist
+from collapselab.losses._contrastive import ContrastiveModule
 from collapselab.losses._validate import (
     check_2d,
     check_block_size,
@@ -85,23 +85,10 @@ def nt_xent(
     return (lse - torch.cat([pos, pos])).mean()
 
 
-class NTXentLoss(nn.Module):
+class NTXentLoss(ContrastiveModule):
     """Module form of :func:`nt_xent`; ``forward(z1, z2)`` with z1, z2 of shape (N, d)."""
 
-    def __init__(
-        self,
-        temperature: float = TEMPERATURE,
-        normalize: bool = True,
-        block_size: int | None = None,
-        gather_distributed: bool = False,
-    ) -> None:
-        super().__init__()
-        check_positive("temperature", temperature)
-        check_block_size(block_size)
-        self.temperature = temperature
-        self.normalize = normalize
-        self.block_size = block_size
-        self.gather_distributed = gather_distributed
+    default_temperature = TEMPERATURE
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         return nt_xent(

@@ -5,11 +5,10 @@ One self-contained page (:func:`collapselab.report.html.write_report`: ``report.
 with the figures embedded, ``report.json`` with every number the page shows, the PNGs),
 opening with a card that says what to conclude and what to do, then the evidence.
 
-The report room may not import ``check`` or ``experiments`` (``[tool.importlinter]``,
-TYPE_CHECKING imports included), so the records are typed by the protocols
-:class:`CheckResultLike` and :class:`RankingLike`, which
-:class:`collapselab.check.CheckResult` and
-:class:`collapselab.experiments.rank.Ranking` satisfy.
+The report room does not import ``check`` or ``experiments`` at run time
+(``[tool.importlinter]``); it names the records it renders
+(:class:`collapselab.check.CheckResult`, :class:`collapselab.experiments.rank.Ranking`) in
+type-only imports, which the contracts exclude.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from collapselab.diagnose import Evidence, Measurement
 from collapselab.metrics import EmbeddingMetrics
@@ -32,55 +31,9 @@ from collapselab.report.figures import (
 )
 from collapselab.report.html import Report, Section, Summary, Table, write_report
 
-if TYPE_CHECKING:
-    from collapselab.metrics import Moments
-
-
-class CheckResultLike(Protocol):
-    """What the check report reads (:class:`collapselab.check.CheckResult`)."""
-
-    @property
-    def measurement(self) -> Measurement: ...
-    @property
-    def files(self) -> list[str]: ...
-    @property
-    def seconds(self) -> float: ...
-    @property
-    def baseline_files(self) -> list[str] | None: ...
-    @property
-    def baseline_moments(self) -> Moments | None: ...
-
-
-class RankedRunLike(Protocol):
-    """One ranked input (:class:`collapselab.experiments.rank.RankedRun`)."""
-
-    @property
-    def path(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def value(self) -> float: ...
-    @property
-    def score(self) -> float: ...
-
-
-class RankingLike(Protocol):
-    """What the rank report reads (:class:`collapselab.experiments.rank.Ranking`)."""
-
-    @property
-    def metric(self) -> str: ...
-    @property
-    def why(self) -> str: ...
-    @property
-    def runs(self) -> Sequence[RankedRunLike]: ...
-    @property
-    def validation(self) -> Mapping[str, Any]: ...
-    @property
-    def trust(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def notes(self) -> Sequence[str]: ...
+if TYPE_CHECKING:  # the records rendered; type-only, so report imports no room above it
+    from collapselab.check import CheckResult
+    from collapselab.experiments.rank import RankedRun, Ranking
 
 
 # --------------------------------------------------------------------------- helpers
@@ -212,7 +165,7 @@ def compose_actions(m: Measurement, files: Sequence[str]) -> list[str]:
     return out
 
 
-def check_summary(result: CheckResultLike) -> Summary:
+def check_summary(result: CheckResult) -> Summary:
     """The card: verdict, severity, warning, baseline damage, and what to do."""
     m = result.measurement
     met = m.metrics
@@ -372,7 +325,7 @@ def _default_title(files: Sequence[str]) -> str:
     return f"collapselab check: {_files_text(files, limit=2)}"
 
 
-def build_check_report(result: CheckResultLike, *, title: str | None = None) -> Report:
+def build_check_report(result: CheckResult, *, title: str | None = None) -> Report:
     """The check report of ``result`` (:func:`collapselab.check.check_files` or
     :func:`collapselab.text.check_texts`): the card, the evidence, the figures, the
     baseline comparison, every metric, the files and the time."""
@@ -501,7 +454,7 @@ def _text_in_json(report: Report) -> Report:
     return report
 
 
-def result_dict(result: CheckResultLike) -> dict[str, Any]:
+def result_dict(result: CheckResult) -> dict[str, Any]:
     """``check --json``'s object (:meth:`collapselab.check.CheckResult.to_dict`)."""
     out = result.measurement.to_dict()
     out.update(files=list(result.files), seconds=round(result.seconds, 4))
@@ -510,7 +463,7 @@ def result_dict(result: CheckResultLike) -> dict[str, Any]:
     return out
 
 
-def write_check_report(result: CheckResultLike, out_dir: str | Path, *,
+def write_check_report(result: CheckResult, out_dir: str | Path, *,
                        title: str | None = None) -> Path:  # fmt: skip
     """Write the check report into ``out_dir`` (``report.html``, ``report.json``, PNGs,
     each atomically); returns ``report.html``'s path."""
@@ -539,7 +492,7 @@ TRUST_ACTIONS: dict[str, str] = {
 }  # fmt: skip
 
 
-def _direction(runs: Sequence[RankedRunLike]) -> str:
+def _direction(runs: Sequence[RankedRun]) -> str:
     for r in runs:
         if math.isfinite(r.value) and r.value != 0 and math.isfinite(r.score):
             return "higher is better" if r.score / r.value > 0 else "lower is better"
@@ -560,7 +513,7 @@ def validation_rows(validation: Mapping[str, Any]) -> tuple[list[list[Any]], lis
     return across, within
 
 
-def build_rank_report(ranking: RankingLike, *, title: str | None = None) -> Report:
+def build_rank_report(ranking: Ranking, *, title: str | None = None) -> Report:
     """The rank report: the order best first, the metric and why, the trust level, the
     metric's validated Spearman correlation with accuracy (95% interval) per data set, and
     the notes."""
@@ -633,11 +586,11 @@ def build_rank_report(ranking: RankingLike, *, title: str | None = None) -> Repo
     return _text_in_json(report)
 
 
-def write_rank_report(ranking: RankingLike, out_dir: str | Path, *,
+def write_rank_report(ranking: Ranking, out_dir: str | Path, *,
                       title: str | None = None) -> Path:  # fmt: skip
     """Write the rank report into ``out_dir``; returns ``report.html``'s path."""
     return write_report(build_rank_report(ranking, title=title), out_dir)
 
 
-__all__ = ["CheckResultLike", "RankingLike", "build_check_report", "build_rank_report",
+__all__ = ["CheckResult", "Ranking", "build_check_report", "build_rank_report",
            "write_check_report", "write_rank_report"]  # fmt: skip

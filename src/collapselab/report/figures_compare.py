@@ -5,7 +5,7 @@ the final eigen-spectrum, the alignment-uniformity plane and the loss against th
 effective rank; each with a caption built from the runs' numbers.
 
 The report room may not import ``experiments`` (``[tool.importlinter]``), so the runs are
-typed by the protocols :class:`CompareRunLike` and :class:`MonitorPointLike`, which
+typed by the protocols :class:`RunRecord` and :class:`MonitorPoint`, which
 :class:`collapselab.experiments.compare.RunRecord` and
 :class:`collapselab.experiments.compare.MonitorPoint` satisfy.
 """
@@ -14,72 +14,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from collapselab.report.html import Report, Section
 from collapselab.report.plots import OKABE_ITO, add_report_figure, legend_below, page_figure
 
-
-class MonitorPointLike(Protocol):
-    """One evaluation of the monitor during a run (finite floats or None)."""
-
-    @property
-    def step(self) -> int: ...
-    @property
-    def total_variance(self) -> float | None: ...
-    @property
-    def effective_rank(self) -> float | None: ...
-    @property
-    def relative_variance(self) -> float | None: ...
-    @property
-    def mean_cosine(self) -> float | None: ...
-    @property
-    def uniformity(self) -> float | None: ...
-    @property
-    def alignment(self) -> float | None: ...
+if TYPE_CHECKING:  # the records drawn; type-only, so report imports no room above it
+    from collapselab.experiments.compare import RunRecord
 
 
-class CompareRunLike(Protocol):
-    """What the comparison figures read of one run."""
-
-    @property
-    def method(self) -> str: ...
-    @property
-    def verdict(self) -> str | None: ...
-    @property
-    def effective_rank(self) -> float | None: ...
-    @property
-    def history(self) -> Sequence[MonitorPointLike]: ...
-    @property
-    def losses(self) -> Sequence[tuple[int, float]]: ...
-    @property
-    def spectrum(self) -> Sequence[float]: ...
-
-
-def _series(rec: CompareRunLike, key: str) -> tuple[list[int], list[float]]:
-    """The steps and finite values of the monitor's ``key`` (a :class:`MonitorPointLike`
+def _series(rec: RunRecord, key: str) -> tuple[list[int], list[float]]:
+    """The steps and finite values of the monitor's ``key`` (a :class:`MonitorPoint`
     attribute) over ``rec``'s history."""
     pts = [(int(h.step), float(v)) for h in rec.history
            if (v := getattr(h, key)) is not None and math.isfinite(v)]  # fmt: skip
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def _last(rec: CompareRunLike, key: str) -> float | None:
+def _last(rec: RunRecord, key: str) -> float | None:
     """The last finite value of ``key`` in the monitor's history (None if none)."""
     _, v = _series(rec, key)
     return v[-1] if v else None
 
 
-def _first_per_method(records: Sequence[CompareRunLike]) -> dict[str, CompareRunLike]:
-    first: dict[str, CompareRunLike] = {}
+def _first_per_method(records: Sequence[RunRecord]) -> dict[str, RunRecord]:
+    first: dict[str, RunRecord] = {}
     for r in records:  # one line per method: its first seed
         first.setdefault(r.method, r)
     return first
 
 
-def align_uniform_caption(records: Sequence[CompareRunLike]) -> str:
+def align_uniform_caption(records: Sequence[RunRecord]) -> str:
     """How to read the alignment-uniformity plane, with this run's numbers: why a
     collapsing run can sit at a *lower* (more uniform-looking) uniformity than a healthy one."""
     first = _first_per_method(records)
@@ -99,7 +66,7 @@ def align_uniform_caption(records: Sequence[CompareRunLike]) -> str:
     if not odd:
         return text
 
-    def desc(r: CompareRunLike) -> str:
+    def desc(r: RunRecord) -> str:
         return (f"{r.method}: uniformity {_last(r, 'uniformity'):.3g}, mean cosine "
                 f"{_last(r, 'mean_cosine'):.3g}, spread trace(C)/E||z||^2 "
                 f"{_last(r, 'relative_variance'):.3g}, effective rank "
@@ -121,7 +88,7 @@ def align_uniform_caption(records: Sequence[CompareRunLike]) -> str:
     return text
 
 
-def variance_caption(first: dict[str, CompareRunLike]) -> str:
+def variance_caption(first: dict[str, RunRecord]) -> str:
     """The caption of the variance / effective-rank figure (``first``: one run per
     method): names the collapsing runs whose total variance ends above a healthy one's."""
     text = (
@@ -148,7 +115,7 @@ def variance_caption(first: dict[str, CompareRunLike]) -> str:
     return text
 
 
-def compare_figures(records: Sequence[CompareRunLike], report: Report, section: Section) -> None:
+def compare_figures(records: Sequence[RunRecord], report: Report, section: Section) -> None:
     """The four comparison figures, added to ``section`` (titles and axis labels recorded
     in ``section.data["figures"]``); one line per method, its first seed."""
     first = _first_per_method(records)
@@ -243,8 +210,6 @@ def compare_figures(records: Sequence[CompareRunLike], report: Report, section: 
 
 
 __all__ = [
-    "CompareRunLike",
-    "MonitorPointLike",
     "align_uniform_caption",
     "compare_figures",
     "variance_caption",

@@ -14,85 +14,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import NDArray
 
-from collapselab.metrics import EmbeddingMetrics
 from collapselab.report.plots import OKABE_ITO, PAGE_WIDTH, legend_below, new_figure, page_figure
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the records drawn; type-only, so report imports no room above it
     from matplotlib.figure import Figure
 
-
-class DemoRunLike(Protocol):
-    """One run of the article's demos (:class:`collapselab.theory.demos.DemoRun`)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def encoder(self) -> str: ...
-    @property
-    def total_steps(self) -> int: ...
-    @property
-    def steps(self) -> Sequence[int]: ...
-    @property
-    def loss(self) -> Sequence[float]: ...
-    @property
-    def printed(self) -> Sequence[float]: ...
-    @property
-    def kth_eig(self) -> Sequence[float]: ...
-    @property
-    def effective_rank(self) -> Sequence[float]: ...
-    @property
-    def total_variance(self) -> Sequence[float]: ...
-    @property
-    def metrics_init(self) -> EmbeddingMetrics: ...
-    @property
-    def metrics_final(self) -> EmbeddingMetrics: ...
-    @property
-    def final_verdict(self) -> str: ...
+    from collapselab.experiments.particles import ParticleRun
+    from collapselab.text.experiment import RunResult
+    from collapselab.theory.demos import DemoRun
 
 
-class ParticleRunLike(Protocol):
-    """Snapshots of particles on the unit circle
-    (:class:`collapselab.experiments.particles.ParticleRun`)."""
-
-    @property
-    def objective(self) -> str: ...
-    @property
-    def steps(self) -> Sequence[int]: ...
-    @property
-    def positions(self) -> Sequence[NDArray[np.floating]]: ...
-    @property
-    def uniformity(self) -> Sequence[float]: ...
-
-
-class TrackPointLike(Protocol):
-    """One evaluation of a fine-tuning run (:class:`collapselab.text.experiment.TrackPoint`)."""
-
-    @property
-    def step(self) -> int: ...
-    @property
-    def mean_cosine(self) -> float: ...
-    @property
-    def recall_at_1(self) -> float: ...
-
-
-class FinetuneRunLike(Protocol):
-    """One fine-tuning run (:class:`collapselab.text.experiment.RunResult`)."""
-
-    @property
-    def points(self) -> Sequence[TrackPointLike]: ...
-
-
-def run_label(run: DemoRunLike) -> str:
+def run_label(run: DemoRun) -> str:
     """``"infonce-article, Linear(32, 128)"``: the run's loss and encoder."""
     return f"{run.name}, {run.encoder}"
 
 
-def variance_demo_figure(run: DemoRunLike) -> Figure:
+def variance_demo_figure(run: DemoRun) -> Figure:
     """The article's first demo: total variance per step (log); the spectra before / after
     training (centred C) and the uncentred second moment M after training, with the
     round-off line of the numerical rank."""
@@ -126,7 +67,7 @@ def variance_demo_figure(run: DemoRunLike) -> Figure:
     return fig
 
 
-def demo_traces_figure(runs: Sequence[DemoRunLike]) -> Figure:
+def demo_traces_figure(runs: Sequence[DemoRun]) -> Figure:
     """One row per run length (the article's 500 steps, the corrected 100), three panels:
     loss; |printed min eig| (dotted) and the k-th eigenvalue (log); effective rank."""
     lengths = sorted({r.total_steps for r in runs}, reverse=True)
@@ -159,7 +100,7 @@ def demo_traces_figure(runs: Sequence[DemoRunLike]) -> Figure:
     return fig
 
 
-def particles_figure(runs: Sequence[ParticleRunLike]) -> Figure:
+def particles_figure(runs: Sequence[ParticleRun]) -> Figure:
     """Grid of snapshots: one row per objective (named at its left), one column per
     recorded step; the figure spans the report page."""
     cols = max(len(r.steps) for r in runs)
@@ -190,7 +131,7 @@ def particles_figure(runs: Sequence[ParticleRunLike]) -> Figure:
     return fig
 
 
-def finetune_figure(runs: Mapping[str, FinetuneRunLike]) -> Figure:
+def finetune_figure(runs: Mapping[str, RunResult]) -> Figure:
     """Random-pair cosine of the probe set and held-out recall@1 over fine-tuning steps,
     one line per run (keyed by its loss)."""
     fig = page_figure(height=4.6)
@@ -213,10 +154,6 @@ def finetune_figure(runs: Mapping[str, FinetuneRunLike]) -> Figure:
 
 
 __all__ = [
-    "DemoRunLike",
-    "FinetuneRunLike",
-    "ParticleRunLike",
-    "TrackPointLike",
     "demo_traces_figure",
     "finetune_figure",
     "particles_figure",

@@ -12,37 +12,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from collapselab.report.plots import OKABE_ITO, legend_below, page_figure
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the records drawn; type-only, so report imports no room above it
     from matplotlib.figure import Figure
 
-
-class SpectrumLike(Protocol):
-    """A run's sorted singular values (:class:`collapselab.experiments.jing.Spectrum`)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def singular_values(self) -> Sequence[float]: ...
-
-
-class TianRunLike(Protocol):
-    """A run of Tian et al.'s linear model (:class:`collapselab.experiments.tian.TianRun`)."""
-
-    @property
-    def steps(self) -> Sequence[int]: ...
-    @property
-    def alignment(self) -> Sequence[float]: ...
-    @property
-    def trace_f(self) -> Sequence[float]: ...
-    @property
-    def collapsed(self) -> bool: ...
+    from collapselab.experiments.jing import Spectrum
+    from collapselab.experiments.tian import TianRun
 
 
 def log_singular_values(singular_values: Sequence[float]) -> NDArray[np.float64]:
@@ -57,7 +38,7 @@ def log_singular_values(singular_values: Sequence[float]) -> NDArray[np.float64]
         )
 
 
-def spectra_figure(spectra: Sequence[SpectrumLike], collapse_rtol: float,
+def spectra_figure(spectra: Sequence[Spectrum], collapse_rtol: float,
                    title: str = "") -> Figure:  # fmt: skip
     """The sorted log singular values of each run (Jing et al.'s figures), with the
     collapse line at ``collapse_rtol`` of the largest, legend below the axes."""
@@ -76,7 +57,7 @@ def spectra_figure(spectra: Sequence[SpectrumLike], collapse_rtol: float,
     return fig
 
 
-def tian_figure(dyn: Sequence[tuple[str, TianRunLike]], collapsed_below: float) -> Figure:
+def tian_figure(dyn: Sequence[tuple[str, TianRun]], collapsed_below: float) -> Figure:
     """Tian et al.'s runs: tr F relative to its start (log, with the collapse line at
     ``collapsed_below``) and the alignment of Wp with F over steps."""
     fig = page_figure(height=4.6)
@@ -110,4 +91,4 @@ def tian_figure(dyn: Sequence[tuple[str, TianRunLike]], collapsed_below: float) 
     return fig
 
 
-__all__ = ["SpectrumLike", "TianRunLike", "log_singular_values", "spectra_figure", "tian_figure"]
+__all__ = ["log_singular_values", "spectra_figure", "tian_figure"]
