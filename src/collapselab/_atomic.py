@@ -1,4 +1,5 @@
-"""Atomic file writes: every output of collapselab goes through :func:`atomic_open`.
+"""Atomic file writes: every output of collapselab goes through :func:`atomic_open`
+(or its one-call forms :func:`write_bytes` and :func:`write_text`).
 
 The data is written to a temporary file in the destination's folder, flushed (and
 fsynced), then renamed over the destination, and the rename itself is made durable by
@@ -93,3 +94,15 @@ def atomic_open(
         raise
     if fsync:
         _fsync_dir(out.parent)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_open`, mode ``"wb"``)."""
+    with atomic_open(path, "wb", fsync=fsync) as fh:
+        fh.write(data)
+
+
+def write_text(path: str | os.PathLike[str], text: str, fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically in UTF-8 (:func:`atomic_open`, mode ``"w"``)."""
+    with atomic_open(path, "w", fsync=fsync) as fh:
+        fh.write(text)

@@ -57,6 +57,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from collapselab._json import finite_or_none
 from collapselab.errors import ConfigError, InputError
 from collapselab.metrics.summary import EmbeddingMetrics, eigh_desc, summarize
 
@@ -255,9 +256,9 @@ class BaselineComparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ratios": {k: _clean(v) for k, v in self.ratios.items()},
+            "ratios": {k: finite_or_none(v) for k, v in self.ratios.items()},
             "ratio_notes": dict(self.ratio_notes),
-            "subspace_overlap": _clean(self.subspace_overlap),
+            "subspace_overlap": finite_or_none(self.subspace_overlap),
             "k": self.k,
             "verdict": self.verdict,
             "severity": round(self.severity, 4),
@@ -448,7 +449,7 @@ class Measurement:
         if self.baseline is not None:
             for k in ("relative_variance", "effective_rank"):
                 out[f"{k}_vs_baseline"] = self.baseline.ratios[k]
-        return {k: _clean(v) for k, v in out.items()}
+        return {k: finite_or_none(v) for k, v in out.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the metrics' fields at top level plus the verdict and its grounds."""
@@ -488,13 +489,6 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
         return "n/a"
     out = format(v, spec)
     return out[1:] if out.startswith("-") and float(out) == 0 else out  # no "-0.00"
-
-
-def _clean(v: Any) -> Any:
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 def _worse(a: Verdict, b: Verdict) -> Verdict:

@@ -36,6 +36,7 @@ __all__ = [
     "rank",
     "world_size",
     "is_main",
+    "local_rank",
     "gather",
     "gather_with_offset",
     "all_reduce_sum",
@@ -80,6 +81,12 @@ def world_size() -> int:
 def is_main() -> bool:
     """True on rank 0, and in a single process (the one that prints and writes)."""
     return rank() == 0
+
+
+def local_rank() -> int:
+    """This process's rank on its node, as ``torchrun`` sets it (``LOCAL_RANK``; 0 without):
+    the index of the GPU it drives."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 @contextlib.contextmanager

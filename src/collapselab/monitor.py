@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab import dist
 from collapselab.diagnose import LEVEL, Measurement, Thresholds, measure
 from collapselab.errors import CollapseDetected, ConfigError
 from collapselab.metrics import Moments
@@ -391,9 +392,7 @@ class CollapseMonitor:
     def _use_distributed(self) -> bool:
         if self.distributed is not None:
             return self.distributed
-        import torch.distributed as dist
-
-        return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        return dist.world_size() > 1
 
     def _evaluate(self, step: int) -> MonitorState:
         recent = [m for s, m in self._batches if s > step - self.window]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from collapselab._atomic import atomic_open
+from collapselab._atomic import write_text
 from collapselab.errors import ConfigError
 from collapselab.report.figures_compare import align_uniform_caption, compare_figures
 from collapselab.report.html import Report, Section, Table
@@ -135,11 +135,6 @@ class RunRecord:
         )  # fmt: skip
 
 
-def _atomic_json(path: Path, obj: Any) -> None:
-    with atomic_open(path, "w", fsync=False) as fh:
-        json.dump(obj, fh, default=float)
-
-
 def run_one(
     method: str,
     data: str,
@@ -184,7 +179,7 @@ def run_one(
         settings=settings, extra=summary,
     )  # fmt: skip
     if path is not None:
-        _atomic_json(path, record.to_dict())
+        write_text(path, json.dumps(record.to_dict(), default=float), fsync=False)
     return record
 
 

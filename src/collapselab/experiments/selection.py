@@ -47,6 +47,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from collapselab._atomic import atomic_open
+from collapselab._json import jsonable
+from collapselab._pool import torch_threads
 from collapselab.errors import InputError
 from collapselab.metrics.label_free import (  # METRIC_NAMES: re-exported
     METRIC_NAMES,
@@ -272,18 +274,11 @@ def _views(data: Dataset, n: int = LIDAR_IMAGES, q: int = LIDAR_VIEWS) -> torch.
 @contextlib.contextmanager
 def _one_thread() -> Iterator[None]:
     """torch and BLAS on one thread inside the block (small matrices on a shared machine:
-    extra threads only spin; see :mod:`collapselab.train`'s thread notes)."""
-    import torch
-
+    extra threads only spin; see :mod:`collapselab._pool`'s thread notes)."""
     from collapselab.metrics.moments import single_threaded_blas
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with single_threaded_blas():
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(1), single_threaded_blas():
+        yield
 
 
 def measure_method(method: Method, data: Dataset) -> dict[str, float]:
@@ -514,13 +509,7 @@ def nan_to_low(v: float | None) -> float:
     return -math.inf if v is None or not math.isfinite(v) else v
 
 
-def json_ready(v: Any) -> Any:
-    """``v`` with every non-finite float (nested in dicts and lists) replaced by None."""
-    if isinstance(v, dict):
-        return {k: json_ready(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [json_ready(x) for x in v]
-    return None if isinstance(v, float) and not math.isfinite(v) else v
+json_ready = jsonable  # the ground floor's one JSON cleaner, under its old name
 
 
 def results_from_json(path: str | Path) -> list[RunResult]:

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab import dist
 from collapselab.monitor import MonitorState, OnCollapse
 
 
@@ -34,11 +35,7 @@ def spectrum_shares(state: MonitorState) -> NDArray[np.float64]:
 
 def is_rank_zero() -> bool:
     """True outside torch.distributed and on its global rank 0."""
-    try:
-        import torch.distributed as dist
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return True
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return dist.is_main()
 
 
 def resolve_on_collapse(

@@ -20,6 +20,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from collapselab._json import jsonable
 from collapselab.diagnose import Evidence, Measurement
 from collapselab.metrics import EmbeddingMetrics
 from collapselab.report.figures import (
@@ -51,12 +52,6 @@ def _ratio_cell(v: float | None, note: str | None = None) -> float | str:
     if v is None or not math.isfinite(v):
         return f"n/a ({note})" if note else "n/a"
     return float(v)
-
-
-def _finite_or_none(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def _files_text(files: Sequence[str], limit: int = 3) -> str:
@@ -231,7 +226,7 @@ def evidence_rows(m: Measurement) -> list[list[Any]]:
     for against, evs in groups:
         for e in evs:
             explain = EXPLAIN.get(e.name, "")
-            rows.append([against, e.name, _finite_or_none(float(e.value)), e.threshold,
+            rows.append([against, e.name, jsonable(float(e.value)), e.threshold,
                          e.warn_threshold, evidence_status(e), round(e.severity, 4),
                          f"{explain} Here: {e.meaning}.".strip()])  # fmt: skip
     return rows
@@ -274,10 +269,10 @@ def metric_rows(m: EmbeddingMetrics, base: EmbeddingMetrics | None) -> list[list
     for f in fields(m):
         if f.name in _ARRAYS:
             continue
-        v = _finite_or_none(getattr(m, f.name))
+        v = jsonable(getattr(m, f.name))
         row = [f.name, v]
         if base is not None:
-            row.append(_finite_or_none(getattr(base, f.name)))
+            row.append(jsonable(getattr(base, f.name)))
         rows.append([*row, METRIC_MEANING.get(f.name, "")])
     return rows
 
@@ -291,7 +286,7 @@ def ratio_rows(m: Measurement) -> list[list[Any]]:
 
     def frac(x: EmbeddingMetrics) -> float | None:
         iso = x.isotropic_effective_rank
-        return _finite_or_none(x.effective_rank / iso) if iso > 0 else None
+        return jsonable(x.effective_rank / iso) if iso > 0 else None
 
     spec: list[tuple[str, str, Any, Any]] = [
         ("relative_variance", "spread (relative variance)", now.relative_variance,
@@ -304,7 +299,7 @@ def ratio_rows(m: Measurement) -> list[list[Any]]:
     rows: list[list[Any]] = []
     for key, label, a, c in spec:
         ratio, why = b.ratios.get(key), b.ratio_notes.get(key)
-        rows.append([label, _finite_or_none(a), _finite_or_none(c), _ratio_cell(ratio, why)])
+        rows.append([label, jsonable(a), jsonable(c), _ratio_cell(ratio, why)])
     return rows
 
 
@@ -314,7 +309,7 @@ def subspace_rows(m: Measurement) -> list[list[Any]]:
     assert b is not None
     return [["directions compared (k: the baseline's dims_90, at most 64)", b.k],
             ["overlap ||U_b^T U||_F^2 / k (1: the same directions)",
-             _finite_or_none(b.subspace_overlap)],
+             jsonable(b.subspace_overlap)],
             ["unrelated random subspaces: k / d", b.k / m.metrics.d]]  # fmt: skip
 
 
@@ -548,8 +543,8 @@ def build_rank_report(ranking: Ranking, *, title: str | None = None) -> Report:
     order.paragraphs.append(f"Score = {metric} oriented so that higher is better "
                             f"({_direction(runs)} for {metric}).")
     order.tables.append(Table("order", ["rank", "input", "kind", metric, "score"],
-                              [[i + 1, r.path, r.kind, _finite_or_none(float(r.value)),
-                                _finite_or_none(float(r.score))]
+                              [[i + 1, r.path, r.kind, jsonable(float(r.value)),
+                                jsonable(float(r.score))]
                                for i, r in enumerate(runs)]))  # fmt: skip
     order.data = {"metric": metric, "why": ranking.why, "trust": ranking.trust}
     report.sections.append(order)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from collapselab._atomic import atomic_open
+from collapselab._atomic import write_bytes
+from collapselab._json import jsonable
 from collapselab.report.plots import save_figure
 
 if TYPE_CHECKING:
@@ -217,32 +218,6 @@ def render_html(report: Report) -> str:
     return "\n".join(out)
 
 
-def _json_default(v: Any) -> Any:
-    import numpy as np
-
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
-
-
-def _finite(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_finite(x) for x in v]
-    return v
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and a rename."""
-    with atomic_open(path, "wb", fsync=False) as fh:
-        fh.write(data)
-
-
 def write_report(report: Report, out_dir: str | Path) -> Path:
     """Write ``report.html``, ``report.json`` and every figure's PNG into ``out_dir``.
 
@@ -267,12 +242,11 @@ def write_report(report: Report, out_dir: str | Path) -> Path:
     current = set()
     for s in report.sections:
         for f in s.figures:
-            atomic_write_bytes(out / f"{f.name}.png", f.png)
+            write_bytes(out / f"{f.name}.png", f.png, fsync=False)
             current.add(f"{f.name}.png")
-    data = json.loads(json.dumps(report.to_json(), default=_json_default))
-    text = json.dumps(_finite(data), indent=1, allow_nan=False)
-    atomic_write_bytes(old_json, text.encode())
-    atomic_write_bytes(out / "report.html", render_html(report).encode("utf-8"))
+    text = json.dumps(jsonable(report.to_json()), indent=1, allow_nan=False)
+    write_bytes(old_json, text.encode(), fsync=False)
+    write_bytes(out / "report.html", render_html(report).encode("utf-8"), fsync=False)
     for name in previous - current:
         if "/" not in name and name.endswith(".png"):
             (out / name).unlink(missing_ok=True)

@@ -21,41 +21,17 @@ Verdicts (docs/theory.md, "Verdicts"; every check applies them the same way):
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
-import torch
-
+from collapselab._json import jsonable as jsonable  # re-exported: the one JSON cleaner
+from collapselab._pool import torch_threads as torch_threads  # re-exported
 from collapselab.errors import ConfigError
 
 Verdict = Literal["holds", "holds-with-correction", "fails"]
 VERDICTS: tuple[Verdict, ...] = ("holds", "holds-with-correction", "fails")
-
-
-def jsonable(value: Any) -> Any:
-    """Recursively turn numbers, arrays and tensors into JSON-ready values (nan/inf -> None)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, torch.Tensor):
-        return jsonable(value.detach().cpu().double().numpy() if value.is_floating_point()
-                        else value.detach().cpu().numpy())
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        f = float(value)
-        return f if math.isfinite(f) else None
-    return value
 
 
 @dataclass(frozen=True)
@@ -172,22 +148,3 @@ def select(claims: Sequence[Claim], ids: Sequence[str] | None) -> list[Claim]:
         )
     wanted = set(ids)
     return [c for c in claims if c.id in wanted]
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads, restoring the previous setting.
-
-    The checks work on tiny matrices (at most 1024 x 1024), where extra threads cost more in
-    synchronisation than they gain and, on a loaded machine, oversubscription makes them
-    10x slower. ``None`` leaves the setting alone.
-    """
-    if n is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

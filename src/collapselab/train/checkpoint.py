@@ -3,7 +3,7 @@
 A checkpoint holds the method (weights, EMA teacher, queue, centre: its ``state_dict``),
 the optimizer, the step, the data order of the current epoch, the states of every random
 generator and the monitor's accumulators. It is written to a temporary file in the same
-directory and renamed (``os.replace``), so an interrupted write leaves the previous
+directory and renamed (:mod:`collapselab._atomic`), so an interrupted write leaves the previous
 checkpoint intact; it is read back with ``torch.load(weights_only=True)`` (no unpickling
 of arbitrary objects).
 """
@@ -44,9 +44,3 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT_VERSION:
         raise InputError(f"{p}: not a collapselab checkpoint (format {FORMAT_VERSION})")
     return state
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    with atomic_open(path, "w", fsync=False) as fh:
-        fh.write(text)

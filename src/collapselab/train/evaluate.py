@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from collapselab.train._threads import blas_threads
+from collapselab._pool import blas_threads
 
 KNN_K = 20  # neighbours for the kNN accuracy
 FEW_LABELS_PER_CLASS = 5  # labelled examples per class for the few-label accuracy

@@ -23,10 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-import numpy as np
 import torch
 import torch.distributed as tdist
 
+from collapselab import dist
+from collapselab._atomic import write_text
+from collapselab._json import jsonable
+from collapselab._pool import blas_threads, torch_threads
 from collapselab.data import Dataset, ImageAugment, VectorAugment, default_augment, load_dataset
 from collapselab.data.augment import Augment
 from collapselab.diagnose import Measurement, measure
@@ -35,10 +38,8 @@ from collapselab.methods import Method, build_method
 from collapselab.metrics import Moments
 from collapselab.models import build_encoder
 from collapselab.monitor import AlarmPolicy, CollapseMonitor, MonitorState, OnCollapse
-from collapselab.train._threads import blas_threads
 from collapselab.train.checkpoint import (
     CHECKPOINT_NAME,
-    atomic_write_text,
     load_checkpoint,
     save_checkpoint,
 )
@@ -142,19 +143,16 @@ def _setup_distributed(device: str) -> _Dist:
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available")
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not (tdist.is_available() and tdist.is_initialized()):
+    if world > 1 and not dist.is_distributed():
         if not tdist.is_available():
             raise ConfigError("WORLD_SIZE > 1 but this torch build has no torch.distributed")
         tdist.init_process_group(backend="nccl" if want_cuda else "gloo")
         owns = True
     else:
         owns = False
-    if tdist.is_available() and tdist.is_initialized():
-        rank, world = tdist.get_rank(), tdist.get_world_size()
-    else:
-        rank, world = 0, 1
+    rank, world = dist.rank(), dist.world_size()
     if want_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        local = dist.local_rank()
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
     else:
@@ -252,21 +250,19 @@ def train(
     cfg = config.resolved()
     assert cfg.epochs is not None
     # process-wide settings changed for the run and restored after it, whatever happens
-    flush_before, threads_before = flush_denormal_enabled(), torch.get_num_threads()
+    flush_before = flush_denormal_enabled()
     try:
         torch.set_flush_denormal(True)  # denormals slow CPUs ~10x as embeddings collapse
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        ctx = _setup_distributed(cfg.device)
-        try:
-            with blas_threads(cfg.threads) if cfg.threads else contextlib.nullcontext():
-                return _train(cfg, ctx, progress, on_monitor, on_collapse)
-        finally:
-            if ctx.owns_group and tdist.is_initialized():
-                tdist.destroy_process_group()
+        with torch_threads(cfg.threads or None):
+            ctx = _setup_distributed(cfg.device)
+            try:
+                with blas_threads(cfg.threads) if cfg.threads else contextlib.nullcontext():
+                    return _train(cfg, ctx, progress, on_monitor, on_collapse)
+            finally:
+                if ctx.owns_group and dist.is_distributed():
+                    tdist.destroy_process_group()
     finally:
         torch.set_flush_denormal(flush_before)
-        torch.set_num_threads(threads_before)
 
 
 def flush_denormal_enabled() -> bool:
@@ -457,8 +453,8 @@ def _train(
         projection=proj,
     )
     if out_dir is not None and ctx.main:
-        text = json.dumps(summary.to_dict(), indent=2, default=_json_default)
-        atomic_write_text(out_dir / SUMMARY_NAME, text + "\n")
+        text = json.dumps(jsonable(summary.to_dict(), finite=False), indent=2)
+        write_text(out_dir / SUMMARY_NAME, text + "\n", fsync=False)
     return summary
 
 
@@ -507,21 +503,15 @@ def _open_log(path: Path, keep_before: int) -> TextIO:
                 continue  # a line cut by the interruption
             if int(rec.get("step", -1)) < keep_before:
                 kept.append(line + "\n")
-        atomic_write_text(path, "".join(kept))
+        write_text(path, "".join(kept), fsync=False)
     elif path.exists():
         path.unlink()
     return path.open("a", encoding="utf-8")
 
 
 def _write(log: TextIO, record: dict[str, Any]) -> None:
-    log.write(json.dumps(record, default=_json_default) + "\n")
+    log.write(json.dumps(jsonable(record, finite=False)) + "\n")
     log.flush()
-
-
-def _json_default(v: Any) -> Any:
-    if isinstance(v, np.generic):
-        return v.item()
-    raise TypeError(f"not JSON-serialisable: {type(v).__name__}")
 
 
 __all__ = ["Progress", "train", "ImageAugment", "VectorAugment"]

@@ -76,7 +76,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -88,6 +87,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from collapselab._atomic import atomic_open
 from collapselab.data import Dataset, default_augment, load_dataset
 from collapselab.experiments.calibration import Case, Label
 from collapselab.methods import build_method
@@ -354,10 +354,8 @@ def _load_run(run: Run, cache: Path) -> dict[str, NDArray[Any]]:
         logits = out[f"proj_test_{s}"]
         out["test_accuracy"] = np.array(float((logits.argmax(1) == data.y_test.numpy()).mean()))
     out = {k: v for k, v in out.items() if "_train_" not in k}  # not needed now
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-    np.savez_compressed(tmp, **out)  # type: ignore[arg-type]
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", fsync=False) as fh:
+        np.savez_compressed(fh, **out)  # type: ignore[arg-type]
     return out
 
 

@@ -67,6 +67,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from collapselab._atomic import atomic_open
+from collapselab._pool import torch_threads
 from collapselab.experiments.calibration import Case, Label
 
 GROUP = "text"
@@ -142,17 +144,11 @@ def _cached(
             arrays = {k: f[k] for k in f.files if k != "__quality__"}
             quality = json.loads(str(f["__quality__"]))
         return arrays, quality
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # faster on shared cores, and reproducible
-    try:
+    with torch_threads(1):  # faster on shared cores, and reproducible
         arrays, quality = build()
-    finally:
-        torch.set_num_threads(threads)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     payload: dict[str, Any] = {**arrays, "__quality__": np.array(json.dumps(quality))}
-    np.savez(tmp, **payload)
-    os.replace(tmp, path)
+    with atomic_open(path, "wb", fsync=False) as fh:
+        np.savez(fh, **payload)
     return arrays, quality
 
 
