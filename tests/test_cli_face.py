@@ -147,3 +147,20 @@ def test_check_s_first_lines_never_contradict(tmp_path: Path,
     assert main(["check", str(tmp_path / "base.npy"), "--json"]) == 0
     alone = json.loads(capsys.readouterr().out)
     assert with_base["severity"] == alone["severity"] == 0.0 and with_base["level"] == 0
+
+
+def test_rank_refuses_non_finite_rows_in_one_line_without_a_warning(tmp_path: Path) -> None:
+    z = np.random.default_rng(5).standard_normal((50, 8)).astype(np.float32)
+    np.save(tmp_path / "ok.npy", z)
+    bad = z.copy()
+    bad.view(np.uint32)[7, 2] = 0x7FA00000  # a signalling NaN: a float64 cast would warn
+    np.save(tmp_path / "bad.npy", bad)
+    out = _cli("rank", str(tmp_path / "ok.npy"), str(tmp_path / "bad.npy"))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert f"{tmp_path / 'bad.npy'}: 1 rows contain NaN or Inf (first: row 7)" in out.stderr
+
+
+def test_plot_of_a_matrix_with_no_variance_prints_no_warning(tmp_path: Path) -> None:
+    np.save(tmp_path / "zeros.npy", np.zeros((20, 4), dtype=np.float32))
+    out = _cli("check", str(tmp_path / "zeros.npy"), "--plot", str(tmp_path / "p.png"))
+    assert out.returncode == 0 and out.stderr == "" and (tmp_path / "p.png").stat().st_size > 0

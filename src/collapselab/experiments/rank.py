@@ -206,7 +206,12 @@ def _measure_path(path: Path, kind: str, metric: str) -> float:
         return measure_method(method, data)[metric]
     from collapselab.io import load_embeddings
 
-    return label_free_metrics(np.asarray(load_embeddings(str(path)), dtype=np.float64))[metric]
+    z = load_embeddings(str(path))
+    finite = np.isfinite(z).all(axis=1)  # before any cast: a signalling NaN warns there
+    if not finite.all():
+        raise InputError(f"{path}: {int((~finite).sum())} rows contain NaN or Inf (first: row "
+                         f"{int(np.argmin(finite))})")  # fmt: skip
+    return label_free_metrics(np.asarray(z, dtype=np.float64))[metric]
 
 
 __all__ = [

@@ -134,7 +134,8 @@ def plot_spectrum(metrics: EmbeddingMetrics, path: str | Path, title: str | None
     ax1.set_xlabel("eigenvalue rank k")
     ax1.set_ylabel("eigenvalue (variance along direction k)")
     ax1.set_title(title or f"Spectrum: effective rank {metrics.effective_rank:.3g} of {metrics.d}")
-    ax1.legend(fontsize=8)
+    if ax1.get_legend_handles_labels()[0]:  # nothing labelled when no eigenvalue is > 0
+        ax1.legend(fontsize=8)
     ax1.grid(True, which="both", alpha=0.3)
     if total > 0:
         cum = np.cumsum(lam) / total
