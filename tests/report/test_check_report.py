@@ -9,7 +9,6 @@ import math
 import re
 import sys
 from html import escape
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -32,46 +31,12 @@ from collapselab.report.figures import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from cdp import Page, find_chromium  # noqa: E402
+from page_html import PageHtml as _Html  # noqa: E402
 
 N, D = 2000, 32
 SPREAD = 0.3  # the tuned matrix keeps this share of the baseline's spread
 
 
-class _Html(HTMLParser):
-    """Table cells by table id, img attributes, and the order of section ids."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.images: list[dict[str, str | None]] = []
-        self.sections: list[str] = []
-        self._table: str | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        if tag == "section":
-            self.sections.append(str(a.get("id")))
-        elif tag == "table":
-            self._table = str(a.get("id", "")).removeprefix("table-")
-            self.tables[self._table] = []
-        elif tag == "tr" and self._table is not None:
-            self.tables[self._table].append([])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag == "img":
-            self.images.append(a)
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self._table is not None:
-            self.tables[self._table][-1].append("".join(self._cell))
-            self._cell = None
-        elif tag == "table":
-            self._table = None
 
 
 def _spread(z: np.ndarray) -> float:
