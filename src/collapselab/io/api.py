@@ -11,9 +11,9 @@ import numpy as np
 
 from collapselab.errors import InputError
 from collapselab.io._base import EmbeddingSource, fail
+from collapselab.io.delimited import open_csv, open_tsv
 from collapselab.io.parquet import open_parquet
 from collapselab.io.raw import RawSource, open_npy, open_npz, open_safetensors
-from collapselab.io.text import open_csv, open_tsv
 from collapselab.io.torch_file import open_torch
 
 Spec = str | os.PathLike[str]
