@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from collapselab.theory import CLAIMS, Evidence
+from collapselab.theory import CLAIMS, Finding
 from collapselab.theory.registry import torch_threads
 
 
@@ -25,7 +25,7 @@ def _one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def claim_evidence() -> Callable[[str], Evidence]:
+def claim_evidence() -> Callable[[str], Finding]:
     """``claim_evidence(id)``: the registry's check for that claim, run once per session."""
     by_id = {c.id: c for c in CLAIMS}
     return functools.cache(lambda claim_id: by_id[claim_id].check())

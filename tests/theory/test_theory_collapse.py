@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from collapselab.losses import article_info_nce, pairwise_attraction_loss
-from collapselab.theory import Evidence, article
+from collapselab.theory import Finding, article
 from collapselab.theory import claims_collapse as cc
 from collapselab.theory.numerics import collapsed, curvature, hessian, perturbation_growth
 
-Get = Callable[[str], Evidence]
+Get = Callable[[str], Finding]
 
 
 def reference_attraction(z: torch.Tensor) -> torch.Tensor:

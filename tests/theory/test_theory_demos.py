@@ -17,10 +17,10 @@ import torch
 
 from collapselab.errors import ConfigError
 from collapselab.losses import variance_loss
-from collapselab.theory import Evidence, demos
+from collapselab.theory import Finding, demos
 from collapselab.theory import claims_demos as cd
 
-Get = Callable[[str], Evidence]
+Get = Callable[[str], Finding]
 
 
 def _one_direction(z: torch.Tensor) -> torch.Tensor:

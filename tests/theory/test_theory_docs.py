@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from collapselab.errors import ConfigError
-from collapselab.theory import CLAIMS, Evidence
+from collapselab.theory import CLAIMS, Finding
 from collapselab.theory.quoted import fill, fmt, lookup, mismatches, quotes, unmarked
 from collapselab.theory.registry import jsonable
 
@@ -25,7 +25,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "theory.md"
 PARAMETERS = {"0.2", "0.5", "0.1", "1e-6", "1e-9", "1e-5", "1e-3", "1e-10", "1e-2", "0.05",
               "1e3", "0.99", "0.0000", "1e-7", "1.1180e-12", "0.4286"}  # fmt: skip
 HEADING = re.compile(r"^### `([a-z0-9-]+)` — (holds with correction|holds|fails)$", re.M)
-Get = Callable[[str], Evidence]
+Get = Callable[[str], Finding]
 
 
 def all_evidence(claim_evidence: Get) -> dict[str, dict[str, object]]:

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from collapselab.losses import info_nce, nt_xent, pairwise_attraction_loss
-from collapselab.theory import Evidence, article
+from collapselab.theory import Finding, article
 from collapselab.theory import claims_infonce as ci
 from collapselab.theory.numerics import collapsed, hessian
 
-Get = Callable[[str], Evidence]
+Get = Callable[[str], Finding]
 
 
 def reference_info_nce(a: torch.Tensor, p: torch.Tensor, tau: float) -> torch.Tensor:

@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 
 from collapselab.losses import info_nce, nt_xent, pairwise_attraction_loss
-from collapselab.theory import Evidence
+from collapselab.theory import Finding
 from collapselab.theory import claims_analogies as ca
 from collapselab.theory import claims_rank as cr
 
-Get = Callable[[str], Evidence]
+Get = Callable[[str], Finding]
 
 
 def test_rank_maximised(claim_evidence: Get) -> None:

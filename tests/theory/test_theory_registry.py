@@ -12,7 +12,7 @@ import torch
 
 from collapselab.cli import main
 from collapselab.errors import ConfigError
-from collapselab.theory import CLAIMS, VERDICTS, Evidence, run_all
+from collapselab.theory import CLAIMS, VERDICTS, Finding, run_all
 from collapselab.theory.registry import jsonable, select, torch_threads
 
 # Every claim id with the verdict its test asserts (tests in test_theory_*.py). A claim
@@ -54,7 +54,7 @@ def test_every_claim_has_an_expected_verdict() -> None:
 
 
 @pytest.mark.parametrize("claim_id", list(EXPECTED_VERDICTS))
-def test_verdict_of_each_claim(claim_id: str, claim_evidence: Callable[[str], Evidence]) -> None:
+def test_verdict_of_each_claim(claim_id: str, claim_evidence: Callable[[str], Finding]) -> None:
     ev = claim_evidence(claim_id)
     assert ev.verdict == EXPECTED_VERDICTS[claim_id], ev.summary
     assert ev.summary and ev.explanation and ev.numbers
@@ -63,20 +63,20 @@ def test_verdict_of_each_claim(claim_id: str, claim_evidence: Callable[[str], Ev
 
 
 def test_evidence_correction_rules() -> None:
-    Evidence("holds-with-correction", "s", {}, "e", correction="the condition")
-    Evidence("fails", "s", {}, "e", correction="the true statement")
+    Finding("holds-with-correction", "s", {}, "e", correction="the condition")
+    Finding("fails", "s", {}, "e", correction="the true statement")
     with pytest.raises(ConfigError):
-        Evidence("holds-with-correction", "s", {}, "e")
+        Finding("holds-with-correction", "s", {}, "e")
     with pytest.raises(ConfigError):
-        Evidence("holds", "s", {}, "e", correction="not allowed")
+        Finding("holds", "s", {}, "e", correction="not allowed")
     with pytest.raises(ConfigError):
-        Evidence("maybe", "s", {}, "e")  # type: ignore[arg-type]
+        Finding("maybe", "s", {}, "e")  # type: ignore[arg-type]
     assert VERDICTS == ("holds", "holds-with-correction", "fails")
 
 
 @pytest.mark.parametrize("claim_id", [c.id for c in CLAIMS if not c.id.startswith("demo")])
 def test_every_failed_claim_gives_the_true_statement(
-    claim_id: str, claim_evidence: Callable[[str], Evidence]
+    claim_id: str, claim_evidence: Callable[[str], Finding]
 ) -> None:
     ev = claim_evidence(claim_id)
     assert (ev.correction is None) == (ev.verdict == "holds"), (claim_id, ev.verdict)

@@ -14,6 +14,6 @@ so a deliberately wrong variant can be fed in (see ``tests/theory``).
 from __future__ import annotations
 
 from collapselab.theory.catalog import CLAIMS, run_all
-from collapselab.theory.registry import VERDICTS, Claim, ClaimResult, Evidence, Verdict
+from collapselab.theory.registry import VERDICTS, Claim, ClaimResult, ClaimVerdict, Finding
 
-__all__ = ["CLAIMS", "VERDICTS", "Claim", "ClaimResult", "Evidence", "Verdict", "run_all"]
+__all__ = ["CLAIMS", "VERDICTS", "Claim", "ClaimResult", "Finding", "ClaimVerdict", "run_all"]

@@ -19,14 +19,14 @@ from collapselab.metrics.geometry import alignment, uniformity
 from collapselab.theory import article
 from collapselab.theory.claims_collapse import EXACT
 from collapselab.theory.numerics import LossFn, collapsed, gradient
-from collapselab.theory.registry import Evidence
+from collapselab.theory.registry import Finding
 
 EnergyFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def check_energy_softmax(
     energy: EnergyFn = article.energy, n: int = 6, d: int = 4, tau: float = 0.5, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """``P(k|i)`` is the Boltzmann distribution ``exp(-E_ik / tau) / Z_i`` of the energy
     ``E = -z_i^T z_k`` at temperature tau, and the loss is ``E_{i,i+} / tau + log Z_i``
     (the library's InfoNCE, raw dot products)."""
@@ -50,7 +50,7 @@ def check_energy_softmax(
                "dL_dE_negative_max": float(d_e[off].max()),
                "descent_lowers_positive_raises_negative_energy": signs_ok}
     if err_p <= EXACT and err_l <= EXACT and signs_ok:
-        return Evidence(
+        return Finding(
             "holds",
             f"Boltzmann(E=-z^T z, T=tau) = softmax to {err_p:.1e}; loss = E+/tau + log Z to "
             f"{err_l:.1e}",
@@ -61,10 +61,10 @@ def check_energy_softmax(
             "> 0 and dL/dE_ik = -P(k|i)/(N tau) < 0: descent lowers positive energies and raises "
             "negative ones.",
         )
-    return Evidence("fails", f"probabilities differ by {err_p:.3g}", numbers,
-                    "The energy under test does not give the InfoNCE softmax.",
-                    correction="With E(z_i, z_k) = -z_i^T z_k, P(k|i) = exp(-E_ik/tau)/Z_i and "
-                    "L_i = E_{i,i+}/tau + log Z_i.")
+    return Finding("fails", f"probabilities differ by {err_p:.3g}", numbers,
+                   "The energy under test does not give the InfoNCE softmax.",
+                   correction="With E(z_i, z_k) = -z_i^T z_k, P(k|i) = exp(-E_ik/tau)/Z_i and "
+                   "L_i = E_{i,i+}/tau + log Z_i.")
 
 
 def check_energy_collapse(
@@ -75,7 +75,7 @@ def check_energy_collapse(
     tau: float = 0.5,
     steps: int = 100,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """"Collapse equalizes energy: E = constant. Contrastive loss penalizes this. System moves
     toward lower-energy structured configuration."
 
@@ -114,10 +114,10 @@ def check_energy_collapse(
                f"{at_col['loss']:.3f} vs structured {at_orth['loss']:.3f}; descent moves the mean "
                f"pair energy {start['mean_pair_energy']:.3f} -> {end['mean_pair_energy']:.3f}")
     if equal and penalised and lowered:
-        return Evidence("holds", summary, numbers,
-                        "Energies are equal at collapse, the loss penalises it, and descent "
-                        "lowers the mean energy.")
-    return Evidence(
+        return Finding("holds", summary, numbers,
+                       "Energies are equal at collapse, the loss penalises it, and descent "
+                       "lowers the mean energy.")
+    return Finding(
         "fails",
         summary,
         numbers,
@@ -174,7 +174,7 @@ def check_charged_particles(
     steps: int = 400,
     lr: float | None = None,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """Positive pairs attract, negatives repel, "repulsive forces prevent" collapse,
     "equilibrium occurs when forces balance".
 
@@ -244,16 +244,16 @@ def check_charged_particles(
                f"x 2pi vs 1/{pairs}); at exact collapse loss {loss_at_collapse:.3g}, force "
                f"{force_at_collapse:.1e}")
     if not (attract and repel):
-        return Evidence("fails", summary, numbers,
-                        "The loss under test does not act as attraction of positives plus "
-                        "repulsion of negatives on the circle.",
-                        correction="Normalised NT-Xent is attraction of positives plus a "
-                        "Gaussian-kernel repulsion; it merges pairs and spreads them.")
+        return Finding("fails", summary, numbers,
+                       "The loss under test does not act as attraction of positives plus "
+                       "repulsion of negatives on the circle.",
+                       correction="Normalised NT-Xent is attraction of positives plus a "
+                       "Gaussian-kernel repulsion; it merges pairs and spreads them.")
     if excluded:
-        return Evidence("holds", summary, numbers,
-                        "Positives attract, negatives repel, and the repulsive potential is "
-                        "infinite at coincidence: collapse is excluded.")
-    return Evidence(
+        return Finding("holds", summary, numbers,
+                       "Positives attract, negatives repel, and the repulsive potential is "
+                       "infinite at coincidence: collapse is excluded.")
+    return Finding(
         "holds-with-correction",
         summary,
         numbers,

@@ -24,7 +24,7 @@ from collapselab.theory.numerics import (
     linear_encoder_loss,
     perturbation_growth,
 )
-from collapselab.theory.registry import Evidence
+from collapselab.theory.registry import Finding
 
 MatrixFn = Callable[[torch.Tensor], torch.Tensor]
 GradFn = Callable[[torch.Tensor], torch.Tensor]
@@ -45,7 +45,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check_attraction_minimum(
     loss: LossFn = pairwise_attraction_loss, n: int = 6, d: int = 3, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """``L = sum_ij ||z_i - z_j||^2`` is 0 exactly at collapse and > 0 elsewhere.
 
     Evaluates ``loss`` at collapsed matrices (|c| in {0, 1, 10}) and at 200 random ones, and
@@ -78,7 +78,7 @@ def check_attraction_minimum(
         "spread_of_that_minimiser": spread_of_pair_minimum,
     }
     if zero_at_collapse and positive_elsewhere and cv.negative == 0:
-        return Evidence(
+        return Finding(
             "holds",
             f"L(collapse)=0 for |c| in {{0,1,10}}, min over 200 random Z = "
             f"{float(random_vals.min()):.3g} > 0; Hessian PSD ({cv.zero} zero eigenvalues)",
@@ -88,7 +88,7 @@ def check_attraction_minimum(
             "Attracting only positive pairs is minimised by any Z whose pairs coincide, "
             "collapsed or not.)",
         )
-    return Evidence(
+    return Finding(
         "fails",
         f"L(collapse)={at_collapse}, min random={float(random_vals.min()):.3g}, "
         f"{cv.negative} negative Hessian eigenvalues",
@@ -100,7 +100,7 @@ def check_attraction_minimum(
 
 def check_attraction_stable(
     loss: LossFn = pairwise_attraction_loss, n: int = 6, d: int = 3, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """Collapse is a *stable* minimum of the attraction loss, but not an isolated one.
 
     Measures the Hessian's null space at collapse (expected: exactly the d translations
@@ -140,7 +140,7 @@ def check_attraction_stable(
         "gd_mean_drift": mean_drift,
     }
     if cv.negative or growth.ratio >= 1.0:
-        return Evidence(
+        return Finding(
             "fails",
             f"{cv.negative} negative curvature directions; perturbation ratio {growth.ratio:.3g}",
             numbers,
@@ -148,7 +148,7 @@ def check_attraction_stable(
             correction="Collapse is a stable minimum only of objectives whose Hessian at "
             "collapse is positive semidefinite (such as sum_ij ||z_i - z_j||^2).",
         )
-    return Evidence(
+    return Finding(
         "holds",
         f"Hessian PSD ({cv.zero} zero eigenvalues = translations); perturbations shrink "
         f"x{growth.ratio:.2g} in {STEPS} steps; GD ends at its start mean (drift {mean_drift:.1e})",
@@ -164,7 +164,7 @@ def check_attraction_stable(
 def check_variance_gradient(
     formula: GradFn = article.variance_gradient, sizes: tuple[int, ...] = (2, 5, 17), d: int = 3,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """Compare ``formula(z)`` (rows: grad of Var w.r.t. z_i) with autograd of the library's
     variance (``Var = d * variance_loss``). The declared correction is the factor 1/N:
     ``grad_{z_i} Var = (2/N)(z_i - mu)`` (the mu-dependence cancels: sum_i (z_i - mu) = 0).
@@ -186,10 +186,10 @@ def check_variance_gradient(
     ratios = ", ".join(f"N={r['n']}: {r['ratio_claimed_to_autograd']:.6g}" for r in rows)
     true = "grad_{z_i} Var(Z) = (2/N)(z_i - mu)."
     if exact:
-        return Evidence("holds", f"formula = autograd (rel. err <= {EXACT:g})", numbers,
-                        "The formula matches autograd.")
+        return Finding("holds", f"formula = autograd (rel. err <= {EXACT:g})", numbers,
+                       "The formula matches autograd.")
     if corrected:
-        return Evidence(
+        return Finding(
             "fails",
             f"wrong factor: formula / autograd = N ({ratios}); formula/N matches to <= {EXACT:g}",
             numbers,
@@ -199,15 +199,15 @@ def check_variance_gradient(
             "right.",
             correction=true,
         )
-    return Evidence("fails", f"formula differs from autograd even after the 1/N factor "
-                    f"({ratios})", numbers,
-                    "The formula under test is not the gradient of Var, even up to a factor N.",
-                    correction=true)
+    return Finding("fails", f"formula differs from autograd even after the 1/N factor "
+                   f"({ratios})", numbers,
+                   "The formula under test is not the gradient of Var, even up to a factor N.",
+                   correction=true)
 
 
 def check_variance_stationary(
     loss: LossFn = article.variance, n: int = 6, d: int = 3, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """The gradient of Var vanishes at every collapsed matrix (|c| in {0, 1, 10})."""
     g = torch.Generator().manual_seed(seed)
     norms = {str(r): float(gradient(loss, collapsed(n, d, r, g)).norm()) for r in (0, 1, 10)}
@@ -216,11 +216,11 @@ def check_variance_stationary(
     numbers = {"grad_norm_at_collapse_by_norm_of_c": norms, "grad_norm_random_point": scale}
     worst = max(norms.values())
     if worst <= EXACT * scale:
-        return Evidence("holds", f"|grad| at collapse <= {worst:.1e} (random point: {scale:.2g})",
-                        numbers, "z_i - mu = 0 for every i at collapse, so every term vanishes.")
-    return Evidence("fails", f"|grad| at collapse = {worst:.3g}", numbers,
-                    "The objective under test is not stationary at collapse.",
-                    correction="grad_{z_i} Var = (2/N)(z_i - mu) vanishes at every collapsed Z.")
+        return Finding("holds", f"|grad| at collapse <= {worst:.1e} (random point: {scale:.2g})",
+                       numbers, "z_i - mu = 0 for every i at collapse, so every term vanishes.")
+    return Finding("fails", f"|grad| at collapse = {worst:.3g}", numbers,
+                   "The objective under test is not stationary at collapse.",
+                   correction="grad_{z_i} Var = (2/N)(z_i - mu) vanishes at every collapsed Z.")
 
 
 #: Starting scales of the weights for the Adam runs of :func:`check_training_stops`
@@ -231,7 +231,7 @@ ADAM_DELTAS = (1e-2, 1e-6, 1e-10, 0.0)
 
 def check_training_stops(
     loss: LossFn = article.variance, n: int = 6, d: int = 3, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """Does training stay at collapse ("Training stops permanently")?
 
     For the objective under test (the article's variance, which its first demo minimises):
@@ -284,7 +284,7 @@ def check_training_stops(
                f"has {cw.negative} negative eigenvalues; Adam f32 from W=delta W0 ends at spread "
                f"<= {max(r.final_spread for r in adam):.1e}; under -Var x{up.ratio:.3g}")
     if stays:
-        return Evidence(
+        return Finding(
             "holds",
             summary,
             numbers,
@@ -296,7 +296,7 @@ def check_training_stops(
             "enough: -Var is stationary at the same point and there perturbations grow by "
             "(1 + 2 lr/N) per step.",
         )
-    return Evidence(
+    return Finding(
         "fails",
         summary,
         numbers,
@@ -310,7 +310,7 @@ def check_training_stops(
     )
 
 
-def check_collapsed_rank(claimed_rank: int = 1, n: int = 6, d: int = 4, seed: int = 0) -> Evidence:
+def check_collapsed_rank(claimed_rank: int = 1, n: int = 6, d: int = 4, seed: int = 0) -> Finding:
     """rank(Z) of a collapsed matrix (the library's numerical rank of ``(1/N) Z^T Z``),
     for |c| in {0, 1e-3, 1, 1e3}."""
     g = torch.Generator().manual_seed(seed)
@@ -322,9 +322,9 @@ def check_collapsed_rank(claimed_rank: int = 1, n: int = 6, d: int = 4, seed: in
     zero_ok = ranks["0.0"] == claimed_rank
     numbers = {"rank_by_norm_of_c": ranks, "claimed_rank": claimed_rank}
     if nonzero_ok and zero_ok:
-        return Evidence("holds", f"rank {claimed_rank} for every c", numbers, "As stated.")
+        return Finding("holds", f"rank {claimed_rank} for every c", numbers, "As stated.")
     if nonzero_ok:
-        return Evidence(
+        return Finding(
             "holds-with-correction",
             f"rank {claimed_rank} for |c| in {{1e-3, 1, 1e3}}, rank {ranks['0.0']} for c = 0",
             numbers,
@@ -332,9 +332,9 @@ def check_collapsed_rank(claimed_rank: int = 1, n: int = 6, d: int = 4, seed: in
             "when c = 0. Its centred version Z - 1 mu^T is 0 in both cases.",
             correction="rank(Z) = 1 if c != 0 and 0 if c = 0; the centred matrix has rank 0.",
         )
-    return Evidence("fails", f"measured ranks {ranks} != {claimed_rank}", numbers,
-                    "The rank under test does not match a collapsed matrix.",
-                    correction="rank(1 c^T) = 1 if c != 0 and 0 if c = 0.")
+    return Finding("fails", f"measured ranks {ranks} != {claimed_rank}", numbers,
+                   "The rank under test does not match a collapsed matrix.",
+                   correction="rank(1 c^T) = 1 if c != 0 and 0 if c = 0.")
 
 
 def _one_nonzero(eigs: torch.Tensor, scale: float) -> tuple[bool, float, float]:
@@ -361,7 +361,7 @@ def check_second_moment_spectrum(
     n: int = 6,
     d: int = 4,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """"Spectral Interpretation": with ``C = (1/N) Z^T Z``, collapse gives
     ``Lambda = diag(lambda_1, 0, ..., 0)`` and "all variance lies in one dimension".
 
@@ -390,9 +390,9 @@ def check_second_moment_spectrum(
                f"lambda_2 = {max(abs(r['lambda_2']) for r in rows):.1g}; total variance "
                f"{max(r['total_variance'] for r in rows):.1g}")
     if one and variance:
-        return Evidence("holds", summary, numbers,
-                        "The matrix has one non-zero eigenvalue and it carries all the variance.")
-    return Evidence(
+        return Finding("holds", summary, numbers,
+                       "The matrix has one non-zero eigenvalue and it carries all the variance.")
+    return Finding(
         "fails",
         summary,
         numbers,
@@ -409,7 +409,7 @@ def check_second_moment_spectrum(
 
 def check_covariance_zero(
     matrix: MatrixFn = article.covariance, n: int = 6, d: int = 4, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """"Variance Preservation Mechanism": the centred covariance of a collapsed Z is 0."""
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
@@ -420,17 +420,17 @@ def check_covariance_zero(
         lib = max(lib, float(compute_metrics(z).total_variance))
     numbers = {"max_abs_entry_relative_to_c_squared": worst, "library_total_variance": lib}
     if worst <= EXACT:
-        return Evidence("holds", f"max |C_jk| / |c|^2 = {worst:.1e} for |c| in {{0,1,100}}",
-                        numbers, "z_i - mu = 0 for all i, so every term of C is 0.")
-    return Evidence("fails", f"max |C_jk| / |c|^2 = {worst:.3g}", numbers,
-                    "The matrix under test is not zero at collapse (it is not centred).",
-                    correction="The centred covariance (1/N) sum (z_i - mu)(z_i - mu)^T is 0 "
-                    "at collapse; the uncentred (1/N) Z^T Z is c c^T.")
+        return Finding("holds", f"max |C_jk| / |c|^2 = {worst:.1e} for |c| in {{0,1,100}}",
+                       numbers, "z_i - mu = 0 for all i, so every term of C is 0.")
+    return Finding("fails", f"max |C_jk| / |c|^2 = {worst:.3g}", numbers,
+                   "The matrix under test is not zero at collapse (it is not centred).",
+                   correction="The centred covariance (1/N) sum (z_i - mu)(z_i - mu)^T is 0 "
+                   "at collapse; the uncentred (1/N) Z^T Z is c c^T.")
 
 
 def check_centred_spectrum(
     matrix: MatrixFn = article.covariance, n: int = 6, d: int = 4, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """"Spectral Perspective": for the centred C, collapse implies lambda_1 > 0 and
     lambda_2 = ... = lambda_d = 0. Also shows which configuration does have that spectrum."""
     g = torch.Generator().manual_seed(seed)
@@ -447,9 +447,9 @@ def check_centred_spectrum(
         "line_configuration_effective_rank": met_line.effective_rank,
     }
     if ok:
-        return Evidence("holds", f"lambda_1 = {top:.3g} > 0, rest 0", numbers,
-                        "The matrix under test has one non-zero eigenvalue at collapse.")
-    return Evidence(
+        return Finding("holds", f"lambda_1 = {top:.3g} > 0, rest 0", numbers,
+                       "The matrix under test has one non-zero eigenvalue at collapse.")
+    return Finding(
         "fails",
         f"at collapse the centred C has lambda_1 = {top:.1e}: all eigenvalues 0; "
         f"(lambda_1 > 0, rest 0) is the spectrum of z_i = c + t_i u",

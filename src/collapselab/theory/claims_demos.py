@@ -18,7 +18,7 @@ import torch
 from collapselab.losses import article_info_nce, variance_loss
 from collapselab.theory import demos
 from collapselab.theory.numerics import LossFn
-from collapselab.theory.registry import Evidence
+from collapselab.theory.registry import Finding
 
 #: Float32 rounding bound for an eigenvalue of a d x d covariance: ``d * eps32 * lambda_max``
 #: (eigvalsh is backward stable with error O(d eps ||C||); the centring and the product add
@@ -36,7 +36,7 @@ def _noise_floor(eigs: torch.Tensor) -> float:
 
 def check_demo1_variance(
     loss: LossFn = variance_loss, seeds: tuple[int, ...] = (0, 1), steps: int = demos.DEMO_STEPS
-) -> Evidence:
+) -> Finding:
     """"As training progresses, variance approaches zero": the printed ``z.var(0).mean()``
     decreases at every print and ends below 1e-4 of its start."""
     rows: list[dict[str, Any]] = []
@@ -56,7 +56,7 @@ def check_demo1_variance(
     numbers = {"per_seed": rows}
     first = rows[0]
     if ok:
-        return Evidence(
+        return Finding(
             "holds",
             f"variance {first['values'][0]:.3f} -> {first['values'][-1]:.2e} (printed at step "
             f"{demos.PRINT_EVERY * (len(first['values']) - 1)}), final "
@@ -66,7 +66,7 @@ def check_demo1_variance(
             "that loss's global minimum. The weights shrink towards 0 while the bias, which the "
             "loss cannot see, stays: the embeddings converge to c = bias.",
         )
-    return Evidence(
+    return Finding(
         "fails",
         f"the printed variance does not decrease to ~0 ({first['values'][0]:.3g} -> "
         f"{first['values'][-1]:.3g}, monotone: {first['monotone_decreasing']})",
@@ -78,7 +78,7 @@ def check_demo1_eigenvalues(
     seeds: tuple[int, ...] = (0, 1),
     steps: int = demos.DEMO_STEPS,
     d_in: int = 32,
-) -> Evidence:
+) -> Finding:
     """"tensor([0.0000, 0.0000, 0.0000,...]) All eigenvalues except one are zero, confirming
     collapse".
 
@@ -118,7 +118,7 @@ def check_demo1_eigenvalues(
     one_left = all(x["final_eigenvalues_above_1e-6_of_lambda_1"] == 1 for x in rows)
     zeros_before = any(x["printed_zeros_before_training"] for x in rows)
     if one_left and not zeros_before:
-        return Evidence(
+        return Finding(
             "holds",
             f"exactly one eigenvalue survives training (lambda_2/lambda_1 = "
             f"{r['final_lambda_2_over_lambda_1']:.1e}), and the untrained model printed no "
@@ -144,7 +144,7 @@ def check_demo1_eigenvalues(
             "does not compute.")
     why.append(f"(torch prints these values in scientific notation, "
                f"'{r['final_printout_head']}...', not 0.0000.)")
-    return Evidence(
+    return Finding(
         "fails",
         f"after training {r['final_eigenvalues_above_1e-6_of_lambda_1']} eigenvalues are "
         f"non-zero relative to lambda_1 = {r['final_lambda_1']:.1e} (lambda_2/lambda_1 = "
@@ -169,7 +169,7 @@ def check_demo2_min_eig(
     steps: int = demos.DEMO_STEPS,
     corrected_steps: int = demos.CORRECTED_STEPS,
     d_in: int = 32,
-) -> Evidence:
+) -> Finding:
     """"Initially, eigenvalues are spread out. As training progresses, smaller eigenvalues
     increase": holds when the printed ``min eig`` of ``torch.cov(z.T)`` ends higher than it
     started by more than float32 rounding, for some seed.
@@ -218,7 +218,7 @@ def check_demo2_min_eig(
     increased = [x for x in rows if x["values"][-1] - x["values"][0] > x["noise_floor"]]
     if increased:
         x = increased[0]
-        return Evidence(
+        return Finding(
             "holds",
             f"the printed minimum eigenvalue rises {x['values'][0]:.2e} -> {x['values'][-1]:.2e} "
             f"(seed {x['seed']}), beyond float32 rounding ({x['noise_floor']:.1e})",
@@ -231,7 +231,7 @@ def check_demo2_min_eig(
         if zero else
         f"The printed minimum goes {r['values'][0]:.3g} -> {r['values'][-1]:.3g}: no rise "
         f"beyond float32 rounding ({r['noise_floor']:.1e}).")  # fmt: skip
-    return Evidence(
+    return Finding(
         "fails",
         f"printed min eig {r['values'][0]:.1e} ... {r['values'][-1]:.1e} (rounding bound "
         f"{r['noise_floor']:.1e}); {zero} of {r['d_out']} eigenvalues are 0 by construction. "

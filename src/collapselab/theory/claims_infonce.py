@@ -38,7 +38,7 @@ from collapselab.theory.numerics import (
     linear_encoder_loss,
     perturbation_growth,
 )
-from collapselab.theory.registry import Evidence
+from collapselab.theory.registry import Finding
 
 #: ``loss(anchors, positives, temperature)``: a mean InfoNCE over in-batch candidates.
 PairLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -103,7 +103,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def check_softmax_reading(
     loss: PairLoss = library_info_nce, n: int = 6, d: int = 4, tau: float = 0.5, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """``L_i = -log P(i+|i)`` with ``P(k|i) = softmax_k(z_i^T z_k / tau)`` over the N
     candidates, the positive among them; and what "P(i+|i) -> 1" demands.
 
@@ -138,7 +138,7 @@ def check_softmax_reading(
         "candidates": k,
     }
     if max(err_two_view, err_self) <= EXACT:
-        return Evidence(
+        return Finding(
             "holds",
             f"loss = mean -log P(i+|i) to {max(err_two_view, err_self):.1e}; P(i+|i) = "
             f"{p_pos:.4f} needs a logit gap of tau*log(99(N-1)) = {s * s:.3g}",
@@ -149,7 +149,7 @@ def check_softmax_reading(
             "needs gap >= tau log((N-1)(1-delta)/delta). The library's NT-Xent is the same "
             f"reading over 2N-1 candidates (rel. err {err_nt:.1e}).",
         )
-    return Evidence(
+    return Finding(
         "fails",
         f"loss differs from mean -log P(i+|i): rel. err {max(err_two_view, err_self):.3g}",
         numbers,
@@ -202,7 +202,7 @@ def check_infonce_gradient(
     d: int = 4,
     tau: float = 0.5,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """The article's ``grad_{z_i} L_i = (1/tau)(sum_k P(k|i) z_k - z_i^+)`` against autograd of
     the library's InfoNCE.
 
@@ -247,10 +247,10 @@ def check_infonce_gradient(
     summary = (f"article's setting (i+ != i, z_i in its denominator): rel. err {err_own:.2g}; "
                f"two views: {err_a:.1e}")
     if err_own <= EXACT and err_a <= EXACT:
-        return Evidence("holds", summary, numbers,
-                        "The formula is the partial derivative of L_i in the article's setting "
-                        "and for a two-view anchor.")
-    return Evidence(
+        return Finding("holds", summary, numbers,
+                       "The formula is the partial derivative of L_i in the article's setting "
+                       "and for a two-view anchor.")
+    return Finding(
         "fails",
         summary + f"; with the missing term P(i|i) z_i / tau: {err_own_corrected:.1e}",
         numbers,
@@ -275,7 +275,7 @@ def check_uniform_softmax(
     d: int = 3,
     tau: float = 0.5,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """At collapse ``P(k|i) = 1/N`` over the article's N candidates; the library's losses
     then equal ``log N`` (self-pairs) and ``log(2N - 1)`` (NT-Xent, 2N - 1 candidates)."""
     g = torch.Generator().manual_seed(seed)
@@ -293,7 +293,7 @@ def check_uniform_softmax(
     }
     lib_ok = abs(self_loss - math.log(n)) <= EXACT and abs(nt - math.log(2 * n - 1)) <= EXACT
     if dev <= EXACT and lib_ok:
-        return Evidence(
+        return Finding(
             "holds",
             f"max |P - 1/N| = {dev:.1e}; losses log N = {math.log(n):.4f}, NT-Xent "
             f"log(2N-1) = {nt:.4f}",
@@ -301,10 +301,10 @@ def check_uniform_softmax(
             "All logits equal c^T c / tau, so the softmax is uniform over its candidates: 1/N "
             "for the article's N candidates, 1/(2N-1) for NT-Xent's.",
         )
-    return Evidence("fails", f"max |P - 1/N| = {dev:.3g}", numbers,
-                    "The probabilities under test are not uniform over N candidates at collapse.",
-                    correction="At collapse every logit is c^T c / tau: P(k|i) = 1/N over the N "
-                    "candidates.")
+    return Finding("fails", f"max |P - 1/N| = {dev:.3g}", numbers,
+                   "The probabilities under test are not uniform over N candidates at collapse.",
+                   correction="At collapse every logit is c^T c / tau: P(k|i) = 1/N over the N "
+                   "candidates.")
 
 
 #: Temperatures of the sweeps (stationary point, saddle, rank): from sharp to the large-tau
@@ -318,7 +318,7 @@ def check_infonce_stationary(
     n: int = 4,
     d: int = 3,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """The full gradient (every row, every term) of each contrastive loss vanishes at every
     collapsed point (|c| in {0.5, 1, 3}), for every tau of the sweep; tolerance relative to the
     gradient at a random point. Also measured: the article's per-anchor partial
@@ -350,7 +350,7 @@ def check_infonce_stationary(
     numbers = {"per_loss": rows, "own_setting_anchor_partial_at_collapse": partial,
                "norm_c": 1.0}
     if not bad:
-        return Evidence(
+        return Finding(
             "holds",
             f"|grad| at collapse <= {worst_all:.1e} for all {len(rows)} (loss, tau) pairs, "
             f"tau in {list(taus)}",
@@ -364,10 +364,10 @@ def check_infonce_stationary(
             "batch gradient vanishes, because z_i as a candidate and as a positive of other "
             "anchors contributes -c/(N tau).",
         )
-    return Evidence("fails", f"non-zero gradient at collapse for {bad}", numbers,
-                    "Some loss under test is not stationary at collapse.",
-                    correction="Every contrastive loss whose value is constant along the "
-                    "collapsed family has zero batch gradient there.")
+    return Finding("fails", f"non-zero gradient at collapse for {bad}", numbers,
+                   "Some loss under test is not stationary at collapse.",
+                   correction="Every contrastive loss whose value is constant along the "
+                   "collapsed family has zero batch gradient there.")
 
 
 def self_pair(tau: float, normalize: bool) -> LossFn:
@@ -432,7 +432,7 @@ def check_infonce_unstable(
     n: int = 4,
     d: int = 3,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """Hessian at collapse of each contrastive loss (|c| in {0.5, 3}): not a minimum means at
     least one negative eigenvalue. Also: the article's self-pair loss against its closed form,
     and the boundary case d = 1.
@@ -469,11 +469,11 @@ def check_infonce_unstable(
     minima = [k for k, r in rows.items() if r["negative"] == 0]
     kinds = sorted({r["kind"] for r in rows.values()})
     if minima:
-        return Evidence("fails", f"collapse is a (local) minimum for {minima}", numbers,
-                        "Some loss under test has no descent direction at collapse.",
-                        correction="InfoNCE and NT-Xent (d >= 2) have Hessian eigenvalues "
-                        "-2/(N tau) (raw self-pairs) at collapse: a saddle or maximum.")
-    return Evidence(
+        return Finding("fails", f"collapse is a (local) minimum for {minima}", numbers,
+                       "Some loss under test has no descent direction at collapse.",
+                       correction="InfoNCE and NT-Xent (d >= 2) have Hessian eigenvalues "
+                       "-2/(N tau) (raw self-pairs) at collapse: a saddle or maximum.")
+    return Finding(
         "holds",
         f"every loss has negative curvature at collapse ({', '.join(kinds)}); closed form "
         f"matches to {max(closed.values()):.1e}; only exception d=1 with |c|^2 > 2 tau "
@@ -523,7 +523,7 @@ def check_perturbation_argument(
     d: int = 3,
     tau: float = 0.5,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """The article's argument: at ``z = c + eps`` the gradient ``sum_k P(k|i) eps_k - eps_i^+``
     is non-zero, "thus collapse becomes unstable". Two parts, both decisive:
 
@@ -563,10 +563,10 @@ def check_perturbation_argument(
                 "inference " + ("agrees with the dynamics" if not wrong else
                                 "wrong for " + " and ".join(wrong)))
     if algebra_ok and not wrong:
-        return Evidence("holds", verdicts, numbers,
-                        "The expression is the gradient and the criterion predicts the measured "
-                        "fate of a perturbation for every loss tested.")
-    return Evidence(
+        return Finding("holds", verdicts, numbers,
+                       "The expression is the gradient and the criterion predicts the measured "
+                       "fate of a perturbation for every loss tested.")
+    return Finding(
         "fails",
         verdicts,
         numbers,
@@ -586,7 +586,7 @@ def check_perturbation_argument(
 
 def check_perturbation_growth(
     variants: list[Variant] | None = None, n: int = 4, d: int = 3, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """"Gradient pushes embeddings apart. Variance increases.": gradient descent from
     ``collapse + 1e-9 xi`` for each contrastive loss (and, for contrast, the attraction and
     variance losses); the measured per-step growth factor against the Hessian's prediction
@@ -613,7 +613,7 @@ def check_perturbation_growth(
     numbers = {"steps": steps, "per_loss": rows}
     lo = min(rows[k]["ratio"] for k in (v.name for v in vs))
     if len(grow) == len(vs) and len(shrink) == len(contrast):
-        return Evidence(
+        return Finding(
             "holds",
             f"all {len(vs)} contrastive losses: spread grows >= x{lo:.3g} in {steps} steps "
             f"(controls shrink)",
@@ -623,7 +623,7 @@ def check_perturbation_growth(
             "while view disagreement is pulled back; the attraction and variance losses, "
             "stable at collapse, shrink every mode.",
         )
-    return Evidence(
+    return Finding(
         "fails",
         f"spread did not grow for {[v.name for v in vs if v.name not in grow]}",
         numbers,
@@ -654,7 +654,7 @@ def ssl_losses() -> list[Variant]:
 
 def check_gradients_vanish(
     variants: list[Variant] | None = None, n: int = 8, d: int = 4, seed: int = 0
-) -> Evidence:
+) -> Finding:
     """Introduction: at collapse "gradients vanish, and training stagnates".
 
     For each library objective: the gradient norm at a collapsed batch, and whether gradient
@@ -676,14 +676,14 @@ def check_gradients_vanish(
     escape = [k for k, r in rows.items() if not r["stagnates"]]
     numbers = {"per_loss": rows}
     if not vanish:
-        return Evidence("fails", "some gradient is non-zero at collapse", numbers,
-                        "Not every objective under test is stationary at collapse.",
-                        correction="Every library SSL objective has zero gradient at an "
-                        "exactly collapsed batch.")
+        return Finding("fails", "some gradient is non-zero at collapse", numbers,
+                       "Not every objective under test is stationary at collapse.",
+                       correction="Every library SSL objective has zero gradient at an "
+                       "exactly collapsed batch.")
     if not escape:
-        return Evidence("holds", "gradients vanish and no perturbation grows", numbers,
-                        "Collapse is a stationary, non-repelling point of every objective.")
-    return Evidence(
+        return Finding("holds", "gradients vanish and no perturbation grows", numbers,
+                       "Collapse is a stationary, non-repelling point of every objective.")
+    return Finding(
         "holds-with-correction",
         f"|grad| = 0 at collapse for all {len(rows)}; yet a 1e-6 perturbation grows under "
         f"{', '.join(escape)} (e.g. x{rows[escape[0]]['spread_ratio_30_steps']:.2g}); "

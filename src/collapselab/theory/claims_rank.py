@@ -25,7 +25,7 @@ from collapselab.losses import article_info_nce, info_nce, nt_xent
 from collapselab.metrics import compute_metrics
 from collapselab.metrics.spectral import effective_rank
 from collapselab.theory.numerics import LossFn
-from collapselab.theory.registry import Evidence
+from collapselab.theory.registry import Finding
 
 TwoViewLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -99,7 +99,7 @@ def check_rank_maximised(
     steps: int = 200,
     taus: tuple[float, ...] = RANK_TAUS,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """"Minimum loss requires embeddings to span multiple dimensions. Thus contrastive loss
     implicitly maximizes rank."
 
@@ -148,16 +148,16 @@ def check_rank_maximised(
                + f"; raw: rank-2 ring at scale 10 gives {big['rank_2_ring']:.1e} (rank "
                f"{n}: {big['rank_n_orthogonal']:.1e})")
     if not needs_rank:
-        return Evidence(
+        return Finding(
             "fails", summary, numbers,
             "The optimum of the loss under test does not need more than one dimension: "
             "restricting the rank costs it nothing (or rank is penalised).",
             correction="Normalised InfoNCE (tau > 0, N <= d + 1) has the regular simplex, of "
             "rank N - 1, as its optimum; its optimum over rank r falls with r up to N - 1.")
     if not rank_2_suffices:
-        return Evidence("holds", summary, numbers,
-                        "Both losses reward rank: the optimum needs many dimensions.")
-    return Evidence(
+        return Finding("holds", summary, numbers,
+                       "Both losses reward rank: the optimum needs many dimensions.")
+    return Finding(
         "holds-with-correction",
         summary,
         numbers,
@@ -217,7 +217,7 @@ def check_small_eigenvalues_grow(
     weak: float = 0.1,
     strong: float = 3.0,
     seed: int = 0,
-) -> Evidence:
+) -> Finding:
     """"Contrastive learning increases smaller eigenvalues ... Embedding space becomes full
     rank."
 
@@ -255,15 +255,15 @@ def check_small_eigenvalues_grow(
                f"{s['effective_rank_before']:.1f} -> {s['effective_rank_after']:.1f}, "
                f"{s['eigenvalues_below_1e-6_of_largest_after']} eigenvalues -> 0")
     if not weak_grows:
-        return Evidence("fails", summary, numbers,
-                        "Even under weak augmentation the small eigenvalues do not grow.",
-                        correction="NT-Xent raises the small eigenvalues in directions where "
-                        "the data varies more than the augmentation noise.")
+        return Finding("fails", summary, numbers,
+                       "Even under weak augmentation the small eigenvalues do not grow.",
+                       correction="NT-Xent raises the small eigenvalues in directions where "
+                       "the data varies more than the augmentation noise.")
     if s["eigenvalues_below_1e-6_of_largest_after"] == 0 and s["smaller_half_grew"] == (
             s["smaller_half_size"]):
-        return Evidence("holds", summary, numbers,
-                        "Small eigenvalues grow under both augmentation strengths.")
-    return Evidence(
+        return Finding("holds", summary, numbers,
+                       "Small eigenvalues grow under both augmentation strengths.")
+    return Finding(
         "holds-with-correction",
         summary,
         numbers,

@@ -2,7 +2,7 @@
 
 A :class:`Claim` pairs the article's words (a short quote and its section) with the precise
 mathematical statement being tested and a zero-argument ``check`` that computes the
-:class:`Evidence`. Every check function in :mod:`collapselab.theory` takes the formula or loss
+:class:`Finding`. Every check function in :mod:`collapselab.theory` takes the formula or loss
 under test as a keyword argument (defaulting to the article's formula or the library loss),
 so a test can feed it a deliberately wrong variant and watch the verdict turn to ``fails``;
 the registry binds the defaults.
@@ -30,12 +30,12 @@ from collapselab._json import jsonable as jsonable  # re-exported: the one JSON 
 from collapselab._pool import torch_threads as torch_threads  # re-exported
 from collapselab.errors import ConfigError
 
-Verdict = Literal["holds", "holds-with-correction", "fails"]
-VERDICTS: tuple[Verdict, ...] = ("holds", "holds-with-correction", "fails")
+ClaimVerdict = Literal["holds", "holds-with-correction", "fails"]
+VERDICTS: tuple[ClaimVerdict, ...] = ("holds", "holds-with-correction", "fails")
 
 
 @dataclass(frozen=True)
-class Evidence:
+class Finding:
     """What a check found.
 
     Attributes:
@@ -48,7 +48,7 @@ class Evidence:
             the check knows the true statement, never for ``holds``.
     """
 
-    verdict: Verdict
+    verdict: ClaimVerdict
     summary: str
     numbers: dict[str, Any]
     explanation: str
@@ -79,7 +79,7 @@ class Claim:
     section: str
     quote: str
     statement: str
-    check: Callable[[], Evidence]
+    check: Callable[[], Finding]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class ClaimResult:
     section: str
     quote: str
     statement: str
-    verdict: Verdict
+    verdict: ClaimVerdict
     summary: str
     evidence: dict[str, Any]
     explanation: str
