@@ -307,3 +307,45 @@ def parquet_shards(specs: Sequence[str], engine: str) -> tuple[list[str], str | 
     if len(columns) > 1:
         raise InputError(f"files name different columns: {sorted(map(str, columns))}")
     return [f for f, _ in found], columns.pop()
+
+
+def check_options(
+    *,
+    paths: Sequence[str] = (),
+    model: str | None = None,
+    texts: str | None = None,
+    baseline: Sequence[str] | None = None,
+    baseline_model: str | None = None,
+    classes: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    master: str | None = None,
+) -> None:
+    """Refuse, before any reading, the combinations of ``collapselab check``'s inputs that
+    cannot work (files and a model, a model without texts, an engine with a model, ...).
+
+    Raises:
+        ConfigError: the first problem, in one line naming the options.
+    """
+    from collapselab.errors import ConfigError
+
+    files, text = bool(paths), model is not None or texts is not None
+    rules = [
+        (files and text, "give embedding files or --model/--texts, not both"),
+        ((model is None) != (texts is None), "--model MODEL and --texts TEXTS.txt go together"),
+        (not files and model is None, "nothing to check: give PATH ... or --model MODEL "
+         "--texts TEXTS.txt"),
+        (baseline_model is not None and model is None, "--baseline-model goes with --model "
+         "MODEL --texts TEXTS.txt"),
+        (baseline_model is not None and bool(baseline), "give --baseline files or "
+         "--baseline-model, not both"),
+        (classes is not None and classes < 2, f"--classes must be >= 2, got {classes}"),
+        (engine != "local" and model is not None, f"--engine {engine} reads .parquet files, "
+         "not --model/--texts"),
+        (address is not None and engine != "ray", "--address goes with --engine ray"),
+        (master is not None and engine != "spark", "--master goes with --engine spark"),
+    ]  # fmt: skip
+    for broken, message in rules:
+        if broken:
+            raise ConfigError(message)
+

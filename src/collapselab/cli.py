@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from collapselab._term import ProgressBar
-from collapselab.errors import CollapseLabError, ConfigError
+from collapselab.errors import CollapseLabError
 
 
 def _add(sub: Any, name: str, description: str) -> argparse.ArgumentParser:
@@ -77,38 +77,15 @@ def _add_check(sub: Any) -> None:
       "(uniformity, max cosine; default 2048)")  # fmt: skip
 
 
-def _check_usage(args: argparse.Namespace) -> None:
-    """Option combinations that cannot work, refused before any reading."""
-    files, texts = bool(args.paths), args.model is not None or args.texts is not None
-    rules = [
-        (files and texts, "give embedding files or --model/--texts, not both"),
-        ((args.model is None) != (args.texts is None), "--model MODEL and --texts TEXTS.txt "
-         "go together"),
-        (not files and args.model is None, "nothing to check: give PATH ... or --model MODEL "
-         "--texts TEXTS.txt"),
-        (args.baseline_model is not None and args.model is None, "--baseline-model goes with "
-         "--model MODEL --texts TEXTS.txt"),
-        (args.baseline_model is not None and bool(args.baseline), "give --baseline files or "
-         "--baseline-model, not both"),
-        (args.classes is not None and args.classes < 2, f"--classes must be >= 2, got "
-         f"{args.classes}"),
-        (args.engine != "local" and args.model is not None, f"--engine {args.engine} reads "
-         ".parquet files, not --model/--texts"),
-        (args.address is not None and args.engine != "ray", "--address goes with --engine ray"),
-        (args.master is not None and args.engine != "spark", "--master goes with --engine "
-         "spark"),
-    ]  # fmt: skip
-    for broken, message in rules:
-        if broken:
-            raise ConfigError(message)
-
-
 def _cmd_check(args: argparse.Namespace) -> int:
     import os
 
+    from collapselab.check import check_options
     from collapselab.diagnose import Thresholds
 
-    _check_usage(args)
+    check_options(paths=args.paths, model=args.model, texts=args.texts, baseline=args.baseline,
+                  baseline_model=args.baseline_model, classes=args.classes, engine=args.engine,
+                  address=args.address, master=args.master)  # fmt: skip
     thresholds = Thresholds.parse(args.threshold)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: one slice per rank
         from collapselab.dist import torchrun_group
@@ -282,12 +259,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _add_train(sub: Any) -> None:
-    import typing
-
-    from collapselab.data.datasets import DATASETS
-    from collapselab.methods import METHODS
-    from collapselab.monitor import ACTIONS
-    from collapselab.train.config import TrainConfig
+    from collapselab.train.config import flags
 
     p = _add(sub, "train", "Train METHOD on DATA, watch its embeddings with the "
              "CollapseMonitor, then evaluate the frozen representation (kNN, linear probe, "
@@ -297,35 +269,14 @@ def _add_train(sub: Any) -> None:
              "the file. Under `torchrun --nproc_per_node=N -m collapselab train ...` it "
              "trains with DDP. Exit 0 ok, 1 collapse with --on-collapse raise, 2 input/config "
              "error, 3 non-finite loss.")  # fmt: skip
-    choices = {"method": sorted(METHODS), "data": list(DATASETS), "on_collapse": list(ACTIONS)}
-    helps = {
-        "method": "simclr (default), or: " + ", ".join(sorted(METHODS)),
-        "data": "digits (default), or: " + ", ".join(DATASETS),
-        "data_root": "directory of the Fashion-MNIST IDX files "
-        "(default /usr/share/datasets/fashion-mnist)",
-        "epochs": "passes over the training split (default: 300 on digits, 10 on fashion-mnist)",
-        "out": "output directory: metrics.jsonl, checkpoint.pt, summary.json",
-        "resume": "continue the run in --out from its checkpoint, bit for bit",
-        "lr": "peak learning rate (default: the method's)",
-        "weight_decay": "weight decay (default: the method's)",
-        "on_collapse": "what the monitor's collapse alarm does: warn (default), stop (end "
-        "training, then evaluate), raise (exit 1) or ignore",
-    }
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in ("method_options", "augment_options"):
-            continue
-        hint = hints[f.name]
-        kind = hint if hint in (bool, int, float, str) else typing.get_args(hint)[0]
+    for f in flags():  # one flag per TrainConfig field; given flags override --config
         flag = "--" + f.name.replace("_", "-")
-        text = helps.get(f.name, f.name.replace("_", " "))
-        if kind is bool:
+        if f.kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction,
-                           default=argparse.SUPPRESS, help=text)  # fmt: skip
+                           default=argparse.SUPPRESS, help=f.help)  # fmt: skip
         else:
-            p.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=text,
-                           choices=choices.get(f.name),
-                           metavar=None if f.name in choices else f.name.upper())  # fmt: skip
+            p.add_argument(flag, type=f.kind, default=argparse.SUPPRESS, help=f.help,
+                           choices=f.choices, metavar=None if f.choices else f.name.upper())
     p.add_argument("--config", metavar="FILE.toml", help="read settings from a TOML file")
     p.add_argument("-o", "--method-option", action="append", default=[], metavar="KEY=VALUE",
                    help="set a field of the method's config, e.g. -o temperature=0.5")  # fmt: skip
@@ -334,33 +285,19 @@ def _add_train(sub: Any) -> None:
     _json_flag(p, "print only the summary JSON object")
 
 
-def _key_values(items: Sequence[str], flag: str) -> dict[str, object]:
-    """``KEY=VALUE`` flags: each VALUE as JSON, or else as a bare string."""
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from collapselab.monitor import MonitorState
     from collapselab.report.terminal import render
-    from collapselab.train.config import TrainConfig, build_config
+    from collapselab.train.config import TrainConfig, build_config, key_values
     from collapselab.train.trainer import train
 
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     given = {k: v for k, v in vars(args).items() if k in names}
-    cfg = build_config(args.config, given, _key_values(args.method_option, "-o"))
+    cfg = build_config(args.config, given, key_values(args.method_option, "-o"))
     if args.augment_option:
-        extra = _key_values(args.augment_option, "--augment-option")
+        extra = key_values(args.augment_option, "--augment-option")
         cfg.augment_options = {**cfg.augment_options, **extra}
     main_rank = int(os.environ.get("RANK", "0")) == 0
     bar, on_progress = _train_bar("train")
@@ -460,8 +397,8 @@ def _add_whiten(sub: Any) -> None:
 
 
 def _cmd_whiten(args: argparse.Namespace) -> int:
+    from collapselab.anisotropy import whiten_files
     from collapselab.report.terminal import render
-    from collapselab.text import whiten_files
 
     r = whiten_files(args.paths, args.out, args.method, args.dims, args.remove,
                      args.transform, args.apply, args.apply_out, args.queries,

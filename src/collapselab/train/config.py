@@ -240,3 +240,67 @@ def config_from_json(text: str) -> TrainConfig:
     """The resolved config of :func:`config_json` text, also from checkpoints written
     before ``on_collapse`` replaced ``stop_on_collapse``."""
     return TrainConfig(**_renamed(json.loads(text), "checkpoint")).resolved()
+
+
+#: the command line's help for the fields whose name alone does not say enough
+_HELP = {
+    "data_root": "directory of the Fashion-MNIST IDX files "
+    "(default /usr/share/datasets/fashion-mnist)",
+    "epochs": "passes over the training split (default: 300 on digits, 10 on fashion-mnist)",
+    "out": "output directory: metrics.jsonl, checkpoint.pt, summary.json",
+    "resume": "continue the run in --out from its checkpoint, bit for bit",
+    "lr": "peak learning rate (default: the method's)",
+    "weight_decay": "weight decay (default: the method's)",
+    "on_collapse": "what the monitor's collapse alarm does: warn (default), stop (end "
+    "training, then evaluate), raise (exit 1) or ignore",
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One :class:`TrainConfig` field as a command-line flag (``--name-with-hyphens``)."""
+
+    name: str
+    kind: type
+    help: str
+    choices: list[str] | None = None
+
+
+def flags() -> list[Flag]:
+    """Every scalar field of :class:`TrainConfig` as a flag, with its type, help and valid
+    choices (methods, data sets and alarm actions from their registries)."""
+    from collapselab.data.datasets import DATASETS
+    from collapselab.methods import METHODS
+    from collapselab.monitor import ACTIONS
+
+    choices = {"method": sorted(METHODS), "data": list(DATASETS), "on_collapse": list(ACTIONS)}
+    helps = {"method": "simclr (default), or: " + ", ".join(sorted(METHODS)),
+             "data": "digits (default), or: " + ", ".join(DATASETS), **_HELP}  # fmt: skip
+    out = []
+    for f in dataclasses.fields(TrainConfig):
+        hint = _field_types()[f.name]
+        if f.name in ("method_options", "augment_options"):
+            continue
+        kind = hint if hint in (bool, int, float, str) else typing.get_args(hint)[0]
+        out.append(Flag(f.name, kind, helps.get(f.name, f.name.replace("_", " ")),
+                        choices.get(f.name)))  # fmt: skip
+    return out
+
+
+def key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options (``-o temperature=0.5``): each VALUE read as JSON, or else kept as
+    a bare string.
+
+    Raises:
+        ConfigError: an item without ``=`` or without a key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
