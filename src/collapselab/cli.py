@@ -231,8 +231,7 @@ def _add_compare(sub: Any) -> None:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from collapselab._term import table
-    from collapselab.experiments.compare import compare_section, run_compare
-    from collapselab.report.html import Report, write_report
+    from collapselab.experiments.compare import compare_report
 
     bar, update = _train_bar("train")
 
@@ -242,15 +241,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             print(f"[compare] {i + 1}/{total}: {method} seed {seed}", file=sys.stderr, flush=True)
 
     try:
-        records = run_compare(args.methods, args.data, args.seeds, args.epochs, args.out,
-                              on_run=on_run, on_progress=update)  # fmt: skip
+        path, t = compare_report(args.methods, args.data, args.seeds, args.epochs, args.out,
+                                 on_run=on_run, on_progress=update)  # fmt: skip
     finally:
         bar.close()
-    report = Report(f"collapselab compare: {', '.join(args.methods)} on {args.data}")
-    sec = compare_section(records, report, args.data)
-    report.sections.append(sec)
-    path = write_report(report, args.out)
-    t = sec.tables[0]
     if args.json:
         print(json.dumps({"header": t.header, "rows": t.rows, "report": str(path)}))
     else:

@@ -287,3 +287,29 @@ __all__ = [
     "run_one",
     "summary_table",
 ]
+
+
+def compare_report(
+    methods: Sequence[str],
+    data: str = "digits",
+    seeds: int = 1,
+    epochs: int | None = None,
+    out: str | Path = "collapselab-compare",
+    on_run: Callable[[str, int, int, int], None] | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+) -> tuple[Path, Table]:
+    """``collapselab compare``: train (or reuse from ``out/runs``) every method for every
+    seed and write ``out/report.html``, ``report.json`` and the figures.
+
+    Returns:
+        The path of ``report.html`` and the comparison table (mean +- std over seeds).
+    """
+    from collapselab.report.html import write_report
+
+    records = run_compare(methods, data, seeds, epochs, out, on_run=on_run,
+                          on_progress=on_progress)  # fmt: skip
+    report = Report(f"collapselab compare: {', '.join(methods)} on {data}")
+    sec = compare_section(records, report, data)
+    report.sections.append(sec)
+    return write_report(report, out), sec.tables[0]
+
