@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from collapselab.anisotropy import Geometry, whiten_files
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
-from collapselab.io import open_embeddings
+from collapselab.io import atomic_npy, open_embeddings
 from collapselab.text import anisotropy, fit_array, fit_sources, recall_at_k
-from collapselab.text.anisotropy import Geometry, whiten_files
 from collapselab.text.data import (
     lee_corpus,
     parse_wordnet_line,
@@ -24,10 +25,10 @@ from collapselab.text.data import (
     wordnet_dir,
     wordnet_pairs,
 )
-from collapselab.text.embed import TextFile, atomic_npy
+from collapselab.text.embed import TextFile
 from collapselab.text.evaluate import lee_correlation, spearman, word_similarity_spearman
 from collapselab.text.experiment import FinetuneConfig, flush_denormals, pair_loss
-from collapselab.text.whiten import WhiteningTransform
+from collapselab.whiten import WhiteningTransform
 
 RNG = np.random.default_rng(7)
 
@@ -252,6 +253,43 @@ def test_whiten_files_reports_before_after_and_writes(tmp_path: Path) -> None:
         whiten_files([str(tmp_path / "fit.npy")], apply_out=str(tmp_path / "x.npy"))
     with pytest.raises(ConfigError, match="not both"):
         whiten_files([str(tmp_path / "fit.npy")], transform=str(tmp_path / "t.npz"))
+
+
+def test_whiten_files_reads_each_file_once_per_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One read of the fit files gives the fit and the "before" geometry; one more gives
+    "after" (the rows through the transform); an ``--apply`` file is read once for both."""
+    from collections import Counter
+
+    from collapselab.io import EmbeddingSource
+
+    reads: Counter[str] = Counter()
+    chunks = EmbeddingSource.chunks
+
+    def counted(self: EmbeddingSource, *args: Any, **kwargs: Any) -> Any:
+        if type(self).__name__ != "Transformed":  # count the files, not the wrapper
+            reads[os.path.basename(self.name)] += 1
+        return chunks(self, *args, **kwargs)
+
+    monkeypatch.setattr(EmbeddingSource, "chunks", counted)
+    corpus, q, _ = nuisance_pairs(200)
+    for name, arr in (("a", corpus[:100]), ("b", corpus[100:]), ("q", q)):
+        np.save(tmp_path / f"{name}.npy", arr.astype(np.float32))
+    fit = [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    r = whiten_files(fit, method="remove-top", remove=1)
+    assert reads == {"a.npy": 2, "b.npy": 2}  # fit + before, then after
+    assert r.before.mean_cosine == pytest.approx(Geometry.of(corpus).mean_cosine, rel=1e-9)
+    reads.clear()
+    r = whiten_files(fit, str(tmp_path / "t.npz"), apply=str(tmp_path / "q.npy"),
+                     apply_out=str(tmp_path / "qw.npy"))  # fmt: skip
+    assert reads == {"a.npy": 1, "b.npy": 1, "q.npy": 1}  # q: before and after together
+    assert r.before.mean_cosine == pytest.approx(Geometry.of(q).mean_cosine, rel=1e-9)
+    t = WhiteningTransform.load(tmp_path / "t.npz")
+    assert r.after.mean_cosine == pytest.approx(Geometry.of(t.apply(q)).mean_cosine, rel=1e-6)
+    reads.clear()
+    whiten_files([], transform=str(tmp_path / "t.npz"), apply=str(tmp_path / "q.npy"))
+    assert reads == {"q.npy": 1}
 
 
 def test_whiten_cli_prints_a_before_after_table(

@@ -10,7 +10,8 @@ Formats: ``.npy`` (streamed with ``readinto``; any byte order, C or Fortran orde
 ``.npz`` (members streamed out of the zip), ``.safetensors`` (streamed; bfloat16 too),
 ``.pt``/``.pth`` (``torch.load(weights_only=True)``, memory-mapped), ``.csv``/``.tsv``
 (streamed in line batches), ``.parquet`` (``pip install "collapselab[parquet]"``; read by
-batches). Nothing is ever unpickled. Every problem is an
+batches). :func:`atomic_npy` writes a float32 ``.npy`` back, streamed and atomically.
+Nothing is ever unpickled. Every problem is an
 :class:`~collapselab.errors.InputError` whose one-line message names the file.
 
 Example:
@@ -31,12 +32,15 @@ from collapselab.io.api import (
     parse_spec,
 )
 from collapselab.io.arrow import arrow_matrix
+from collapselab.io.writer import atomic_npy, check_npy_path
 
 __all__ = [
     "CHUNK_BYTES",
     "SUPPORTED",
     "EmbeddingSource",
     "arrow_matrix",
+    "atomic_npy",
+    "check_npy_path",
     "default_chunk_rows",
     "expand_specs",
     "iter_sources",

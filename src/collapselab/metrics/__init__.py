@@ -1,7 +1,9 @@
-"""Pure math on embedding matrices: streaming moments, spectrum, effective rank, geometry."""
+"""Pure math on embedding matrices: streaming moments, spectrum, effective rank, geometry,
+retrieval."""
 
 from collapselab.metrics.geometry import alignment, std_of_l2_normalized, uniformity
 from collapselab.metrics.moments import SAMPLE_SIZE, Moments
+from collapselab.metrics.retrieval import recall_at_k
 from collapselab.metrics.spectral import (
     effective_rank,
     marchenko_pastur_edges,
@@ -20,6 +22,7 @@ __all__ = [
     "marchenko_pastur_edges",
     "participation_ratio",
     "rankme",
+    "recall_at_k",
     "std_of_l2_normalized",
     "summarize",
     "uniformity",

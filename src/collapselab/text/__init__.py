@@ -5,9 +5,11 @@
   (``pip install "collapselab[text]"``).
 - :func:`embed_file` (``collapselab embed``), :func:`check_texts`
   (``collapselab check --model M --texts T``), :class:`TextEmbeddingSource`.
-- :func:`anisotropy`: random-pair cosine, top-direction variance shares, and the effect
-  of centring / removing top directions / whitening, optionally on held-out retrieval.
-- :class:`WhiteningTransform` (``collapselab whiten``): fit, apply, save, load.
+- :func:`anisotropy` (from :mod:`collapselab.anisotropy`): random-pair cosine,
+  top-direction variance shares, and the effect of centring / removing top directions /
+  whitening, optionally on held-out retrieval.
+- :class:`WhiteningTransform` (from :mod:`collapselab.whiten`; ``collapselab whiten``):
+  fit, apply, save, load.
 - :class:`ProbeMonitor` (the Trainer / SentenceTransformerTrainer adapters around it
   live in :mod:`collapselab.integrations.transformers`).
 - :func:`run_finetune_experiment`: positives-only vs. InfoNCE fine-tuning of MiniLM on
@@ -20,7 +22,9 @@ sentence-transformers is imported only when a model is loaded.
 
 from __future__ import annotations
 
-from collapselab.text.anisotropy import (
+# whitening and anisotropy work on any embedding files: they live beside ``check``
+# (collapselab.whiten, collapselab.anisotropy) and are re-exported here
+from collapselab.anisotropy import (
     AnisotropyReport,
     Correction,
     Geometry,
@@ -28,6 +32,7 @@ from collapselab.text.anisotropy import (
     anisotropy,
     whiten_files,
 )
+from collapselab.metrics import recall_at_k
 from collapselab.text.data import GlossPair, LeeCorpus, lee_corpus, word_pairs, wordnet_pairs
 from collapselab.text.embed import (
     EmbedResult,
@@ -37,7 +42,7 @@ from collapselab.text.embed import (
     embed_file,
     open_text_source,
 )
-from collapselab.text.evaluate import lee_correlation, recall_at_k, word_similarity_spearman
+from collapselab.text.evaluate import lee_correlation, word_similarity_spearman
 from collapselab.text.experiment import (
     QUICK_SETTINGS,
     FinetuneConfig,
@@ -46,7 +51,7 @@ from collapselab.text.experiment import (
 )
 from collapselab.text.model import encode, load_model, resolve_model
 from collapselab.text.monitor import ProbeMonitor, ProbeRecord
-from collapselab.text.whiten import WhiteningTransform, fit_array, fit_sources, fit_transform
+from collapselab.whiten import WhiteningTransform, fit_array, fit_sources, fit_transform
 
 __all__ = [
     "QUICK_SETTINGS",

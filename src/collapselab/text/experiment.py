@@ -22,7 +22,7 @@ collapsing": random pairs scoring 0.996 after positives-only fine-tuning):
 - repair: for the frozen model and the end of each run, centring, removing the top
   1 / 3 / 10 directions and whitening (all dimensions, and the top d/3) are fitted on
   ``repair_corpus`` training texts and scored by held-out recall@1
-  (:func:`collapselab.text.anisotropy.anisotropy`).
+  (:func:`collapselab.anisotropy.anisotropy`).
 
 Step 0 of either run is the frozen model: the baseline. CPU training runs with
 denormals flushed to zero (``torch.set_flush_denormal``): once a run collapses,
@@ -41,10 +41,10 @@ from typing import Any
 
 import torch
 
+from collapselab.anisotropy import anisotropy
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError, NonFiniteLossError
 from collapselab.losses import info_nce
-from collapselab.text.anisotropy import anisotropy
 from collapselab.text.data import (
     LeeCorpus,
     gensim_test_data,

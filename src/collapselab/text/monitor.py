@@ -28,8 +28,8 @@ from typing import Any
 
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError
+from collapselab.metrics import recall_at_k
 from collapselab.monitor import AlarmPolicy, CollapseMonitor, MonitorState, OnCollapse
-from collapselab.text.evaluate import recall_at_k
 from collapselab.text.model import encode
 
 #: CollapseMonitor's pairwise-statistics sample for probe sets (rows per evaluation)

@@ -19,7 +19,7 @@ Cases (``text/...``):
   collapse, baseline the frozen model; ``minilm-cosine-stepS-nobaseline``: the last
   snapshot again without a baseline (same ``z``), to calibrate the absolute verdict;
 - ``minilm-frozen-whitened`` / ``minilm-cosine-stepS-whitened``: whitening
-  (:func:`collapselab.text.whiten.fit_array`, all dimensions) fitted on 2,048 training
+  (:func:`collapselab.whiten.fit_array`, all dimensions) fitted on 2,048 training
   texts embedded by that model, applied to the probe; no baseline (the whitened frozen
   model drops 3 null directions, d = 381, so the shapes differ);
 - ``word2vec-lee-cbow`` / ``word2vec-lee-skipgram``: gensim Word2Vec (d = 100, window 5,
@@ -197,8 +197,9 @@ def narrow_glosses(lexfile: str = NARROW_LEXFILE, size: int = NARROW_SIZE) -> li
 
 def _scores(model: Any, d: _Data, extras: bool, whiten: bool) -> tuple[Arrays, dict[str, Any]]:
     """Probe embeddings and downstream numbers of ``model`` (the arrays and quality)."""
+    from collapselab.metrics import recall_at_k
     from collapselab.text.data import lee_corpus, word_pairs
-    from collapselab.text.evaluate import lee_correlation, recall_at_k, word_similarity_spearman
+    from collapselab.text.evaluate import lee_correlation, word_similarity_spearman
     from collapselab.text.model import encode
 
     z = encode(model, d.probe, 64)
@@ -213,7 +214,7 @@ def _scores(model: Any, d: _Data, extras: bool, whiten: bool) -> tuple[Arrays, d
             quality[name] = word_similarity_spearman(lambda w: encode(model, w, 64),
                                                      word_pairs(name))  # fmt: skip
     if whiten:
-        from collapselab.text.whiten import fit_array
+        from collapselab.whiten import fit_array
 
         t = fit_array(encode(model, d.repair, 64), "whiten")
         arrays["probe_whitened"] = t.apply(z)

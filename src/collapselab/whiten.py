@@ -3,7 +3,9 @@
 Every transform is affine, ``y = (x - mean) @ W`` with ``x`` of shape ``(N, d)`` and
 ``W`` of shape ``(d, m)``; it is fitted from the float64 streaming moments of a corpus
 (:class:`~collapselab.metrics.Moments`: mean ``mu`` and centred covariance
-``C = U diag(lambda) U^T``), so a corpus larger than memory is fitted in one pass.
+``C = U diag(lambda) U^T``), so a corpus larger than memory is fitted in one pass: the
+pass of :func:`collapselab.check.accumulate_sources` (:func:`fit_sources`), the same
+float64 accumulator ``collapselab check`` reads, sharded and all-reduced under torchrun.
 
 - ``whiten`` -- Su et al. 2021, "Whitening Sentence Representations for Better
   Semantics and Faster Retrieval", Eqs. 4-6 (BERT-whitening): ``W = U diag(lambda)^-1/2``,
@@ -19,7 +21,6 @@ Every transform is affine, ``y = (x - mean) @ W`` with ``x`` of shape ``(N, d)``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -210,21 +211,6 @@ def fit_transform(
     return WhiteningTransform(method, mean, w, lam, moments.n, removed)
 
 
-def accumulate(chunks: Iterable[Any], d: int, name: str = "embeddings") -> Moments:
-    """Float64 moments of row chunks ``(k, d)`` (e.g. chunks after a transform).
-
-    Raises:
-        InputError: some rows hold NaN or Inf (named, with the first bad row).
-    """
-    m = Moments(d)
-    for chunk in chunks:
-        m.update(chunk)
-    if m.nonfinite_rows:
-        raise InputError(f"{name}: {m.nonfinite_rows} rows contain NaN or Inf "
-                         f"(first: row {m.first_nonfinite})")  # fmt: skip
-    return m
-
-
 def fit_sources(
     sources: list[EmbeddingSource],
     method: str = "whiten",
@@ -242,4 +228,8 @@ def fit_array(
     a = np.asarray(z.detach().cpu() if hasattr(z, "detach") else z)
     if a.ndim != 2:
         raise InputError(f"expected an (N, d) matrix, got shape {a.shape}")
-    return fit_transform(accumulate([a], a.shape[1]), method, dims, remove)
+    m = Moments(a.shape[1]).update(a)  # in memory: one update, no stream, no collective
+    if m.nonfinite_rows:
+        raise InputError(f"embeddings: {m.nonfinite_rows} rows contain NaN or Inf "
+                         f"(first: row {m.first_nonfinite})")  # fmt: skip
+    return fit_transform(m, method, dims, remove)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,16 +36,22 @@ import numpy as np
 from collapselab.check import accumulate_sources
 from collapselab.diagnose import Thresholds, judge
 from collapselab.errors import ConfigError
-from collapselab.io import iter_sources, load_embeddings, open_embeddings
-from collapselab.metrics import EmbeddingMetrics, Moments, compute_metrics, summarize
-from collapselab.text.embed import atomic_npy, check_npy_path
-from collapselab.text.evaluate import recall_at_k
-from collapselab.text.whiten import (
-    WhiteningTransform,
-    accumulate,
-    fit_array,
-    fit_transform,
+from collapselab.io import (
+    EmbeddingSource,
+    atomic_npy,
+    check_npy_path,
+    iter_sources,
+    load_embeddings,
+    open_embeddings,
 )
+from collapselab.metrics import (
+    EmbeddingMetrics,
+    Moments,
+    compute_metrics,
+    recall_at_k,
+    summarize,
+)
+from collapselab.whiten import WhiteningTransform, fit_array, fit_transform
 
 TOP_K: tuple[int, ...] = (1, 3, 10)
 
@@ -212,6 +218,43 @@ class WhitenReport:
         }
 
 
+class Transformed(EmbeddingSource):
+    """The rows of ``source`` through ``transform`` (float32, ``(n, d_out)``), read by
+    :func:`~collapselab.check.accumulate_sources` like any file.
+
+    Args:
+        source: the rows to transform (``d == transform.d_in``).
+        transform: the fitted transform.
+        tap: moments that each untransformed chunk also updates (the geometry "before",
+            from the same read as "after").
+        sink: called with each transformed chunk as little-endian float32 bytes (e.g. a
+            ``.npy`` being written).
+    """
+
+    def __init__(
+        self,
+        source: EmbeddingSource,
+        transform: WhiteningTransform,
+        tap: Moments | None = None,
+        sink: Callable[[bytes], object] | None = None,
+    ) -> None:
+        super().__init__(source.name, source.n, transform.d_out, "float32",
+                         np.dtype(np.float32))  # fmt: skip
+        self.source, self.transform, self.tap, self.sink = source, transform, tap, sink
+
+    def _ring(self, rows: int, start: int, stop: int, buffers: int) -> Iterator[np.ndarray]:
+        return self._chunks(rows, start, stop)  # every chunk is a new array: no ring needed
+
+    def _chunks(self, rows: int, start: int, stop: int) -> Iterator[np.ndarray]:
+        for chunk in self.source.chunks(rows, start, stop):
+            if self.tap is not None:
+                self.tap.update(chunk)
+            y = self.transform.apply(chunk, self.source.name)
+            if self.sink is not None:
+                self.sink(y.astype("<f4").tobytes())
+            yield y
+
+
 def whiten_files(
     specs: Sequence[str],
     out: str | None = None,
@@ -230,7 +273,7 @@ def whiten_files(
         specs: embedding files to fit on (``PATH``, ``PATH:KEY`` or globs, one matrix);
             may be empty when ``transform`` is given.
         out: where to save the fitted transform (``.npz``).
-        method, dims, remove: see :func:`collapselab.text.whiten.fit_transform`.
+        method, dims, remove: see :func:`collapselab.whiten.fit_transform`.
         transform: load this saved transform instead of fitting one.
         apply: an embedding file to transform and describe (default: the fit data).
         apply_out: write the transformed ``apply`` rows here (``.npy``, streamed).
@@ -260,7 +303,7 @@ def whiten_files(
     if transform is not None:
         t = WhiteningTransform.load(transform)
     else:
-        fitted = accumulate_sources(sources)  # the fit files' one read before the transform
+        fitted = accumulate_sources(sources)  # one read of the fit files: fit and "before"
         t = fit_transform(fitted, method, dims, remove)
     written = []
     if out is not None:
@@ -272,24 +315,19 @@ def whiten_files(
     for s in targets:
         if s.d != t.d_in:
             raise ConfigError(f"{s.name}: {s.d} columns, but the transform expects {t.d_in}")
-    if fitted is not None and apply is None:  # the fit data described: already read
-        before = fitted
-    else:
-        before = accumulate((c for s in targets for c in s.chunks()), t.d_in, targets[0].name)
-    after_chunks = (t.apply(c, s.name) for s in targets for c in s.chunks())
+    # the fit data described: "before" is the fit's moments (already read); otherwise the
+    # one read of the targets that gives "after" gives "before" too
+    described = fitted if apply is None else None
+    tap = Moments(t.d_in) if described is None else None
     if apply_out is not None:
-        src = targets[0]
-
-        def tee() -> Iterator[np.ndarray]:
-            with atomic_npy(apply_out, (src.n, t.d_out)) as f:
-                for y in after_chunks:
-                    f.write(y.astype("<f4").tobytes())
-                    yield y
-
-        after = accumulate(tee(), t.d_out, src.name)
+        with atomic_npy(apply_out, (targets[0].n, t.d_out)) as f:
+            after = accumulate_sources([Transformed(targets[0], t, tap, f.write)])
         written.append(apply_out)
     else:
-        after = accumulate(after_chunks, t.d_out, targets[0].name)
+        after = accumulate_sources([Transformed(s, t, tap) for s in targets])
+    before = tap.all_reduce() if tap is not None else described
+    if before is None:  # unreachable: no fit data means --apply, hence a tap
+        raise ConfigError("nothing to describe: give --apply FILE")
     r_before = r_after = None
     if queries is not None and docs is not None:
         q, dd = load_embeddings(queries), load_embeddings(docs)
