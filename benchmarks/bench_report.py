@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT / "tests" / "report"))
 from cdp import Page, find_chromium  # noqa: E402
 
 from collapselab.check import check_files  # noqa: E402
-from collapselab.cli import render_check  # noqa: E402
 from collapselab.experiments.rank import rank_runs  # noqa: E402
 from collapselab.report.check_report import write_check_report, write_rank_report  # noqa: E402
+from collapselab.report.terminal import check_text  # noqa: E402
 
 
 def make_files(folder: Path, n: int, d: int, seed: int = 0) -> dict[str, Path]:
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         cases.append(("baseline", tuned, check_ms, results / "report_check.png"))
         # what `collapselab check tuned.npy --baseline frozen.npy` prints first (the README
         # quotes it): the verdict line and the headline, on a pipe (no wrapping)
-        terminal = render_check(tuned).split("\n\n")[0]
+        terminal = check_text(tuned).split("\n\n")[0]
         rank_ms, ranking = median_ms(lambda: rank_runs([str(files[k]) for k in files]), 1)
         cases.append(("rank", ranking, rank_ms, results / "report_rank.png"))
         for name, result, input_ms, shot in cases:

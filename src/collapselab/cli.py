@@ -162,7 +162,7 @@ def _add_demo(sub: Any) -> None:
              "corrected), every claim checked, methods compared on digits, the charged "
              "particles picture and the field's results. Writes DIR/report.html "
              "(self-contained, opening with what to conclude), DIR/report.json and the "
-             "figures as PNG, and prints the summary. About 4 minutes on 2 cores; --quick "
+             "figures as PNG, and prints the summary. A few minutes on 2 cores; --quick "
              "under a minute.")  # fmt: skip
     p.add_argument("--out", default="collapselab-demo", help="output folder")
     p.add_argument("--quick", action="store_true", help="a shorter run (under a minute)")
