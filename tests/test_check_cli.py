@@ -216,3 +216,28 @@ def test_console_script_runs(files: dict[str, Path]) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["verdict"] == "complete"
+
+
+def test_a_check_request_is_what_the_command_runs(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The library request (README "From Python") gives the command's numbers, and its
+    field rules refuse what the command refuses, with the same words."""
+    from collapselab.check import CheckRequest
+    from collapselab.errors import ConfigError
+    from collapselab.integrations.engines import run_check
+
+    request = CheckRequest(paths=[str(files["lowrank"])], baseline=[str(files["healthy"])])
+    lib = run_check(request).to_dict()
+    rc, out, _ = run(["check", str(files["lowrank"]), "--baseline", str(files["healthy"]),
+                      "--json"], capsys)  # fmt: skip
+    cli = json.loads(out)
+    assert rc == 0 and lib["verdict"] == cli["verdict"] == "dimensional"
+    assert lib["baseline"]["files"] == [str(files["healthy"])]
+    np.testing.assert_allclose(lib["eigenvalues"], cli["eigenvalues"], rtol=1e-12)
+    with pytest.raises(ConfigError, match="--master goes with --engine spark"):
+        CheckRequest(paths=["x.parquet"], engine="ray", master="local[2]")
+    with pytest.raises(ConfigError, match="--engine 'dask': local, ray or spark"):
+        CheckRequest(paths=["x.parquet"], engine="dask")
+    rc, _, err = run(["check", "x.parquet", "--engine", "ray", "--master", "local[2]"], capsys)
+    assert rc == 2 and "--master goes with --engine spark" in err

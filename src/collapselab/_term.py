@@ -58,6 +58,38 @@ class ProgressBar:
             self._bar = None
 
 
+class RunProgress(ProgressBar):
+    """The stderr progress of the commands that train (demo, compare, train): a line per
+    section or run (``[demo] ...``, printed even when no bar is drawn, so logs show where a
+    run is) and a bar of its steps with loss, effective rank and verdict, or of counted
+    items (the theory's claims). Its methods are the library's progress callbacks."""
+
+    def __init__(self, command: str, enabled: bool | None = None) -> None:
+        super().__init__("train", enabled=enabled, unit="steps")
+        self.command = command
+
+    def status(self, message: str) -> None:
+        """A section starts: end the bar, say so on a line of its own."""
+        self.close()
+        print(f"[{self.command}] {message}", file=self.stream, flush=True)
+
+    def run(self, label: str) -> None:
+        """A training run starts: its line, then a fresh bar of its steps."""
+        self.status(label)
+        self.reset(label, unit="steps")
+
+    def steps(self, p: Any) -> None:
+        """A training ``Progress`` record (step, total_steps, loss, effective_rank, verdict)."""
+        rank = "-" if p.effective_rank is None else f"{p.effective_rank:.3g}"
+        self(p.step, p.total_steps, f"loss {p.loss:.4g} erank {rank} {p.verdict or ''}")
+
+    def claims(self, done: int, total: int, claim: str) -> None:
+        """Progress of the theory checks, counted in claims (``done == 0`` starts the bar)."""
+        if done == 0:
+            self.reset("theory", unit="claims")
+        self(done, total, claim)
+
+
 def human(x: float) -> str:
     """1234567 -> '1.23M'."""
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -119,8 +151,9 @@ def table(
         parts = [textwrap.wrap(c, widths[i]) or [""] if i == wrap_col else [c]
                  for i, c in enumerate(r)]  # fmt: skip
         for j in range(max(len(x) for x in parts)):
-            line = [(x[j] if j < len(x) else "").ljust(w) for x, w in zip(parts, widths,
-                                                                           strict=True)]
+            line = [
+                (x[j] if j < len(x) else "").ljust(w) for x, w in zip(parts, widths, strict=True)
+            ]
             lines.append("  ".join(line).rstrip())
         if k == 0 and header:
             lines.append("  ".join("-" * w for w in widths))

@@ -23,7 +23,7 @@ import numpy as np
 
 from collapselab import dist
 from collapselab.diagnose import Measurement, Thresholds, measure
-from collapselab.errors import InputError
+from collapselab.errors import ConfigError, InputError
 from collapselab.io import (
     EmbeddingSource,
     arrow_matrix,
@@ -309,43 +309,64 @@ def parquet_shards(specs: Sequence[str], engine: str) -> tuple[list[str], str | 
     return [f for f, _ in found], columns.pop()
 
 
-def check_options(
-    *,
-    paths: Sequence[str] = (),
-    model: str | None = None,
-    texts: str | None = None,
-    baseline: Sequence[str] | None = None,
-    baseline_model: str | None = None,
-    classes: int | None = None,
-    engine: str = "local",
-    address: str | None = None,
-    master: str | None = None,
-) -> None:
-    """Refuse, before any reading, the combinations of ``collapselab check``'s inputs that
-    cannot work (files and a model, a model without texts, an engine with a model, ...).
+@dataclass(frozen=True)
+class CheckRequest:
+    """What ``collapselab check`` is asked, as one object: its fields are the command's
+    options (``--baseline-model`` is ``baseline_model``), so the command line, a script and
+    a test build the same request; :func:`collapselab.integrations.engines.run_check`
+    runs it where its rows live (files here, a text model, Ray or Spark).
+
+    Combinations that cannot work (files and a model, a model without texts, an engine
+    with a model, ...) are refused when the request is made, before any reading.
 
     Raises:
         ConfigError: the first problem, in one line naming the options.
     """
-    from collapselab.errors import ConfigError
 
-    files, text = bool(paths), model is not None or texts is not None
-    rules = [
-        (files and text, "give embedding files or --model/--texts, not both"),
-        ((model is None) != (texts is None), "--model MODEL and --texts TEXTS.txt go together"),
-        (not files and model is None, "nothing to check: give PATH ... or --model MODEL "
-         "--texts TEXTS.txt"),
-        (baseline_model is not None and model is None, "--baseline-model goes with --model "
-         "MODEL --texts TEXTS.txt"),
-        (baseline_model is not None and bool(baseline), "give --baseline files or "
-         "--baseline-model, not both"),
-        (classes is not None and classes < 2, f"--classes must be >= 2, got {classes}"),
-        (engine != "local" and model is not None, f"--engine {engine} reads .parquet files, "
-         "not --model/--texts"),
-        (address is not None and engine != "ray", "--address goes with --engine ray"),
-        (master is not None and engine != "spark", "--master goes with --engine spark"),
-    ]  # fmt: skip
-    for broken, message in rules:
-        if broken:
-            raise ConfigError(message)
+    paths: Sequence[str] = ()
+    model: str | None = None
+    texts: str | None = None
+    baseline: Sequence[str] | None = None
+    baseline_model: str | None = None
+    classes: int | None = None
+    engine: str = "local"
+    address: str | None = None
+    master: str | None = None
+    chunk_rows: int | None = None
+    sample_size: int | None = None
+    thresholds: Thresholds | None = None
 
+    def __post_init__(self) -> None:
+        files, text = bool(self.paths), self.model is not None or self.texts is not None
+        model, engine, classes = self.model, self.engine, self.classes
+        rules = [
+            (files and text, "give embedding files or --model/--texts, not both"),
+            ((model is None) != (self.texts is None), "--model MODEL and --texts TEXTS.txt "
+             "go together"),
+            (not files and model is None, "nothing to check: give PATH ... or --model MODEL "
+             "--texts TEXTS.txt"),
+            (self.baseline_model is not None and model is None, "--baseline-model goes with "
+             "--model MODEL --texts TEXTS.txt"),
+            (self.baseline_model is not None and bool(self.baseline), "give --baseline files "
+             "or --baseline-model, not both"),
+            (classes is not None and classes < 2, f"--classes must be >= 2, got {classes}"),
+            (engine not in ("local", "ray", "spark"), f"--engine {engine!r}: local, ray or "
+             "spark"),
+            (engine != "local" and model is not None, f"--engine {engine} reads .parquet "
+             "files, not --model/--texts"),
+            (self.address is not None and engine != "ray", "--address goes with --engine ray"),
+            (self.master is not None and engine != "spark", "--master goes with --engine "
+             "spark"),
+        ]  # fmt: skip
+        for broken, message in rules:
+            if broken:
+                raise ConfigError(message)
+
+    @property
+    def measure_options(self) -> dict[str, Any]:
+        """What every reader passes on to the measurement (thresholds, classes and, when
+        set, the sample size)."""
+        out: dict[str, Any] = {"thresholds": self.thresholds, "classes": self.classes}
+        if self.sample_size is not None:
+            out["sample_size"] = self.sample_size
+        return out

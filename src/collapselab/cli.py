@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from collapselab._term import ProgressBar
+from collapselab._term import ProgressBar, RunProgress
 from collapselab.errors import CollapseLabError
 
 
@@ -64,7 +63,7 @@ def _add_check(sub: Any) -> None:
       "level is at least this (warning: also when collapse is under way)")  # fmt: skip
     a("--threshold", action="append", default=[], metavar="NAME=VALUE", help="override a "
       "verdict threshold (see docs/verdict.md: complete_relative_variance, "
-      "warn_relative_variance, dimensional_rank_fraction, baseline_warn_ratio, ...)")
+      "warn_relative_variance, dimensional_rank_fraction, baseline_warn_ratio, ...)")  # fmt: skip
     a("--engine", choices=["local", "ray", "spark"], default="local", help="where to read "
       "the rows: this process (default; torchrun slices them over ranks), a Ray cluster or "
       "Spark (.parquet shards; only d x d states travel)")  # fmt: skip
@@ -78,68 +77,34 @@ def _add_check(sub: Any) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    import os
+    from collapselab.check import CheckRequest
+    from collapselab.diagnose import Thresholds, fails
+    from collapselab.dist import torchrun_group
+    from collapselab.integrations.engines import run_check
+    from collapselab.report.terminal import show
 
-    from collapselab.check import check_options
-    from collapselab.diagnose import Thresholds
-
-    check_options(paths=args.paths, model=args.model, texts=args.texts, baseline=args.baseline,
-                  baseline_model=args.baseline_model, classes=args.classes, engine=args.engine,
-                  address=args.address, master=args.master)  # fmt: skip
-    thresholds = Thresholds.parse(args.threshold)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun: one slice per rank
-        from collapselab.dist import torchrun_group
-
-        with torchrun_group() as printing:
-            return _check_and_report(args, thresholds, printing)
-    return _check_and_report(args, thresholds, True)
-
-
-def _check_and_report(args: argparse.Namespace, thresholds: Any, printing: bool) -> int:
-    from collapselab.diagnose import fails
-    from collapselab.report.terminal import render
-
-    options: dict[str, Any] = dict(thresholds=thresholds, classes=args.classes)
-    if args.sample_size is not None:
-        options["sample_size"] = args.sample_size
-    bar = ProgressBar("check", enabled=None if printing else False)
-    try:
-        if args.model is not None:
-            from collapselab.io import iter_sources
-            from collapselab.text import check_texts
-
-            base = iter_sources(args.baseline) if args.baseline else None
-            result = check_texts(args.model, args.texts, chunk_rows=args.chunk_rows,
-                                 progress=bar, baseline_model=args.baseline_model,
-                                 baseline=base, **options)  # fmt: skip
-        elif args.engine != "local":
-            from collapselab.integrations.engines import check_on_engine
-
-            result = check_on_engine(args.engine, args.paths, baseline=args.baseline,
-                                     address=args.address, master=args.master, **options)
-        else:
-            from collapselab.check import check_files
-
-            result = check_files(args.paths, chunk_rows=args.chunk_rows, progress=bar,
-                                 baseline=args.baseline, **options)  # fmt: skip
-    finally:
-        bar.close()
+    names = [f.name for f in dataclasses.fields(CheckRequest) if f.name != "thresholds"]
+    request = CheckRequest(**{n: getattr(args, n) for n in names},
+                           thresholds=Thresholds.parse(args.threshold))  # fmt: skip
+    with torchrun_group() as printing:  # under torchrun: one slice of the rows per rank
+        bar = ProgressBar("check", enabled=None if printing else False)
+        try:
+            result = run_check(request, progress=bar)
+        finally:
+            bar.close()
     dg = result.measurement
+    failed = args.fail_on is not None and fails(dg, args.fail_on)
     if not printing:
-        return int(args.fail_on is not None and fails(dg, args.fail_on))
+        return int(failed)
     if args.plot:
         from collapselab.report.plots import plot_spectrum
 
         plot_spectrum(dg.metrics, args.plot)
-    report = None
     if args.report:
         from collapselab.report.check_report import write_check_report
 
-        report = write_check_report(result, args.report)
-    print(json.dumps(result.to_dict()) if args.json else render(result, plot=args.plot))
-    if report is not None and not args.json:
-        print(f"report: {report}")
-    failed = args.fail_on is not None and fails(dg, args.fail_on)
+        args.report = write_check_report(result, args.report)
+    print(show(result, args.json, args.report, plot=args.plot))
     if failed:
         print(f"collapselab check: --fail-on {args.fail_on} triggered: {dg.level_name} "
               f"(level {dg.level}, severity {dg.severity:.2f})", file=sys.stderr)  # fmt: skip
@@ -147,16 +112,6 @@ def _check_and_report(args: argparse.Namespace, thresholds: Any, printing: bool)
 
 
 # --- demo, compare, train: the commands that train -----------------------------------------
-def _train_bar(label: str) -> tuple[ProgressBar, Callable[[Any], None]]:
-    bar = ProgressBar(label, unit="steps")
-
-    def update(p: Any) -> None:
-        rank = "-" if p.effective_rank is None else f"{p.effective_rank:.3g}"
-        bar(p.step, p.total_steps, f"loss {p.loss:.4g} erank {rank} {p.verdict or ''}")
-
-    return bar, update
-
-
 def _add_demo(sub: Any) -> None:
     p = _add(sub, "demo", "Reproduce and referee the article: its two demos (as written and "
              "corrected), every claim checked, methods compared on digits, the charged "
@@ -173,30 +128,18 @@ def _add_demo(sub: Any) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from collapselab.experiments.demo import run_demo
-    from collapselab.report.terminal import render
+    from collapselab.report.terminal import show
 
-    bar, update = _train_bar("train")
-
-    def status(msg: str) -> None:
-        bar.close()
-        print(f"[demo] {msg}", file=sys.stderr, flush=True)
-
-    def on_run(label: str) -> None:  # a line per run; the digits runs draw a bar below it
-        bar.reset(label, unit="steps")
-        print(f"[demo] {label}", file=sys.stderr, flush=True)
-
-    def on_count(done: int, total: int, claim: str) -> None:  # the theory checks
-        if done == 0:
-            bar.reset("theory", unit="claims")
-        bar(done, total, claim)
-
+    progress = RunProgress("demo")
     try:
-        path, report = run_demo(args.out, quick=args.quick, status=status, on_progress=update,
-                                text=args.text, on_run=on_run, on_count=on_count)  # fmt: skip
+        path, report = run_demo(args.out, quick=args.quick, text=args.text,
+                                status=progress.status,
+                                on_progress=progress.steps, on_run=progress.run,
+                                on_count=progress.claims)  # fmt: skip
     finally:
-        bar.close()
+        progress.close()
     if report.summary is not None:  # what to conclude, not the report's tables
-        print(render(report.summary))
+        print(show(report.summary))
     print(f"\nreport: {path}")
     return 0
 
@@ -216,7 +159,7 @@ def _add_compare(sub: Any) -> None:
         unknown = [m for m in names if m not in METHODS]
         if unknown or not names:
             raise argparse.ArgumentTypeError(
-                f"unknown method {unknown[0]!r}" if unknown else "no method given")
+                f"unknown method {unknown[0]!r}" if unknown else "no method given")  # fmt: skip
         return names
 
     p.add_argument("--methods", required=True, type=method_list, metavar="M1,M2,...",
@@ -230,25 +173,18 @@ def _add_compare(sub: Any) -> None:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from collapselab._term import table
     from collapselab.experiments.compare import compare_report
+    from collapselab.report.terminal import show
 
-    bar, update = _train_bar("train")
-
-    def on_run(method: str, seed: int, i: int, total: int) -> None:
-        bar.reset(f"[{i + 1}/{total}] {method} seed {seed}")
-        if not bar.enabled:
-            print(f"[compare] {i + 1}/{total}: {method} seed {seed}", file=sys.stderr, flush=True)
-
+    progress = RunProgress("compare")
     try:
         path, t = compare_report(args.methods, args.data, args.seeds, args.epochs, args.out,
-                                 on_run=on_run, on_progress=update)  # fmt: skip
+                                 on_run=lambda m, seed, i, n: progress.run(
+                                     f"{i + 1}/{n}: {m} seed {seed}"),
+                                 on_progress=progress.steps)  # fmt: skip
     finally:
-        bar.close()
-    if args.json:
-        print(json.dumps({"header": t.header, "rows": t.rows, "report": str(path)}))
-    else:
-        print(table(t.rows, header=t.header) + f"\n\nreport: {path}")
+        progress.close()
+    print(show(t, args.json, path))
     return 0
 
 
@@ -283,32 +219,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from collapselab.monitor import MonitorState
-    from collapselab.report.terminal import render
-    from collapselab.train.config import TrainConfig, build_config, key_values
+    from collapselab.report.terminal import show
+    from collapselab.train.config import build_config, flags, key_values
     from collapselab.train.trainer import train
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names}
-    cfg = build_config(args.config, given, key_values(args.method_option, "-o"))
-    if args.augment_option:
-        extra = key_values(args.augment_option, "--augment-option")
-        cfg.augment_options = {**cfg.augment_options, **extra}
-    main_rank = int(os.environ.get("RANK", "0")) == 0
-    bar, on_progress = _train_bar("train")
-    bar.enabled = bar.enabled and main_rank
+    cfg = build_config(args.config, {f.name: getattr(args, f.name) for f in flags()
+                                     if hasattr(args, f.name)},  # the flags given
+                       key_values(args.method_option, "-o"),
+                       key_values(args.augment_option, "--augment-option"))  # fmt: skip
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun's, before the group exists
+    progress = RunProgress("train", enabled=None if main_rank else False)
 
     def on_collapse(state: MonitorState) -> None:
-        bar.close()
+        progress.close()
         print(f"collapselab train: collapse alarm at step {state.step}: "
               f"{state.measurement.headline} (severity {state.severity:.2f})",
               file=sys.stderr)  # fmt: skip
 
     try:
-        summary = train(cfg, progress=on_progress, on_collapse=on_collapse)
+        summary = train(cfg, progress=progress.steps, on_collapse=on_collapse)
     finally:
-        bar.close()
+        progress.close()
     if main_rank:
-        print(json.dumps(summary.to_dict(), default=str) if args.json else render(summary))
+        print(show(summary, args.json))
     return 0
 
 
@@ -328,19 +261,15 @@ def _add_theory(sub: Any) -> None:
 
 
 def _cmd_theory(args: argparse.Namespace) -> int:
-    from collapselab.report.terminal import render
+    from collapselab.report.terminal import show
     from collapselab.theory import run_all
 
-    bar = ProgressBar("theory", unit="claims")
+    bar = RunProgress("theory")
     try:
-        results = run_all(args.claim, progress=lambda done, total, claim: bar(done, total,
-                                                                               claim))  # fmt: skip
+        results = run_all(args.claim, progress=bar.claims)
     finally:
         bar.close()
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=1))
-    else:
-        print(render(results, detail=bool(args.claim)))
+    print(show(results, args.json, detail=bool(args.claim)))
     return 0
 
 
@@ -357,7 +286,7 @@ def _add_embed(sub: Any) -> None:
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
-    from collapselab.report.terminal import render
+    from collapselab.report.terminal import show
     from collapselab.text import embed_file
 
     bar = ProgressBar("embed", unit="texts")
@@ -365,7 +294,7 @@ def _cmd_embed(args: argparse.Namespace) -> int:
         res = embed_file(args.model, args.texts, args.out, args.batch_size, progress=bar)
     finally:
         bar.close()
-    print(json.dumps(res.to_dict()) if args.json else render(res))
+    print(show(res, args.json))
     return 0
 
 
@@ -392,12 +321,12 @@ def _add_whiten(sub: Any) -> None:
 
 def _cmd_whiten(args: argparse.Namespace) -> int:
     from collapselab.anisotropy import whiten_files
-    from collapselab.report.terminal import render
+    from collapselab.report.terminal import show
 
     r = whiten_files(args.paths, args.out, args.method, args.dims, args.remove,
                      args.transform, args.apply, args.apply_out, args.queries,
                      args.docs)  # fmt: skip
-    print(json.dumps(r.to_dict()) if args.json else render(r))
+    print(show(r, args.json))
     return 0
 
 
@@ -426,17 +355,14 @@ def _add_rank(sub: Any) -> None:
 
 def _cmd_rank(args: argparse.Namespace) -> int:
     from collapselab.experiments.rank import rank_runs
-    from collapselab.report.terminal import render
+    from collapselab.report.terminal import show
 
     r = rank_runs(args.runs, args.metric, args.validation)
-    path = None
     if args.report:
         from collapselab.report.check_report import write_rank_report
 
-        path = write_rank_report(r, args.report)
-    print(json.dumps(r.to_dict()) if args.json else render(r))
-    if path is not None and not args.json:
-        print(f"report: {path}")
+        args.report = write_rank_report(r, args.report)
+    print(show(r, args.json, args.report))
     return 0
 
 

@@ -1,12 +1,15 @@
-"""``collapselab check --engine ray|spark``: the Parquet shards checked where a cluster reads
-them (each adapter imported only when its engine is asked for)."""
+"""Where ``collapselab check`` reads its rows: :func:`run_check` runs a
+:class:`~collapselab.check.CheckRequest` on files in this process (sliced over ranks under
+``torchrun``), on a sentence-transformers model's embeddings of a text file, or on Parquet
+shards where a Ray or Spark cluster reads them (each adapter imported only when its engine
+is asked for)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from collapselab.check import CheckResult, parquet_shards
+from collapselab.check import CheckRequest, CheckResult, Progress, check_files, parquet_shards
 from collapselab.errors import ConfigError
 
 
@@ -35,3 +38,27 @@ def check_on_engine(
         return spark_check(files, column, master=master or "local[*]", baseline=base,
                            **options)  # fmt: skip
     raise ConfigError(f"--engine {engine!r}: ray or spark")
+
+
+def run_check(request: CheckRequest, progress: Progress | None = None) -> CheckResult:
+    """Run ``request`` where its rows live: ``--model/--texts`` embed and measure in one
+    streaming pass; ``engine`` ``"ray"``/``"spark"`` read Parquet shards on a cluster;
+    otherwise the files are read here (``progress(done, total)`` bytes).
+
+    Example:
+        >>> from collapselab.check import CheckRequest
+        >>> from collapselab.integrations.engines import run_check
+        >>> run_check(CheckRequest(paths=["emb.npy"])).measurement.verdict  # doctest: +SKIP
+    """
+    r, options = request, request.measure_options
+    if r.model is not None:
+        from collapselab.text import check_texts
+
+        return check_texts(r.model, r.texts or "", chunk_rows=r.chunk_rows, progress=progress,
+                           baseline_model=r.baseline_model, baseline=r.baseline,
+                           **options)  # fmt: skip
+    if r.engine != "local":
+        return check_on_engine(r.engine, r.paths, baseline=r.baseline, address=r.address,
+                               master=r.master, **options)  # fmt: skip
+    return check_files(r.paths, chunk_rows=r.chunk_rows, progress=progress, baseline=r.baseline,
+                       **options)  # fmt: skip

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from collapselab.errors import ConfigError
+from collapselab.models import MLPHead
 
 Tensor = torch.Tensor
 
@@ -124,6 +125,26 @@ class Method(nn.Module):
             {"params": decay, "weight_decay": weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
+
+
+class ProjectorMethod(Method):
+    """A method whose loss acts on ``projector(encoder(view))``: the MLP head of
+    ``config.proj_hidden_dim`` and ``config.proj_dim``, with ``config.proj_layers`` layers
+    where the config has that field and ``proj_layers`` (the class's) otherwise."""
+
+    proj_layers: ClassVar[int] = 2
+
+    def __init__(self, encoder: nn.Module, config: Any) -> None:
+        super().__init__(encoder, config)
+        self.cfg = config
+        layers = getattr(config, "proj_layers", self.proj_layers)
+        self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, layers)
+
+    def encode_views(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(h1, h2, z1, z2)``: each view's representation ``(B, feature_dim)`` and its
+        projection ``(B, proj_dim)``."""
+        h1, h2 = self.encoder(v1), self.encoder(v2)
+        return h1, h2, self.projector(h1), self.projector(h2)
 
 
 def split_groups(

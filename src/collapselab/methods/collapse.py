@@ -18,11 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from collapselab.losses import pairwise_attraction_loss, variance_loss
-from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
-from collapselab.models import MLPHead
+from collapselab.methods.base import MethodConfig, ProjectorMethod, StepOutput, Tensor, register
 
 
 @dataclass
@@ -36,19 +34,9 @@ class CollapseConfig(MethodConfig):
     weight_decay: float = 1e-4  # as SimCLR
 
 
-class _CollapseMethod(Method):
+class _CollapseMethod(ProjectorMethod):
     collapse_expected = True
     loss_floor = 0.0  # both are non-negative and reach 0 at complete collapse
-
-    def __init__(self, encoder: nn.Module, config: CollapseConfig) -> None:
-        super().__init__(encoder, config)
-        self.projector = MLPHead(
-            self.feature_dim, config.proj_hidden_dim, config.proj_dim, config.proj_layers
-        )
-
-    def _forward(self, v1: Tensor, v2: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
-        return h1, h2, self.projector(h1), self.projector(h2)
 
 
 @register
@@ -59,7 +47,7 @@ class Alignment(_CollapseMethod):
     config_class = CollapseConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        h1, h2, z1, z2 = self._forward(v1, v2)  # z: (B, d) each
+        h1, h2, z1, z2 = self.encode_views(v1, v2)  # z: (B, d) each
         pairs = torch.stack([z1, z2], dim=1)  # (B, 2, d): the two views of each image
         loss = torch.vmap(pairwise_attraction_loss)(pairs).mean() / 2.0  # = mean ||z1-z2||^2
         return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())
@@ -73,6 +61,6 @@ class Variance(_CollapseMethod):
     config_class = CollapseConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        h1, h2, z1, z2 = self._forward(v1, v2)
+        h1, h2, z1, z2 = self.encode_views(v1, v2)
         loss = variance_loss(torch.cat([z1, z2]))  # over the 2B rows
         return StepOutput(loss, {"loss": loss.item()}, h1.detach(), h2.detach())

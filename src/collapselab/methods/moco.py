@@ -15,9 +15,8 @@ from torch import nn
 
 from collapselab.dist import is_distributed
 from collapselab.losses import KeyQueue, moco_loss
-from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
+from collapselab.methods.base import MethodConfig, ProjectorMethod, StepOutput, Tensor, register
 from collapselab.methods.teacher import EMATeacher
-from collapselab.models import MLPHead
 
 
 @dataclass
@@ -34,7 +33,7 @@ class MoCoConfig(MethodConfig):
 
 
 @register
-class MoCo(Method):
+class MoCo(ProjectorMethod):
     """MoCo v2 with a symmetrised loss."""
 
     name = "moco"
@@ -42,15 +41,12 @@ class MoCo(Method):
 
     def __init__(self, encoder: nn.Module, config: MoCoConfig) -> None:
         super().__init__(encoder, config)
-        self.cfg = config
-        self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim)
         self.online = nn.Sequential(self.encoder, self.projector)
         self.key_encoder = EMATeacher(self.online, config.momentum, cosine=False)
         self.queue = KeyQueue(config.queue_size, config.proj_dim)
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
-        q1, q2 = self.projector(h1), self.projector(h2)  # (B, d) queries
+        h1, h2, q1, q2 = self.encode_views(v1, v2)  # (B, feature_dim), (B, d) queries
         k1, k2 = self.key_encoder(v1), self.key_encoder(v2)  # (B, d) keys, no gradient
         negatives = self.queue.current()  # (K', d), K' <= queue_size
         t = self.cfg.temperature

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from collapselab.dist import is_distributed
 from collapselab.losses import barlow_twins_components, vicreg_components
-from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
-from collapselab.models import MLPHead
+from collapselab.methods.base import MethodConfig, ProjectorMethod, StepOutput, Tensor, register
 
 
 @dataclass
@@ -29,20 +26,17 @@ class BarlowConfig(MethodConfig):
 
 
 @register
-class BarlowTwins(Method):
+class BarlowTwins(ProjectorMethod):
     """Barlow Twins: cross-correlation of standardised embeddings driven to the identity."""
 
     name = "barlow"
     config_class = BarlowConfig
 
-    def __init__(self, encoder: nn.Module, config: BarlowConfig) -> None:
-        super().__init__(encoder, config)
-        self.cfg = config
-        self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, 3)
+    proj_layers = 3  # the paper's 3-layer expander
+    cfg: BarlowConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
+        h1, h2, z1, z2 = self.encode_views(v1, v2)  # (B, feature_dim), (B, proj_dim)
         t = barlow_twins_components(z1, z2, gather_distributed=is_distributed())
         loss = t.invariance + self.cfg.lambda_ * t.redundancy
         terms = {"loss": loss.item(), "invariance": t.invariance.item(),
@@ -64,20 +58,17 @@ class VICRegConfig(MethodConfig):
 
 
 @register
-class VICReg(Method):
+class VICReg(ProjectorMethod):
     """VICReg: invariance + variance hinge + covariance decorrelation."""
 
     name = "vicreg"
     config_class = VICRegConfig
 
-    def __init__(self, encoder: nn.Module, config: VICRegConfig) -> None:
-        super().__init__(encoder, config)
-        self.cfg = config
-        self.projector = MLPHead(self.feature_dim, config.proj_hidden_dim, config.proj_dim, 3)
+    proj_layers = 3  # the paper's 3-layer expander
+    cfg: VICRegConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
+        h1, h2, z1, z2 = self.encode_views(v1, v2)  # (B, feature_dim), (B, proj_dim)
         t = vicreg_components(z1, z2, gather_distributed=is_distributed())
         c = self.cfg
         loss = (c.invariance_weight * t.invariance + c.variance_weight * t.variance

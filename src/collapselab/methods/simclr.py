@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
-
 from collapselab.dist import is_distributed
 from collapselab.losses import nt_xent
-from collapselab.methods.base import Method, MethodConfig, StepOutput, Tensor, register
-from collapselab.models import MLPHead
+from collapselab.methods.base import MethodConfig, ProjectorMethod, StepOutput, Tensor, register
 
 
 @dataclass
@@ -30,22 +27,16 @@ class SimCLRConfig(MethodConfig):
 
 
 @register
-class SimCLR(Method):
+class SimCLR(ProjectorMethod):
     """SimCLR: NT-Xent between the projections of two views."""
 
     name = "simclr"
     config_class = SimCLRConfig
 
-    def __init__(self, encoder: nn.Module, config: SimCLRConfig) -> None:
-        super().__init__(encoder, config)
-        self.cfg = config
-        self.projector = MLPHead(
-            self.feature_dim, config.proj_hidden_dim, config.proj_dim, config.proj_layers
-        )
+    cfg: SimCLRConfig
 
     def forward(self, v1: Tensor, v2: Tensor) -> StepOutput:
-        h1, h2 = self.encoder(v1), self.encoder(v2)  # (B, feature_dim)
-        z1, z2 = self.projector(h1), self.projector(h2)  # (B, proj_dim)
+        h1, h2, z1, z2 = self.encode_views(v1, v2)  # (B, feature_dim), (B, proj_dim)
         loss = nt_xent(
             z1, z2, temperature=self.cfg.temperature, gather_distributed=is_distributed()
         )

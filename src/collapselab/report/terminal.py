@@ -197,6 +197,7 @@ _VIEWS: dict[str, Callable[..., str]] = {
     "TrainSummary": train_text,
     "ClaimResult": claim_text,
     "Summary": summary_text,
+    "Table": lambda t: table(t.rows, header=t.header),
 }
 
 
@@ -212,4 +213,24 @@ def render(record: Any, **options: Any) -> str:
     return view(record, **options)
 
 
-__all__ = ["check_text", "claim_text", "render", "summary_text", "theory_text"]
+def show(record: Any, as_json: bool = False, report: Any = None, **options: Any) -> str:
+    """What a command prints for ``record``: its terminal view (:func:`render`) and, when a
+    report was written, its path; or, with ``as_json``, one JSON document (a list for a
+    list of records; the report's path under ``"report"``)."""
+    if not as_json:
+        return render(record, **options) + (f"\n\nreport: {report}" if report else "")
+    import dataclasses
+    import json
+
+    from collapselab._json import jsonable
+
+    def plain(r: Any) -> Any:
+        return r.to_dict() if hasattr(r, "to_dict") else dataclasses.asdict(r)
+
+    data: Any = [plain(r) for r in record] if isinstance(record, list) else plain(record)
+    if report:
+        data["report"] = str(report)
+    return json.dumps(jsonable(data), default=str)
+
+
+__all__ = ["check_text", "claim_text", "render", "show", "summary_text", "theory_text"]

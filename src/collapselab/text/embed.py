@@ -22,7 +22,7 @@ import numpy as np
 from collapselab.check import CheckResult, check_sources
 from collapselab.diagnose import Thresholds
 from collapselab.errors import ConfigError, DegenerateInputError, InputError
-from collapselab.io import EmbeddingSource, atomic_npy, check_npy_path
+from collapselab.io import EmbeddingSource, atomic_npy, check_npy_path, iter_sources
 from collapselab.text.model import embedding_dim, encode, load_model
 
 Progress = Callable[[int, int], None]
@@ -225,7 +225,7 @@ def check_texts(
     progress: Progress | None = None,
     device: str = "cpu",
     baseline_model: str | os.PathLike[str] | None = None,
-    baseline: Sequence[EmbeddingSource] | None = None,
+    baseline: Sequence[EmbeddingSource] | Sequence[str] | None = None,
     classes: int | None = None,
     chunk_rows: int | None = None,
 ) -> CheckResult:
@@ -236,17 +236,22 @@ def check_texts(
     ``chunk_rows``, the name :func:`~collapselab.check.check_files` uses, is accepted
     too); nothing is written to disk. ``sample_size``: default ``metrics.SAMPLE_SIZE``.
     With ``baseline_model`` (e.g. the model before fine-tuning) the same texts are
-    embedded by it too and the result compares the two; ``baseline`` takes ready files.
+    embedded by it too and the result compares the two; ``baseline`` takes ready files
+    (sources, or specs as :func:`~collapselab.check.check_files` reads them).
     """
     source = open_text_source(model, texts, batch_size, device)
+    bases: Sequence[EmbeddingSource] | None = None
     if baseline_model is not None:
-        baseline = [open_text_source(baseline_model, texts, batch_size, device)]
+        bases = [open_text_source(baseline_model, texts, batch_size, device)]
+    elif baseline:
+        bases = [b for b in baseline if not isinstance(b, str)] or iter_sources(
+            [str(b) for b in baseline])  # fmt: skip
     return check_sources(
         [source],
         thresholds=thresholds,
         chunk_rows=_texts_per_chunk(chunk_texts, chunk_rows),
         sample_size=sample_size,
         progress=progress,
-        baseline=baseline,
+        baseline=bases,
         classes=classes,
     )

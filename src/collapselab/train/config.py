@@ -214,11 +214,13 @@ def build_config(
     toml_path: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     method_options: Mapping[str, Any] | None = None,
+    augment_options: Mapping[str, Any] | None = None,
 ) -> TrainConfig:
     """Defaults, then the TOML file, then ``overrides`` (CLI flags that were given).
 
-    ``method_options`` (``-o key=value`` flags) update the TOML ``[method_options]``
-    table key by key rather than replacing it.
+    ``method_options`` (``-o key=value`` flags) and ``augment_options``
+    (``--augment-option``) update the TOML ``[method_options]`` and ``[augment_options]``
+    tables key by key rather than replacing them.
     """
     values: dict[str, Any] = {}
     if toml_path is not None:
@@ -228,6 +230,8 @@ def build_config(
     cfg = TrainConfig(**values)
     if method_options:
         cfg.method_options = {**cfg.method_options, **method_options}
+    if augment_options:
+        cfg.augment_options = {**cfg.augment_options, **augment_options}
     return cfg
 
 
