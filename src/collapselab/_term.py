@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+_Bar = TypeVar("_Bar", bound="ProgressBar")
 
 
 class ProgressBar:
     """A tqdm bar on stderr, drawn only when the stream is a terminal.
 
-    Call it as ``bar(done, total, extra)``; :meth:`close` ends the line. ``enabled``
+    Call it as ``bar(done, total, extra)``; :meth:`close` (or leaving a ``with`` block)
+    ends the line. ``enabled``
     defaults to ``stream.isatty()``; tqdm is imported only when a bar is drawn, so the
     commands start without it.
     """
@@ -51,6 +54,12 @@ class ProgressBar:
         self.close()
         self.label = label
         self.unit = unit or self.unit
+
+    def __enter__(self: _Bar) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -2,7 +2,7 @@
 
 One table, :data:`COMMANDS`, names each command with its one-line help, the function that
 adds its options and the function that runs it. A run calls one library function and prints
-its typed record through :func:`collapselab.report.terminal.render`. User errors
+its typed record through :func:`collapselab.report.terminal.show`. User errors
 (:class:`collapselab.errors.CollapseLabError`) become one line on stderr and the error's
 exit code (2 for input/config errors); no traceback.
 
@@ -87,11 +87,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     request = CheckRequest(**{n: getattr(args, n) for n in names},
                            thresholds=Thresholds.parse(args.threshold))  # fmt: skip
     with torchrun_group() as printing:  # under torchrun: one slice of the rows per rank
-        bar = ProgressBar("check", enabled=None if printing else False)
-        try:
+        with ProgressBar("check", enabled=None if printing else False) as bar:
             result = run_check(request, progress=bar)
-        finally:
-            bar.close()
     dg = result.measurement
     failed = args.fail_on is not None and fails(dg, args.fail_on)
     if not printing:
@@ -130,14 +127,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from collapselab.experiments.demo import run_demo
     from collapselab.report.terminal import show
 
-    progress = RunProgress("demo")
-    try:
+    with RunProgress("demo") as progress:
         path, report = run_demo(args.out, quick=args.quick, text=args.text,
                                 status=progress.status,
                                 on_progress=progress.steps, on_run=progress.run,
                                 on_count=progress.claims)  # fmt: skip
-    finally:
-        progress.close()
     if report.summary is not None:  # what to conclude, not the report's tables
         print(show(report.summary))
     print(f"\nreport: {path}")
@@ -154,15 +148,8 @@ def _add_compare(sub: Any) -> None:
              "rank). Finished runs are cached in DIR/runs and reused when the command is run "
              "again (resume).")  # fmt: skip
 
-    def method_list(text: str) -> list[str]:
-        names = [m.strip() for m in text.split(",") if m.strip()]
-        unknown = [m for m in names if m not in METHODS]
-        if unknown or not names:
-            raise argparse.ArgumentTypeError(
-                f"unknown method {unknown[0]!r}" if unknown else "no method given")  # fmt: skip
-        return names
-
-    p.add_argument("--methods", required=True, type=method_list, metavar="M1,M2,...",
+    p.add_argument("--methods", required=True, metavar="M1,M2,...",
+                   type=lambda text: [m.strip() for m in text.split(",") if m.strip()],
                    help="comma-separated, from: " + ", ".join(sorted(METHODS)))  # fmt: skip
     p.add_argument("--data", default="digits", choices=list(DATASETS),
                    help="data set (default digits): " + ", ".join(DATASETS))  # fmt: skip
@@ -176,14 +163,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from collapselab.experiments.compare import compare_report
     from collapselab.report.terminal import show
 
-    progress = RunProgress("compare")
-    try:
+    with RunProgress("compare") as progress:
         path, t = compare_report(args.methods, args.data, args.seeds, args.epochs, args.out,
                                  on_run=lambda m, seed, i, n: progress.run(
                                      f"{i + 1}/{n}: {m} seed {seed}"),
                                  on_progress=progress.steps)  # fmt: skip
-    finally:
-        progress.close()
     print(show(t, args.json, path))
     return 0
 
@@ -228,7 +212,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        key_values(args.method_option, "-o"),
                        key_values(args.augment_option, "--augment-option"))  # fmt: skip
     main_rank = int(os.environ.get("RANK", "0")) == 0  # torchrun's, before the group exists
-    progress = RunProgress("train", enabled=None if main_rank else False)
 
     def on_collapse(state: MonitorState) -> None:
         progress.close()
@@ -236,10 +219,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{state.measurement.headline} (severity {state.severity:.2f})",
               file=sys.stderr)  # fmt: skip
 
-    try:
+    with RunProgress("train", enabled=None if main_rank else False) as progress:
         summary = train(cfg, progress=progress.steps, on_collapse=on_collapse)
-    finally:
-        progress.close()
     if main_rank:
         print(show(summary, args.json))
     return 0
@@ -264,11 +245,8 @@ def _cmd_theory(args: argparse.Namespace) -> int:
     from collapselab.report.terminal import show
     from collapselab.theory import run_all
 
-    bar = RunProgress("theory")
-    try:
+    with RunProgress("theory") as bar:
         results = run_all(args.claim, progress=bar.claims)
-    finally:
-        bar.close()
     print(show(results, args.json, detail=bool(args.claim)))
     return 0
 
@@ -289,11 +267,8 @@ def _cmd_embed(args: argparse.Namespace) -> int:
     from collapselab.report.terminal import show
     from collapselab.text import embed_file
 
-    bar = ProgressBar("embed", unit="texts")
-    try:
+    with ProgressBar("embed", unit="texts") as bar:
         res = embed_file(args.model, args.texts, args.out, args.batch_size, progress=bar)
-    finally:
-        bar.close()
     print(show(res, args.json))
     return 0
 

@@ -201,8 +201,10 @@ def run_compare(
     from collapselab.methods import METHODS
 
     unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"unknown method(s) {unknown}; choose from {sorted(METHODS)}")
+    if unknown or not methods:
+        raise ConfigError(f"--methods: unknown method {unknown[0]!r}; choose from "
+                          f"{', '.join(sorted(METHODS))}" if unknown else "--methods: no method "
+                          "given")  # fmt: skip
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
     cache = None if out is None else Path(out) / "runs"
