@@ -790,9 +790,13 @@ def measure(
 
 
 def measure_array(z: Any, baseline: Any = None, *, thresholds: Thresholds | None = None,
-                  classes: int | None = None, sample_size: int = 2048) -> Measurement:  # fmt: skip
-    """:func:`measure` of an in-memory ``(n, d)`` array (numpy or torch), and baseline array."""
-    from collapselab.metrics import Moments
+                  classes: int | None = None,
+                  sample_size: int | None = None) -> Measurement:  # fmt: skip
+    """:func:`measure` of an in-memory ``(n, d)`` array (numpy or torch), and baseline array
+    (``sample_size``: rows kept for the pairwise statistics, default ``metrics.SAMPLE_SIZE``)."""
+    from collapselab.metrics import SAMPLE_SIZE, Moments
+
+    sample_size = SAMPLE_SIZE if sample_size is None else sample_size
 
     base = None if baseline is None else Moments.of(baseline, sample_size=sample_size)
     return measure(Moments.of(z, sample_size=sample_size), baseline=base,
