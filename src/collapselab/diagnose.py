@@ -617,6 +617,13 @@ def _variance_noise(m: EmbeddingMetrics) -> float:
     return m.d * m.rank_rtol * float(m.uncentered_eigenvalues[0]) / m.mean_sq_norm
 
 
+def spread_grew(m: EmbeddingMetrics, base: EmbeddingMetrics) -> bool:
+    """The spread (relative variance) grew against the baseline by more than its rounding
+    floor: the same rows in another order, or a matrix against itself, did not grow."""
+    floor = NOISE_SIGMAS * max(_variance_noise(m), _variance_noise(base))
+    return m.relative_variance - base.relative_variance > floor
+
+
 def _ratio(now: float, ref: float, noise_now: float = 0.0, noise_ref: float = 0.0
            ) -> tuple[float | None, str | None]:  # fmt: skip
     """``now / ref``, or None and why (see ``BaselineComparison.ratio_notes``)."""
@@ -645,7 +652,7 @@ def _relative(m: EmbeddingMetrics, base: EmbeddingMetrics, th: Thresholds,
     }  # fmt: skip
     ratios = {key: r for key, (r, _) in pairs.items()}
     notes = {key: why for key, (_, why) in pairs.items() if why is not None}
-    grew = m.relative_variance > base.relative_variance
+    grew = spread_grew(m, base)
     rho = ratios["relative_variance"]
     if rho is None:  # grown from (rounding-level) nothing, or nothing on either side
         rho = math.inf if notes["relative_variance"] == "baseline near 0" else 1.0
@@ -705,7 +712,7 @@ def judge(
     if classes is not None and classes < 2:
         raise ConfigError(f"classes must be >= 2, got {classes}")
     # strictly wider than the baseline: a matrix against itself is judged as without one
-    grown = baseline is not None and metrics.relative_variance > baseline.relative_variance
+    grown = baseline is not None and spread_grew(metrics, baseline)
     verdict, ev, under_way, caveats = _absolute(metrics, th, classes, spread_grew=grown)
     absolute = verdict
     severity = max(e.severity for e in ev)

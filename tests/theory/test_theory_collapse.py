@@ -156,34 +156,49 @@ def test_collapsed_rank(claim_evidence: Get) -> None:
 
 def test_second_moment_spectrum(claim_evidence: Get) -> None:
     ev = claim_evidence("second-moment-spectrum")
-    assert ev.verdict == "fails" and ev.correction
+    # right as printed for c != 0; the condition c != 0 is left out
+    assert ev.verdict == "holds-with-correction" and ev.correction and "c != 0" in ev.correction
     for row in ev.numbers["per_norm"]:
-        # (1/N) Z^T Z = c c^T: the one eigenvalue is |c|^2, while the variance is 0
+        # (1/N) Z^T Z = c c^T: one eigenvalue |c|^2, the rest 0
+        assert row["one_nonzero"]
         assert row["lambda_1"] == pytest.approx(row["norm_c"] ** 2, rel=1e-12)
         assert row["library_uncentered_top"] == pytest.approx(row["norm_c"] ** 2, rel=1e-12)
         assert abs(row["lambda_2"]) < 1e-12 * row["lambda_1"]
-        assert row["total_variance"] < 1e-20 and not row["lambda_1_is_the_variance"]
+    assert not ev.numbers["c_0"]["one_nonzero"]
     assert ev.numbers["max_abs_eigenvalue_c_0"] == 0.0
 
 
-def test_second_moment_spectrum_holds_for_the_covariance_of_points_on_a_line() -> None:
-    # the one setting where the statement is true: variance on a line, centred covariance
+def test_second_moment_spectrum_verdict_follows_the_matrix_and_the_configuration() -> None:
+    # one non-zero eigenvalue for every c, c = 0 included: variance on a line, centred
     ev = cc.check_second_moment_spectrum(matrix=article.covariance, configuration=cc.on_a_line)
     assert ev.verdict == "holds" and ev.correction is None
+    # the centred covariance of a collapse (all 0), the second moment of a line (rank 2)
+    assert cc.check_second_moment_spectrum(matrix=article.covariance).verdict == "fails"
+    assert cc.check_second_moment_spectrum(configuration=cc.on_a_line).verdict == "fails"
+
+
+def test_variance_one_dimension(claim_evidence: Get) -> None:
+    ev = claim_evidence("variance-one-dimension")
+    assert ev.verdict == "fails" and ev.correction and "no variance" in ev.correction
     for row in ev.numbers["per_norm"]:
-        assert row["lambda_1"] == pytest.approx(row["total_variance"], rel=1e-12)
+        # the variance is 0, while the article's lambda_1 is the squared offset |c|^2
+        assert row["total_variance"] < 1e-20 and not row["variance_positive"]
+        assert row["article_lambda_1"] == pytest.approx(row["norm_c"] ** 2, rel=1e-12)
+        assert not row["article_lambda_1_is_the_variance"]
 
 
-@pytest.mark.parametrize(
-    ("matrix", "configuration"),
-    [(article.covariance, cc.collapsed), (article.second_moment, cc.on_a_line)],
-    ids=["covariance-of-collapse", "second-moment-of-a-line"],
-)
-def test_second_moment_spectrum_fails_where_one_half_is_false(
-    matrix: cc.MatrixFn, configuration: cc.ConfigFn
-) -> None:
-    assert cc.check_second_moment_spectrum(matrix=matrix, configuration=configuration).verdict == (
-        "fails")
+def test_variance_one_dimension_holds_for_points_on_a_line() -> None:
+    # the one setting where the sentence is true: z_i = c + t_i u
+    ev = cc.check_variance_one_dimension(configuration=cc.on_a_line)
+    assert ev.verdict == "holds" and ev.correction is None
+    for row in ev.numbers["per_norm"]:
+        assert row["centred_lambda_1"] == pytest.approx(row["total_variance"], rel=1e-12)
+        assert row["total_variance"] > 0.01
+    # variance in two directions: not "one dimension"
+    def on_a_plane(n: int, d: int, norm: float, g: torch.Generator) -> torch.Tensor:
+        return cc.on_a_line(n, d, norm, g) + cc.on_a_line(n, d, 0.0, g)
+
+    assert cc.check_variance_one_dimension(configuration=on_a_plane).verdict == "fails"
 
 
 def test_covariance_zero(claim_evidence: Get) -> None:

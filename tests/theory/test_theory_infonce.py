@@ -221,6 +221,31 @@ def test_infonce_collapse_unstable_rejects_a_stable_loss() -> None:
     assert ci.check_infonce_unstable(variants=[stable], taus=(1.0,)).verdict == "fails"
 
 
+def test_batch_size_sweep_fades_in_z_but_not_in_the_weights(claim_evidence: Get) -> None:
+    sweep = claim_evidence("infonce-collapse-unstable").numbers["batch_size_sweep"]
+    z, w = sweep["z_space"], sweep["weight_space"]
+    assert [r["n"] for r in z] == [r["n"] for r in w] == [8, 32, 128]
+    for zr, wr in zip(z, w, strict=True):
+        # z: -2/(N tau), the mean loss; weights: -2 lambda_max(Sigma_x)/tau, no N in it
+        assert zr["lambda_min"] == pytest.approx(zr["formula"], rel=1e-6)
+        assert zr["formula"] == pytest.approx(-2.0 / (zr["n"] * zr["tau"]), rel=1e-15)
+        assert wr["lambda_min"] == pytest.approx(wr["formula"], rel=1e-6)
+        assert wr["formula"] == pytest.approx(-2.0 * wr["lambda_max_sigma_x"] / wr["tau"],
+                                              rel=1e-15)  # fmt: skip
+        assert wr["kind"] == "saddle"
+    # 16 x the batch: z-curvature / 16; the weight curvature stays of order -2/tau (it moves
+    # only with the sample's lambda_max(Sigma_x), which tends to 1 for standard normal x)
+    assert z[-1]["lambda_min"] / z[0]["lambda_min"] == pytest.approx(1 / 16, rel=1e-6)
+    assert all(r["lambda_min"] < -2.0 for r in w)
+
+
+def test_infonce_collapse_unstable_fails_where_the_weights_sit_at_a_minimum() -> None:
+    # the embeddings' losses unchanged, the weights trained with a loss minimal at collapse
+    ev = ci.check_infonce_unstable(taus=(1.0,), weight_loss=lambda tau: pairwise_attraction_loss)
+    assert ev.verdict == "fails" and ev.correction
+    assert all(r["negative"] == 0 for r in ev.numbers["batch_size_sweep"]["weight_space"])
+
+
 def corrected_perturbation(
     c: torch.Tensor, eps: torch.Tensor, positive: torch.Tensor, tau: float
 ) -> torch.Tensor:

@@ -20,7 +20,9 @@ Get = Callable[[str], Finding]
 def test_rank_maximised(claim_evidence: Get) -> None:
     ev = claim_evidence("rank-maximised")
     num = ev.numbers
-    assert ev.verdict == "holds-with-correction"
+    # a counterexample in the article's own setting (raw dot products): fails, with the
+    # normalised statement as the correction
+    assert ev.verdict == "fails" and ev.correction and "rank-2" in ev.correction
     best = num["normalised_optimum_by_rank"]
     # N = 8 unit vectors, tau = 0.2: rank 1 allows only +-u, i.e. each point has 4 copies
     # (itself included) among 8 candidates at the same logit: log 4 (Adam reaches it exactly
@@ -78,6 +80,10 @@ def test_rank_maximised_holds_when_the_raw_loss_is_normalised_too() -> None:
     ev = cr.check_rank_maximised(raw_loss=lambda z: info_nce(z, z, temperature=0.2),
                                  ranks=(1, 2, 7), taus=(1.0,))  # fmt: skip
     assert ev.verdict == "holds" and not ev.numbers["raw_rank_2_suffices"]
+    # the same run with the article's raw loss: the rank-2 ring is the counterexample
+    raw = cr.check_rank_maximised(ranks=(1, 2, 7), taus=(1.0,))
+    assert raw.verdict == "fails" and raw.numbers["raw_rank_2_suffices"]
+    assert raw.numbers["raw_loss_by_scale"]["10.0"]["rank_2_ring"] < 1e-10
 
 
 def test_small_eigenvalues_grow(claim_evidence: Get) -> None:
@@ -119,6 +125,9 @@ def test_energy_collapse(claim_evidence: Get) -> None:
     assert orth["mean_negative_pair_energy"] == pytest.approx(0.0, abs=1e-12)
     run = num["descent_from_perturbed_collapse"]
     assert run["end"]["mean_pair_energy"] > run["start"]["mean_pair_energy"] + 0.5
+    # raw embeddings: the mean over all pairs, -|mean z|^2, barely moves
+    raw_run = num["raw_descent_from_perturbed_collapse"]
+    assert abs(raw_run["end"]["mean_pair_energy"] - raw_run["start"]["mean_pair_energy"]) < 0.05
     raw = num["raw_energy_at_collapse_by_norm"]
     assert raw["100.0"] == pytest.approx(-1e4, rel=1e-12)  # -|c|^2, unbounded below
 
@@ -129,6 +138,31 @@ def test_energy_collapse_flips_with_the_energy_and_the_loss() -> None:
     # a loss that prefers collapse does not penalise it
     ev = ca.check_energy_collapse(energy=lambda a, c: a @ c.T, loss=pairwise_attraction_loss)
     assert ev.verdict == "fails"
+
+
+def test_energy_collapse_positives(claim_evidence: Get) -> None:
+    ev = claim_evidence("energy-collapse-positives")
+    num = ev.numbers
+    assert ev.verdict == "holds" and ev.correction is None
+    assert num["collapsed"]["energy_range"] == 0.0
+    assert num["structured"]["loss"] < num["collapsed"]["loss"]
+    run = num["descent_from_perturbed_collapse"]
+    # raw embeddings: the positives' energy -|z_i|^2 falls, the negatives' rises
+    assert run["end"]["mean_positive_pair_energy"] < run["start"]["mean_positive_pair_energy"] - 1
+    assert run["end"]["mean_negative_pair_energy"] > run["start"]["mean_negative_pair_energy"]
+    assert run["end"]["loss"] < 0.01
+    # unit vectors, self-pairs: the positive energy is -1 throughout
+    unit = num["unit_vectors_descent"]
+    for side in ("start", "end"):
+        assert unit[side]["mean_positive_pair_energy"] == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_energy_collapse_positives_flips_with_the_setting_and_the_energy() -> None:
+    # unit vectors (normalised loss): the positives' energy cannot fall below -1
+    unit = ca.check_energy_collapse_positives(unit=True)
+    assert unit.verdict == "fails" and unit.correction
+    # the opposite energy: descent raises it
+    assert ca.check_energy_collapse_positives(energy=lambda a, c: a @ c.T).verdict == "fails"
 
 
 def test_charged_particles(claim_evidence: Get) -> None:

@@ -77,11 +77,21 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "second-moment-spectrum",
         "Spectral Interpretation",
-        "Covariance: C = (1/N) Z^T Z ... Collapse implies: Lambda = diag(lambda_1, 0, ...) "
-        "... All variance lies in one dimension.",
-        "For collapsed Z and C = (1/N) Z^T Z, exactly one eigenvalue is non-zero (|c| in {1, "
-        "3}), and it equals the variance of Z (trace of the centred covariance).",
+        "Covariance: C = (1/N) Z^T Z ... Eigen decomposition: C = U Lambda U^T ... Collapse "
+        "implies: Lambda = diag(lambda_1, 0, ...)",
+        "For collapsed Z = 1 c^T and C = (1/N) Z^T Z, exactly one eigenvalue is non-zero, for "
+        "every c (|c| in {0, 1, 3}).",
         claims_collapse.check_second_moment_spectrum,
+    ),
+    Claim(
+        "variance-one-dimension",
+        "Spectral Interpretation",
+        "Collapse implies: Lambda = diag(lambda_1, 0, ...) ... All variance lies in one "
+        "dimension.",
+        "For collapsed Z (|c| in {1, 3}) the variance of Z (trace of the centred covariance) "
+        "is positive and carried by one eigenvalue of the centred covariance; reported: the "
+        "article's lambda_1 of (1/N) Z^T Z against that variance.",
+        claims_collapse.check_variance_one_dimension,
     ),
     Claim(
         "demo1-variance",
@@ -217,10 +227,24 @@ CLAIMS: tuple[Claim, ...] = (
         "Connection to Energy-Based Models",
         "Collapse equalizes energy: E = constant. Contrastive loss penalizes this. System moves "
         "toward lower-energy structured configuration.",
-        "At collapse all energies are equal, the loss (log N) exceeds that of a structured "
-        "configuration, and gradient descent from a perturbed collapse lowers the mean pair "
-        "energy.",
+        "Reading 1, the energy of the system (mean of E over all pairs): at collapse all "
+        "energies are equal, the loss (log N) exceeds that of a structured configuration, and "
+        "gradient descent from a perturbed collapse lowers the mean pair energy (unit-vector "
+        "embeddings, normalised self-pair InfoNCE, tau = 0.5; reported: raw embeddings).",
         claims_analogies.check_energy_collapse,
+    ),
+    Claim(
+        "energy-collapse-positives",
+        "Connection to Energy-Based Models",
+        "Loss minimizes energy for positives ... Collapse equalizes energy: E = constant. "
+        "Contrastive loss penalizes this. System moves toward lower-energy structured "
+        "configuration.",
+        "Reading 2, the energy of the positive pairs: at collapse all energies are equal, the "
+        "loss exceeds that of a structured configuration, and gradient descent from a "
+        "perturbed collapse lowers the mean positive-pair energy E(z_i, z_i^+) (raw "
+        "embeddings, the article's dot products, self-pair InfoNCE, tau = 0.5; reported: unit "
+        "vectors).",
+        claims_analogies.check_energy_collapse_positives,
     ),
     Claim(
         "charged-particles",

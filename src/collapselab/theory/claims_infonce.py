@@ -407,7 +407,8 @@ def weight_space_saddle(
     the weights) gives ``H_W = B kron (X^T (I - 11^T/N) X) = N B kron Sigma_x``: eigenvalues
     ``-(2/tau) sigma_k`` (each d_out - 1 times), ``2(|b|^2/(2 tau^2) - 1/tau) sigma_k`` and 0
     (the bias, d_out), sigma_k the eigenvalues of the data covariance. N cancels: in weight
-    space the repulsion does not weaken with the batch size."""
+    space the repulsion does not weaken with the batch size (measured over N by
+    :func:`batch_size_sweep`)."""
     x = torch.randn(n, d_in, generator=generator, dtype=torch.float64)
     b = torch.randn(d_out, generator=generator, dtype=torch.float64)
     sigma = torch.linalg.eigvalsh(torch.cov(x.T, correction=0))
@@ -426,19 +427,67 @@ def weight_space_saddle(
     return out
 
 
+#: Batch sizes of the batch-size sweep (:func:`batch_size_sweep`).
+BATCH_SIZES = (8, 32, 128)
+
+
+def batch_size_sweep(
+    generator: torch.Generator,
+    ns: tuple[int, ...] = BATCH_SIZES,
+    tau: float = 1.0,
+    d: int = 3,
+    d_in: int = 4,
+    norm: float = 1.0,
+    loss: Callable[[float], LossFn] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Does the instability at collapse fade with the batch size? Measured in both spaces for
+    the mean self-pair loss (``loss(tau)``, default the library's raw self-pair InfoNCE),
+    each beside its formula:
+
+    - ``z_space``: the most negative Hessian eigenvalue with respect to the (N, d) embeddings
+      at collapse (``|c| = norm``); formula ``-2/(N tau)``: it fades as 1/N;
+    - ``weight_space``: the same with respect to ``(W, b)`` of ``z = x W^T + b`` at ``W = 0``
+      (``x``: N x d_in standard normal, ``b`` random, d_out = d); formula
+      ``-2 lambda_max(Sigma_x) / tau`` (``Sigma_x`` the data covariance, 1/N normalised): the
+      chain rule gives ``N Sigma_x`` times the ``1/N`` of the z-Hessian, so N cancels.
+    """
+    f = loss if loss is not None else (lambda t: self_pair(t, False))
+    z_rows, w_rows = [], []
+    for n in ns:
+        eig = torch.linalg.eigvalsh(hessian(f(tau), collapsed(n, d, norm, generator)))
+        z_rows.append({"n": n, "tau": tau, "lambda_min": float(eig.min()),
+                       "formula": -2.0 / (n * tau), "kind": curvature(eig).kind})
+        x = torch.randn(n, d_in, generator=generator, dtype=torch.float64)
+        b = torch.randn(d, generator=generator, dtype=torch.float64)
+        sigma_max = float(torch.linalg.eigvalsh(torch.cov(x.T, correction=0)).max())
+        theta0 = torch.cat([torch.zeros(d * d_in, dtype=torch.float64), b])
+        w_eig = torch.linalg.eigvalsh(hessian(linear_encoder_loss(f(tau), x, d), theta0))
+        w_cv = curvature(w_eig)
+        w_rows.append({"n": n, "tau": tau, "lambda_min": float(w_eig.min()),
+                       "lambda_max_sigma_x": sigma_max, "formula": -2.0 * sigma_max / tau,
+                       "negative": w_cv.negative, "kind": w_cv.kind})
+    return {"z_space": z_rows, "weight_space": w_rows}
+
+
 def check_infonce_unstable(
     variants: list[Variant] | None = None,
     taus: tuple[float, ...] = TAUS,
     n: int = 4,
     d: int = 3,
     seed: int = 0,
+    weight_loss: Callable[[float], LossFn] | None = None,
+    batch_sizes: tuple[int, ...] = BATCH_SIZES,
 ) -> Finding:
     """Hessian at collapse of each contrastive loss (|c| in {0.5, 3}): not a minimum means at
-    least one negative eigenvalue. Also: the article's self-pair loss against its closed form,
-    and the boundary case d = 1.
+    least one negative eigenvalue. Also decisive: the Hessian with respect to the weights of a
+    linear encoder at ``W = 0`` (the demos collapse through W -> 0) of ``weight_loss(tau)``
+    (default the raw self-pair InfoNCE) has a negative eigenvalue at every batch size of
+    :func:`batch_size_sweep` (tau = 1), which reports, in z and in the weights, the most
+    negative eigenvalue beside its formula (``-2/(N tau)``, ``-2 lambda_max(Sigma_x)/tau``).
+    Also: the article's self-pair loss against its closed form, and the boundary case d = 1.
 
-    The temperature sweep (:func:`saddle_sweep`) and the Hessian with respect to the weights
-    of a linear encoder (:func:`weight_space_saddle`) are reported with their closed forms.
+    The temperature sweep (:func:`saddle_sweep`) and the full weight-space spectrum
+    (:func:`weight_space_saddle`) are reported with their closed forms.
 
     Closed form (self-pairs, raw, z_i = c + e_i): ``L = log N - (1/tau) tr S +
     (1/(2 tau^2)) c^T S c + O(e^3)``, S the covariance of the e_i; Hessian eigenvalues
@@ -464,27 +513,42 @@ def check_infonce_unstable(
     for r in (0.5, 3.0):  # d = 1: no direction orthogonal to c
         cv = curvature(torch.linalg.eigvalsh(hessian(article_info_nce, collapsed(n, 1, r, g))))
         d1[str(r)] = cv.kind
+    tau_sweep, weights = saddle_sweep(taus, g), weight_space_saddle(g)
+    sweep = batch_size_sweep(g, batch_sizes, loss=weight_loss)
     numbers = {"per_loss": rows, "closed_form_max_abs_err": closed, "article_loss_d_1": d1,
-               "tau_sweep": saddle_sweep(taus, g), "weight_space": weight_space_saddle(g)}
+               "tau_sweep": tau_sweep, "weight_space": weights, "batch_size_sweep": sweep}
     minima = [k for k, r in rows.items() if r["negative"] == 0]
+    minima += [f"weights, N={r['n']}" for r in sweep["weight_space"] if r["negative"] == 0]
     kinds = sorted({r["kind"] for r in rows.values()})
+    by_n = "; ".join(f"N={zr['n']}: z {zr['lambda_min']:.3g} (-2/(N tau) = {zr['formula']:.3g}),"
+                     f" W {wr['lambda_min']:.3g} (-2 lambda_max(Sigma_x)/tau = "
+                     f"{wr['formula']:.3g})"
+                     for zr, wr in zip(sweep["z_space"], sweep["weight_space"], strict=True))
     if minima:
-        return Finding("fails", f"collapse is a (local) minimum for {minima}", numbers,
-                       "Some loss under test has no descent direction at collapse.",
+        return Finding("fails", f"collapse is a (local) minimum for {minima}; {by_n}", numbers,
+                       "Some loss under test has no descent direction at collapse, in the "
+                       "embeddings or in the weights of a linear encoder.",
                        correction="InfoNCE and NT-Xent (d >= 2) have Hessian eigenvalues "
-                       "-2/(N tau) (raw self-pairs) at collapse: a saddle or maximum.")
+                       "-2/(N tau) (raw self-pairs) at collapse, and -2 lambda_max(Sigma_x)/tau "
+                       "in the weights of a linear encoder: a saddle or maximum.")
     return Finding(
         "holds",
         f"every loss has negative curvature at collapse ({', '.join(kinds)}); closed form "
         f"matches to {max(closed.values()):.1e}; only exception d=1 with |c|^2 > 2 tau "
-        f"({d1['3.0']})",
+        f"({d1['3.0']}); most negative eigenvalue by batch size (tau = 1): {by_n}",
         numbers,
         "Moving the points apart along directions orthogonal to c (with both views moving "
         "together) lowers every contrastive loss at second order: -(1/tau) tr Cov(e, f) for two "
         "views. Raw self-pairs: a local maximum while |c|^2 < 2 tau, a saddle above; normalised "
         "self-pairs: a local maximum (it is the global maximum log N); two views: saddles "
         "(disagreeing views are pulled back). Only in d = 1 with |c|^2 > 2 tau is the article's "
-        "demo loss at a local minimum; embeddings have d >= 2.",
+        "demo loss at a local minimum; embeddings have d >= 2. The weights of a linear encoder "
+        "at W = 0 are a saddle too. How strong the instability is depends on the space: in "
+        "the embeddings the mean loss has its most negative eigenvalue at -2/(N tau), so it "
+        "fades with the batch size (per sample, at a fixed step size); in the weights the "
+        "chain rule multiplies that by N Sigma_x, giving -2 lambda_max(Sigma_x)/tau, "
+        "independent of N: training through the weights does not see a weaker repulsion in "
+        "a larger batch.",
     )
 
 
