@@ -170,6 +170,31 @@ def test_cache_hit_does_not_retrain(
     assert S.run_sweep(S.sweep_runs(full=False), cache) == results
 
 
+def test_changed_metric_definitions_remeasure_without_retraining(
+    tiny: tuple[Path, list[S.RunResult]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import collapselab.train.trainer as trainer
+
+    cache, results = tiny
+    run = S.sweep_runs(full=False)[0]
+    shutil.copytree(cache / run.key(), tmp_path / run.key())
+    path = tmp_path / run.key() / "result.json"
+    stale = json.loads(path.read_text()) | {"metrics": {"rankme": -1.0}, "metrics_version": 0}
+    path.write_text(json.dumps(stale))
+
+    def boom(*a: object, **k: object) -> None:
+        raise AssertionError("retrained a cached run")
+
+    monkeypatch.setattr(trainer, "train", boom)
+    again = S.run_one(run, tmp_path)
+    assert again.metrics == pytest.approx(results[0].metrics, rel=1e-9)
+    assert again.metrics_version == S.METRICS_VERSION
+    assert (again.linear, again.knn) == (results[0].linear, results[0].knn)  # kept
+    assert json.loads(path.read_text())["metrics_version"] == S.METRICS_VERSION
+
+
 def test_interrupted_run_leaves_no_cache_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

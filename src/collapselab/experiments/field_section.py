@@ -2,9 +2,10 @@
 Tian et al. 2021), redrawn from collapselab's own runs of :mod:`.jing` and :mod:`.tian`.
 
 The settings are those of ``benchmarks/bench_field.py`` (its results file has the whole
-study: the Euclidean loss, the projector study on digits, the full Tian grid); the report
-runs the few that carry each paper's claim, about half a minute on one core. The figures
-are drawn by :mod:`collapselab.report.figures_field`.
+study over 5 seeds with their spread: the Euclidean loss, the authors' own toy settings,
+the projector study on digits, the full Tian grid, both of Tian's losses); the report runs
+the few that carry each paper's claim, once each (seed 0), about half a minute on one
+core. The figures are drawn by :mod:`collapselab.report.figures_field`.
 """
 
 from __future__ import annotations
@@ -63,22 +64,26 @@ def field_section(
         "those directions, and two linear layers from a small initialisation collapse "
         "directions even under weak augmentation. Tian et al. (linear online net, linear "
         "predictor Wp, no negatives): the predictor's eigenspace aligns with the online "
-        "correlation F = E[f f^T], weight decay decides whether the run collapses, and "
-        "DirectPred (Wp set from F's eigendecomposition) does not. "
+        "correlation F = E[f f^T], weight decay decides whether a run of their Eq. 1 "
+        "(the unnormalised loss) collapses, and DirectPred (Wp set from F's "
+        f"eigendecomposition, eps {tian.TianConfig().directpred_eps:g}) trained with BYOL's "
+        "normalised loss does not (under Eq. 1 it collapses, as does a fixed identity "
+        "predictor). One seed each (seed 0); the loss of every run is named in its row. "
         "Collapsed = singular value below 1e-3 of the largest (Jing); tr F below 0.05 of its "
         "start, or effective rank below the threshold of tian.py for BYOL's loss (Tian). "
-        "The whole study, with the differences from the papers, is "
-        "benchmarks/results/field.md (python benchmarks/bench_field.py)."
+        "The whole study over 5 seeds with each number's spread, and the differences from "
+        "the papers, is benchmarks/results/field.md (python benchmarks/bench_field.py)."
     )
     sec.tables.append(Table(
-        "jing", ["run", "effective rank", "numerical rank", "collapsed dims"],
-        [[s.name, s.effective_rank, s.numerical_rank, s.collapsed_dims] for s in spectra],
+        "jing", ["run", "loss", "effective rank", "numerical rank", "collapsed dims"],
+        [[s.name, s.extra["loss_name"], s.effective_rank, s.numerical_rank, s.collapsed_dims]
+         for s in spectra],
     ))  # fmt: skip
     sec.tables.append(Table(
-        "tian", ["run", "alignment at init", "alignment at end", "tr F end / start",
+        "tian", ["run", "loss", "alignment at init", "alignment at end", "tr F end / start",
                  "effective rank", "collapsed"],
-        [[name, r.alignment[0], r.alignment[-1], r.relative_variance, r.effective_rank,
-          r.collapsed] for name, r in dyn],
+        [[name, r.loss_name, r.alignment[0], r.alignment[-1], r.relative_variance,
+          r.effective_rank, r.collapsed] for name, r in dyn],
     ))  # fmt: skip
     sec.data = {"jing": [s.to_dict() for s in spectra],
                 "tian": [{"name": n, **r.to_dict()} for n, r in dyn]}  # fmt: skip

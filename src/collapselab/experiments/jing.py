@@ -18,12 +18,21 @@ Three results of the paper, each a function returning typed records:
 - **Projector and DirectCLR**: on a real data set, SimCLR's InfoNCE on the
   representation itself (no projector), through a linear projector, through the usual
   2-layer MLP, and DirectCLR (InfoNCE on the first ``d0`` representation dimensions, no
-  projector); :func:`projector_study` returns the representation spectrum and the linear
-  probe accuracy of each.
+  projector); :func:`projector_study` returns, for each, the spectrum of the
+  representation, that of the embedding the loss sees (the projector's output) and the
+  linear probe accuracy.
 
-The InfoNCE of the trained models is collapselab's :func:`~collapselab.losses.nt_xent`
-(SimCLR's normalised form, the one the paper's experiments train); the Euclidean form of
-the paper's analysis is :func:`euclidean_info_nce`.
+Three InfoNCE forms train the linear models: collapselab's
+:func:`~collapselab.losses.nt_xent` (SimCLR's normalised form, the one the paper's
+ImageNet experiments train), the Euclidean form of the paper's analysis
+(:func:`euclidean_info_nce`), and the raw dot-product form of the authors' own toy tasks
+(:func:`dot_info_nce`, ``logits = z1 z2^T / tau`` with ``tau = 0.1``, no normalisation;
+``toy_task/case_1.py`` and ``case_2.py`` of their DirectCLR repository). :data:`AUTHORS_CASE1`
+and :data:`AUTHORS_CASE2` are those two toy settings.
+
+On real data the projector study measures both the representation ``h`` (what DirectCLR
+is about) and the embedding ``z = head(h)`` that the loss sees (what the paper's Fig. 2
+shows collapsing).
 """
 
 from __future__ import annotations
@@ -51,7 +60,13 @@ from collapselab.train.evaluate import linear_probe_accuracy
 #: far above float64 round-off and far below any direction the data keeps)
 COLLAPSE_RTOL = 1e-3
 
-LossName = Literal["nt-xent", "euclidean"]
+LossName = Literal["nt-xent", "euclidean", "dot"]
+#: what each loss is called in tables
+LOSS_LABELS: dict[str, str] = {
+    "nt-xent": "NT-Xent (cosine)",
+    "euclidean": "Euclidean InfoNCE (Eq. 1)",
+    "dot": "dot-product InfoNCE (authors' toy)",
+}
 
 
 def euclidean_info_nce(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
@@ -63,6 +78,19 @@ def euclidean_info_nce(z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
             negatives.
     """
     logits = -0.5 * torch.cdist(z1, z2).pow(2)  # (N, N)
+    return F.cross_entropy(logits, torch.arange(z1.shape[0], device=z1.device))
+
+
+def dot_info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """The InfoNCE of the authors' toy tasks: logits ``z1 z2^T / tau`` (no normalisation),
+    cross-entropy of each row of ``z1`` against its positive, mean over rows.
+
+    Args:
+        z1: first view, (N, d).
+        z2: second view, (N, d); row i is the positive of ``z1[i]``.
+        temperature: tau (the authors use 0.1).
+    """
+    logits = z1 @ z2.T / temperature  # (N, N)
     return F.cross_entropy(logits, torch.arange(z1.shape[0], device=z1.device))
 
 
@@ -103,12 +131,38 @@ class LinearConfig:
     strong_noise: float = 2.0  # noise std of the strongly augmented directions
     strong_dims: int = 0  # number of directions (the last ones) with strong_noise
     loss: LossName = "nt-xent"
-    temperature: float = 0.5  # nt-xent only
+    temperature: float = 0.5  # nt-xent and dot
     lr: float = 0.5  # plain SGD: the discrete gradient flow of the paper's analysis
     steps: int = 2000
     batch: int = 128
     eval_rows: int = 2000  # fresh clean inputs whose embedding spectrum is reported
+    bias: bool = False  # a bias on the (single) layer, as the authors' case 1 nn.Linear
+    #: None: a fresh batch each step; else a fixed training set of this many rows, each
+    #: batch drawn from it without replacement (the authors: 10000)
+    train_rows: int | None = None
+    #: normal: entries ~ N(0, init_scale^2 / dim); nn-linear: torch's nn.Linear default,
+    #: weights and bias ~ U(-1/sqrt(dim), 1/sqrt(dim)) (the authors' case 1); exp-decay:
+    #: each layer U diag(exp(-k * init_decay)) V^T, k = 0..dim-1, with U, V from the SVD
+    #: of a U[0, 1) matrix (the authors' case 2)
+    init: Literal["normal", "nn-linear", "exp-decay"] = "normal"
+    init_decay: float = 0.35
     seed: int = 0
+
+
+#: the authors' toy case 1 (strong augmentation): nn.Linear(16, 16) with bias, noise of
+#: std 1.5 on the last 8 of 16 dims only, raw dot-product InfoNCE (tau 0.1), SGD lr 0.001,
+#: batch 128 from a fixed set of 10000, 10000 steps (their README's ``--noise 1.5``)
+AUTHORS_CASE1 = LinearConfig(
+    noise=0.0, strong_noise=1.5, strong_dims=8, loss="dot", temperature=0.1, lr=0.001,
+    steps=10000, batch=128, eval_rows=1000, bias=True, train_rows=10000, init="nn-linear",
+)  # fmt: skip
+#: the authors' toy case 2 (implicit regularisation): two 16 x 16 linear layers without
+#: bias, singular values exp(-0.35 k) at init, noise 0.001 on every dim, dot-product
+#: InfoNCE (tau 0.1), SGD lr 0.01, batch 128 from a fixed set of 10000, 10000 steps
+AUTHORS_CASE2 = LinearConfig(
+    layers=2, noise=0.001, loss="dot", temperature=0.1, lr=0.01, steps=10000, batch=128,
+    eval_rows=1000, train_rows=10000, init="exp-decay",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -154,19 +208,33 @@ def spectrum_of(name: str, z: torch.Tensor | np.ndarray, **kw: Any) -> Spectrum:
 def _loss(cfg: LinearConfig, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
     if cfg.loss == "euclidean":
         return euclidean_info_nce(z1, z2)
+    if cfg.loss == "dot":
+        return dot_info_nce(z1, z2, temperature=cfg.temperature)
     return nt_xent(z1, z2, temperature=cfg.temperature)
 
 
+def _init_layer(cfg: LinearConfig, g: torch.Generator) -> torch.Tensor:
+    d, dt = cfg.dim, torch.float64
+    if cfg.init == "normal":
+        return cfg.init_scale * torch.randn(d, d, dtype=dt, generator=g) / d**0.5
+    if cfg.init == "nn-linear":
+        return (2 * torch.rand(d, d, dtype=dt, generator=g) - 1) / d**0.5
+    u, _, vt = torch.linalg.svd(torch.rand(d, d, dtype=dt, generator=g))
+    s = torch.exp(-cfg.init_decay * torch.arange(d, dtype=dt))  # (d,)
+    return (u * s) @ vt  # (d, d)
+
+
 def linear_contrastive(cfg: LinearConfig, name: str = "linear") -> Spectrum:
-    """Train ``z = W_L ... W_1 x`` by InfoNCE on two noisy views of Gaussian data.
+    """Train ``z = W_L ... W_1 x (+ b)`` by InfoNCE on two noisy views of Gaussian data.
 
     Data ``x ~ N(0, diag(s^2))``; each view adds ``N(0, diag(sigma^2))`` noise with
     ``sigma = cfg.noise``, except the last ``cfg.strong_dims`` directions where it is
-    ``cfg.strong_noise``. Float64, plain SGD, a fresh batch each step.
+    ``cfg.strong_noise``. Float64, plain SGD, a fresh batch each step (or batches from a
+    fixed set of ``cfg.train_rows``).
 
     Returns:
         The spectrum of the embeddings of ``cfg.eval_rows`` fresh clean inputs; ``extra``
-        holds the singular values of the end-to-end weight matrix.
+        holds the singular values of the end-to-end weight matrix and the loss's name.
     """
     g = torch.Generator().manual_seed(cfg.seed)
     dt, d = torch.float64, cfg.dim
@@ -174,11 +242,19 @@ def linear_contrastive(cfg: LinearConfig, name: str = "linear") -> Spectrum:
     noise = torch.full((d,), cfg.noise, dtype=dt)
     if cfg.strong_dims:
         noise[d - cfg.strong_dims :] = cfg.strong_noise
-    ws = [
-        (cfg.init_scale * torch.randn(d, d, dtype=dt, generator=g) / d**0.5).requires_grad_()
-        for _ in range(cfg.layers)
-    ]
-    opt = torch.optim.SGD(ws, lr=cfg.lr)
+    ws = [_init_layer(cfg, g).requires_grad_() for _ in range(cfg.layers)]
+    # nn.Linear's bias init, U(-1/sqrt(d), 1/sqrt(d)); the spectrum is of centred z, which
+    # a bias does not move, but it is trained as in the authors' case 1 (drawn only then,
+    # so the runs without a bias keep their random stream)
+    b = (
+        ((2 * torch.rand(d, dtype=dt, generator=g) - 1) / d**0.5).requires_grad_()
+        if cfg.bias else torch.zeros(d, dtype=dt)
+    )  # fmt: skip
+    opt = torch.optim.SGD([*ws, b] if cfg.bias else ws, lr=cfg.lr)
+    pool = (
+        None if cfg.train_rows is None
+        else std * torch.randn(cfg.train_rows, d, dtype=dt, generator=g)  # (R, d)
+    )  # fmt: skip
 
     def end_to_end() -> torch.Tensor:
         w = ws[0]
@@ -186,23 +262,28 @@ def linear_contrastive(cfg: LinearConfig, name: str = "linear") -> Spectrum:
             w = v @ w  # (d, d)
         return w
 
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        return x @ end_to_end().T + b  # (B, d)
+
     loss = torch.zeros(())
     for _ in range(cfg.steps):
-        x = std * torch.randn(cfg.batch, d, dtype=dt, generator=g)  # (B, d)
+        if pool is None:
+            x = std * torch.randn(cfg.batch, d, dtype=dt, generator=g)  # (B, d)
+        else:
+            x = pool[torch.randperm(pool.shape[0], generator=g)[: cfg.batch]]  # (B, d)
         x1 = x + noise * torch.randn(cfg.batch, d, dtype=dt, generator=g)
         x2 = x + noise * torch.randn(cfg.batch, d, dtype=dt, generator=g)
-        w = end_to_end()
-        loss = _loss(cfg, x1 @ w.T, x2 @ w.T)
+        loss = _loss(cfg, embed(x1), embed(x2))
         opt.zero_grad()
         loss.backward()
         opt.step()
     with torch.no_grad():
-        w = end_to_end()
         x = std * torch.randn(cfg.eval_rows, d, dtype=dt, generator=g)
-        w_sv = torch.linalg.svdvals(w).tolist()
+        w_sv = torch.linalg.svdvals(end_to_end()).tolist()
         return spectrum_of(
-            name, x @ w.T, loss=float(loss.detach()), extra={"weight_singular_values": w_sv}
-        )
+            name, embed(x), loss=float(loss.detach()),
+            extra={"weight_singular_values": w_sv, "loss_name": LOSS_LABELS[cfg.loss]},
+        )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- real data
@@ -251,12 +332,32 @@ class _FirstDims(nn.Module):
         return h[:, : self.d0]
 
 
-def projector_study(cfg: ProjectorConfig, heads: tuple[str, ...] = HEADS) -> list[Spectrum]:
-    """Train one encoder per head with SimCLR's NT-Xent and report its representation.
+@dataclass(frozen=True)
+class ProjectorRun:
+    """One head of :func:`projector_study`.
 
-    Every run shares the seed (same encoder initialisation and the same views). The
-    spectrum is of the test-split representation; ``linear_accuracy`` is collapselab's
-    linear probe (train split -> test split).
+    Attributes:
+        name: the head (:data:`HEADS`).
+        representation: spectrum of the encoder's output ``h`` on the test split, with the
+            linear-probe accuracy (train split -> test split).
+        embedding: spectrum of ``z = head(h)`` on the test split, what the InfoNCE sees
+            (the paper's Fig. 2 is of this): ``h`` itself without a projector, its first
+            ``d0`` dims for DirectCLR.
+    """
+
+    name: str
+    representation: Spectrum
+    embedding: Spectrum
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+
+def projector_study(cfg: ProjectorConfig, heads: tuple[str, ...] = HEADS) -> list[ProjectorRun]:
+    """Train one encoder per head with SimCLR's NT-Xent; report representation and embedding.
+
+    Every run shares the seed (same encoder initialisation and the same views).
     """
     data = load_dataset(cfg.data)
     x_tr, y_tr = data.x_train, data.y_train
@@ -281,10 +382,16 @@ def projector_study(cfg: ProjectorConfig, heads: tuple[str, ...] = HEADS) -> lis
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-        encoder.eval()
+        model.eval()
         with torch.no_grad():
-            h_tr = encoder(x_tr).double().numpy()
-            h_te = encoder(data.x_test).double().numpy()
-        acc = linear_probe_accuracy(h_tr, y_tr.numpy(), h_te, data.y_test.numpy())
-        out.append(spectrum_of(kind, h_te, linear_accuracy=acc, loss=float(loss.detach())))
+            h_tr = encoder(x_tr)
+            h_te = encoder(data.x_test)
+            z_te = head(h_te).double().numpy()
+        h_tr_np, h_te_np = h_tr.double().numpy(), h_te.double().numpy()
+        acc = linear_probe_accuracy(h_tr_np, y_tr.numpy(), h_te_np, data.y_test.numpy())
+        last = float(loss.detach())
+        out.append(ProjectorRun(
+            kind, spectrum_of(kind, h_te_np, linear_accuracy=acc, loss=last),
+            spectrum_of(kind, z_te, loss=last),
+        ))  # fmt: skip
     return out

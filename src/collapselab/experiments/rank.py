@@ -57,8 +57,8 @@ class Ranking:
         validation: per data set, the across-method Spearman correlation with linear-probe
             accuracy and its 95% interval, and the within-method ones (empty if the metric
             was not validated).
-        trust: ``high`` (worst lower bound >= 0.7), ``moderate`` (>= 0.4), ``low`` (> 0)
-            or ``none``.
+        trust: :func:`trust_level` of the metric's worst lower bound: ``high`` (>= 0.7),
+            ``moderate`` (>= 0.4), ``low`` (> 0) or ``none``.
         source: where the validation table was read from.
         notes: caveats for the reader (inputs for which the metric is undefined).
     """
@@ -98,10 +98,50 @@ def load_validation(path: str | Path | None = None) -> tuple[dict[str, Any], str
     return table, where
 
 
-def _trust(worst_lo: float) -> str:
-    if not math.isfinite(worst_lo) or worst_lo <= 0:
+#: trust lines: the worst 95% lower bound of the metric's across-method Spearman rho
+TRUST_HIGH = 0.7
+TRUST_MODERATE = 0.4
+
+
+def trust_level(worst_lo: float | None) -> str:
+    """``high`` (lower bound >= :data:`TRUST_HIGH`), ``moderate`` (>=
+    :data:`TRUST_MODERATE`), ``low`` (> 0) or ``none`` (0 or below, or unknown: the
+    interval does not exclude "no relation")."""
+    if worst_lo is None or not math.isfinite(worst_lo) or worst_lo <= 0:
         return "none"
-    return "high" if worst_lo >= 0.7 else "moderate" if worst_lo >= 0.4 else "low"
+    return "high" if worst_lo >= TRUST_HIGH else "moderate" if worst_lo >= TRUST_MODERATE else "low"
+
+
+def validation_notes(metric: str, table: dict[str, Any]) -> list[str]:
+    """What the validation table says beyond the trust level, for the reader: what the
+    correlation's ``n`` counts, no metric validated at all, the regret of the metric's pick
+    beside a random pick's, and methods within which its Kendall tau's interval reaches 0.
+    """
+    notes: list[str] = []
+    design = table.get("design") or {}
+    if design.get("unit") == "settings":
+        notes.append(f"validation: {design.get('settings')} settings x "
+                     f"{len(design.get('seeds') or [])} seeds ({design.get('runs')} runs); "
+                     "the correlations are over the settings' seed means, 'runs' counts "
+                     "settings")  # fmt: skip
+    best = [table["metrics"][m]["worst_lo"] for m in table["order"]]
+    if all(trust_level(v) == "none" for v in best):
+        notes.append("no metric's 95% interval excludes 0 in the validation sweep: this "
+                     "order is not to be trusted; evaluate the inputs with labels")  # fmt: skip
+    entry = table["metrics"].get(metric) or {}
+    for data, e in (entry.get("data") or {}).items():
+        reg, rnd = e.get("regret") or {}, e.get("regret_random") or {}
+        if reg.get("all") is not None and rnd.get("all") is not None:
+            notes.append(f"{data}: picking by {metric} lost {reg['all']:.2f} points of "
+                         f"linear-probe accuracy against the labelled best (random pick: "
+                         f"{rnd['all']:.2f})")  # fmt: skip
+        weak = sorted(m for m, k in (e.get("kendall_within") or {}).items()
+                      if k.get("lo") is None or not k["lo"] > 0)  # fmt: skip
+        if weak:
+            notes.append(f"{data}: within {', '.join(weak)} the Kendall tau of {metric} with "
+                         "accuracy has a 95% interval reaching 0: among checkpoints of one "
+                         "such method the order may be noise")  # fmt: skip
+    return notes
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -195,7 +235,8 @@ def rank_runs(
         notes.append(f"{spec.name} is undefined (nan) for some inputs: ranked last")
     entry = table["metrics"].get(spec.name)
     worst = float(entry["worst_lo"]) if entry and entry["worst_lo"] is not None else math.nan
-    return Ranking(spec.name, why, runs, entry["data"] if entry else {}, _trust(worst),
+    notes += validation_notes(spec.name, table)
+    return Ranking(spec.name, why, runs, entry["data"] if entry else {}, trust_level(worst),
                    source, notes)  # fmt: skip
 
 
@@ -218,6 +259,10 @@ __all__ = [
     "RankedRun",
     "Ranking",
     "load_validation",
+    "TRUST_HIGH",
+    "TRUST_MODERATE",
     "rank_inputs",
     "rank_runs",
+    "trust_level",
+    "validation_notes",
 ]

@@ -64,13 +64,16 @@ if TYPE_CHECKING:
     from collapselab.methods import Method
 
 #: bump when training, measuring or evaluating changes what a cached run holds
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+#: bump when a label-free metric's definition changes: cached runs are re-measured from
+#: their checkpoints (seconds), not retrained
+METRICS_VERSION = 3
 #: the validation table ``collapselab rank`` reads (written by benchmarks/bench_selection.py)
 VALIDATED_NAME = "selection_validated.json"
 
-LIDAR_IMAGES = 200  # n: test images used as LiDAR's surrogate classes
+LIDAR_IMAGES = 1000  # n: test images used as LiDAR's surrogate classes (> d = 256)
 LIDAR_VIEWS = 10  # q: augmented views per image
-EVAL_SUBSET = {"fashion-mnist": (5000, 1000)}  # (train, test) images evaluated per data set
+EVAL_SUBSET = {"fashion-mnist": (4000, 10000)}  # (train, test) images evaluated per data set
 BOOTSTRAP = 1000  # bootstrap resamples of the runs
 LEVEL = 0.95  # interval coverage
 TARGETS = ("linear", "knn")  # the accuracies each metric is correlated with
@@ -91,9 +94,11 @@ class SweepRun:
             (:func:`augment_options`); 1 is the default.
         proj_width: hidden and output width of the projector.
         lr: AdamW peak learning rate.
-        epochs: training epochs (digits: 5 steps / epoch, Fashion-MNIST: 234).
+        epochs: training epochs (digits: 5 steps / epoch, Fashion-MNIST: 234); the
+            learning-rate schedule spans them.
         seed: model init, data order, augmentations.
         encoder: ``mlp`` (default: the CNN costs ~10x more per step on CPU) or ``cnn``.
+        steps: stop after this many steps (None: at the end of the schedule).
     """
 
     data: str
@@ -105,6 +110,7 @@ class SweepRun:
     epochs: int
     seed: int = 0
     encoder: str = "mlp"
+    steps: int | None = None
 
     def key(self) -> str:
         """Cache folder name: readable settings and a hash of them and the code version."""
@@ -112,7 +118,7 @@ class SweepRun:
         h = hashlib.sha1(blob.encode()).hexdigest()[:10]
         t = "" if self.temperature is None else f"-t{self.temperature:g}"
         return (f"{self.data}-{self.method}{t}-a{self.augment:g}-w{self.proj_width}"
-                f"-lr{self.lr:g}-{h}")  # fmt: skip
+                f"-lr{self.lr:g}-s{self.seed}-{h}")  # fmt: skip
 
     def config(self, out: Path, threads: int = 1) -> Any:
         """The :class:`~collapselab.train.TrainConfig` of this run, writing to ``out``."""
@@ -125,7 +131,8 @@ class SweepRun:
         return TrainConfig(
             method=self.method, data=self.data,
             encoder=self.encoder,
-            epochs=self.epochs, lr=self.lr, seed=self.seed, threads=threads, out=str(out),
+            epochs=self.epochs, max_steps=self.steps, lr=self.lr, seed=self.seed,
+            threads=threads, out=str(out),
             monitor=False, evaluate=False, checkpoint_every=0, log_every=50,
             method_options=options, augment_options=augment_options(self.data, self.augment),
         )  # fmt: skip
@@ -159,45 +166,58 @@ def augment_options(data: str, strength: float) -> dict[str, Any]:
     }
 
 
-def sweep_runs(full: bool = True) -> list[SweepRun]:
-    """The sweep: ``full`` (43 runs, digits and Fashion-MNIST) or the 6-run digits subset
-    of the test (10 steps each).
+#: the sweep's methods, each with its default learning rate (AdamW, batch 256)
+SWEEP_METHODS = {"simclr": 2e-3, "vicreg": 1e-3, "byol": 2e-3, "barlow": 1e-3}
+SWEEP_AUGMENT = (0.5, 1.0, 2.0)  # augmentation strengths
+SWEEP_WIDTHS = (32, 128, 512)  # projector widths (a Latin square over the 3 x 3 grid)
+SWEEP_TEMPERATURES = (0.05, 0.2, 1.0)  # SimCLR's knob
+SWEEP_LR_FACTORS = (0.25, 1.0, 4.0)  # the other methods' knob: x their default lr
+SWEEP_SEEDS = (0, 1, 2)
+SWEEP_DATA = "fashion-mnist"
+SWEEP_EPOCHS = 1  # the schedule: one Fashion-MNIST epoch, 234 steps of 256 images
+SWEEP_STEPS = 160  # steps trained (41k images): 68% of the cosine schedule
 
-    The full sweep is a fractional design (the full product would be 100+ runs): per
-    method and data set, every combination of two augmentation strengths (0.5, 2) and two
-    projector widths (32, 512), crossed with two temperatures (SimCLR: 0.05, 0.5) or two
-    learning rates (VICReg, BYOL: the default / 4 and x 2); on digits also each method at
-    its default settings (strength 1, width 128). Runs are interleaved so that any prefix
-    covers both data sets and every method. Digits: 100 steps (20 epochs of 5); Fashion-
-    MNIST: one epoch (234 steps).
+
+def sweep_settings() -> list[SweepRun]:
+    """The 36 settings of the full sweep (seed 0), interleaved across methods.
+
+    Per method a 3 x 3 grid: augmentation strength (0.5, 1, 2) x one method knob (SimCLR:
+    temperature 0.05, 0.2, 1; VICReg, BYOL, Barlow Twins: learning rate x 0.25, 1, 4 of
+    the default), with the projector width (32, 128, 512) on a Latin square over the grid
+    (each width once per strength and once per knob level). Fashion-MNIST, MLP encoder,
+    160 steps of a one-epoch (234-step) warm-up + cosine schedule: the checkpoint is taken
+    at 68% of the schedule (learning rate a quarter of its peak), which keeps one run at
+    ~12 s of one CPU core.
+    """
+    grids: list[list[SweepRun]] = []
+    for method, lr0 in SWEEP_METHODS.items():
+        runs = []
+        for i, a in enumerate(SWEEP_AUGMENT):
+            for j in range(3):
+                w = SWEEP_WIDTHS[(i + j) % 3]
+                if method == "simclr":
+                    t, lr = SWEEP_TEMPERATURES[j], lr0
+                else:
+                    t, lr = None, lr0 * SWEEP_LR_FACTORS[j]
+                runs.append(SweepRun(SWEEP_DATA, method, t, a, w, lr, SWEEP_EPOCHS,
+                                     steps=SWEEP_STEPS))  # fmt: skip
+        grids.append(runs)
+    return [g[i] for i in range(max(map(len, grids))) for g in grids if i < len(g)]
+
+
+def sweep_runs(full: bool = True) -> list[SweepRun]:
+    """The sweep: ``full`` (:func:`sweep_settings` x :data:`SWEEP_SEEDS`: 108 runs) or
+    the 6-run digits subset of the test (10 steps each).
+
+    Full: seeds in the outer loop, so any prefix covers every setting once before any
+    is repeated (a cut-short sweep is still balanced over methods and settings).
     """
     if not full:
         tiny = (("simclr", 0.2, 1.0, 64), ("simclr", 0.05, 2.0, 16), ("simclr", 1.0, 0.5, 64),
                 ("vicreg", None, 1.0, 64), ("vicreg", None, 2.0, 16),
                 ("alignment", None, 1.0, 64))  # fmt: skip
         return [SweepRun("digits", m, t, a, w, 2e-3, 2) for m, t, a, w in tiny]
-    default_lr = {"simclr": 2e-3, "vicreg": 1e-3, "byol": 2e-3}
-    grids: list[list[SweepRun]] = []
-    for data, epochs, methods in (
-        ("digits", 20, ("simclr", "vicreg", "byol")),
-        ("fashion-mnist", 1, ("simclr", "vicreg")),
-    ):
-        for method in methods:
-            runs: list[SweepRun] = []
-            lr0 = default_lr[method]
-            for a in (0.5, 2.0):
-                for w in (32, 512):
-                    if method == "simclr":
-                        runs += [SweepRun(data, method, t, a, w, lr0, epochs) for t in (0.05, 0.5)]
-                    else:
-                        runs += [SweepRun(data, method, None, a, w, lr, epochs)
-                                 for lr in (lr0 / 4, lr0 * 2)]  # fmt: skip
-            grids.append(runs)
-    out = [SweepRun("digits", m, 0.2 if m == "simclr" else None, 1.0, 128, default_lr[m], 20)
-           for m in ("simclr", "vicreg", "byol")]  # fmt: skip
-    for i in range(max(len(g) for g in grids)):  # interleave: every prefix is balanced
-        out += [g[i] for g in grids if i < len(g)]
-    return out
+    return [dataclasses.replace(r, seed=s) for s in SWEEP_SEEDS for r in sweep_settings()]
 
 
 @dataclass(frozen=True)
@@ -210,6 +230,7 @@ class RunResult:
         linear: linear-probe accuracy on the test split.
         knn: kNN (k=20, cosine) accuracy on the test split.
         seconds: training and measuring time.
+        metrics_version: the :data:`METRICS_VERSION` the metrics were measured with.
     """
 
     run: dict[str, Any]
@@ -217,6 +238,7 @@ class RunResult:
     linear: float
     knn: float
     seconds: float
+    metrics_version: int = 0
 
     @property
     def method(self) -> str:
@@ -327,16 +349,24 @@ def run_one(run: SweepRun, cache: str | Path, threads: int = 1) -> RunResult:
     folder = Path(cache) / run.key()
     path = folder / "result.json"
     if path.is_file():
-        return RunResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    t0 = time.perf_counter()
-    train(run.config(folder / "train", threads))
-    method, data = load_trained(folder / "train" / "checkpoint.pt")
-    metrics = measure_method(method, data)
-    with _one_thread():
-        ev = evaluate_features(_embed(method, data.x_train), data.y_train,
-                               _embed(method, data.x_test), data.y_test)  # fmt: skip
-    result = RunResult(dataclasses.asdict(run), metrics, ev.linear_accuracy, ev.knn_accuracy,
-                       time.perf_counter() - t0)  # fmt: skip
+        cached = RunResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        ck = folder / "train" / "checkpoint.pt"
+        if cached.metrics_version == METRICS_VERSION or not ck.is_file():
+            return cached
+        method, data = load_trained(ck)  # metric definitions changed: re-measure only
+        result = dataclasses.replace(cached, metrics=measure_method(method, data),
+                                     metrics_version=METRICS_VERSION)  # fmt: skip
+    else:
+        t0 = time.perf_counter()
+        train(run.config(folder / "train", threads))
+        method, data = load_trained(folder / "train" / "checkpoint.pt")
+        metrics = measure_method(method, data)
+        with _one_thread():
+            ev = evaluate_features(_embed(method, data.x_train), data.y_train,
+                                   _embed(method, data.x_test), data.y_test)  # fmt: skip
+        result = RunResult(dataclasses.asdict(run), metrics, ev.linear_accuracy,
+                           ev.knn_accuracy, time.perf_counter() - t0,
+                           METRICS_VERSION)  # fmt: skip
     with atomic_open(path, "w", fsync=False) as fh:
         json.dump(result.to_dict(), fh, indent=1)
     return result
@@ -478,30 +508,203 @@ def correlations(
     return out
 
 
-def validation_table(corrs: Sequence[Correlation], target: str = "linear") -> dict[str, Any]:
+def setting_key(run: dict[str, Any]) -> str:
+    """A run's setting: its hyperparameters without the seed (runs differing only in seed
+    are repeats of one setting)."""
+    return json.dumps({k: v for k, v in run.items() if k != "seed"}, sort_keys=True)
+
+
+def setting_means(results: Sequence[RunResult]) -> list[RunResult]:
+    """One result per setting (:func:`setting_key`): the mean over its seeds of every
+    metric (nan if any seed's is nan) and of both accuracies; ``run["seed"]`` becomes the
+    list of seeds, ``seconds`` their sum. Settings are the independent units of the
+    study: the seeds of one setting share its hyperparameters, so resampling runs as if
+    independent would overstate the evidence."""
+    groups: dict[str, list[RunResult]] = {}
+    for r in results:
+        groups.setdefault(setting_key(r.run), []).append(r)
+    out = []
+    for rs in groups.values():
+        names = sorted(set().union(*(r.metrics for r in rs)))
+        metrics = {n: float(np.mean([r.metrics.get(n, math.nan) for r in rs])) for n in names}
+        run = {**rs[0].run, "seed": sorted(r.run.get("seed", 0) for r in rs)}
+        out.append(RunResult(run, metrics, float(np.mean([r.linear for r in rs])),
+                             float(np.mean([r.knn for r in rs])),
+                             float(sum(r.seconds for r in rs)),
+                             min(r.metrics_version for r in rs)))  # fmt: skip
+    return out
+
+
+def pick_regret(score: ArrayLike, acc: ArrayLike) -> float:
+    """Accuracy lost by picking the item of highest ``score`` instead of the most accurate
+    one: ``max(acc) - acc[argmax(score)]`` (nan scores are never picked; nan if all are).
+    The first of tied scores is picked."""
+    sc, ac = np.asarray(score, dtype=np.float64), np.asarray(acc, dtype=np.float64)
+    ok = np.isfinite(sc)
+    if not ok.any():
+        return math.nan
+    pick = int(np.argmax(np.where(ok, sc, -np.inf)))
+    return float(ac.max() - ac[pick])
+
+
+def regrets(results: Sequence[RunResult], target: str = "linear") -> dict[str, Any]:
+    """Regret of each metric's pick, in accuracy points (x 100), per data set.
+
+    Per metric: ``all`` (picking among every setting mean), each method's (picking among
+    its settings), ``per_seed`` (picking among the runs of one seed, against that seed's
+    best run; one value per seed) and their mean. ``random``: the expected regret of a
+    uniformly random pick (mean of ``max - acc``), the floor a metric must beat.
+    """
+    means = setting_means(results)
+    out: dict[str, Any] = {}
+    for data in sorted({r.data for r in means}):
+        rows = [r for r in means if r.data == data]
+        raw = [r for r in results if r.data == data]
+        methods = sorted({r.method for r in rows})
+        seeds = sorted({int(r.run.get("seed", 0)) for r in raw})
+
+        def acc(rs: Sequence[RunResult]) -> NDArray[np.float64]:
+            return 100 * np.array([getattr(r, target) for r in rs])
+
+        def score(rs: Sequence[RunResult], sign: int, name: str) -> NDArray[np.float64]:
+            return np.array([sign * r.metrics.get(name, math.nan) for r in rs])
+
+        entry: dict[str, Any] = {"random": {
+            "all": float(np.mean(acc(rows).max() - acc(rows))),
+            **{m: float(np.mean(acc(sel).max() - acc(sel)))
+               for m in methods for sel in [[r for r in rows if r.method == m]]}}}  # fmt: skip
+        for spec in METRICS:
+            e: dict[str, Any] = {"all": pick_regret(score(rows, spec.sign, spec.name), acc(rows))}
+            for m in methods:
+                sel = [r for r in rows if r.method == m]
+                e[m] = pick_regret(score(sel, spec.sign, spec.name), acc(sel))
+            per_seed = []
+            for sd in seeds:
+                sel = [r for r in raw if int(r.run.get("seed", 0)) == sd]
+                per_seed.append(pick_regret(score(sel, spec.sign, spec.name), acc(sel)))
+            e["per_seed"] = per_seed
+            e["per_seed_mean"] = float(np.mean(per_seed)) if per_seed else math.nan
+            entry[spec.name] = e
+        out[data] = entry
+    return out
+
+
+def noise_floor(results: Sequence[RunResult], target: str = "linear") -> dict[str, Any]:
+    """How much of the target's spread is signal, per data set, in accuracy points.
+
+    ``seed_sd``: pooled standard deviation of one run's accuracy over seeds of a setting;
+    ``sampling_se``: binomial standard error of one accuracy on the evaluated test images
+    (``n_test``), at the mean accuracy; ``between_sd``: standard deviation of the setting
+    means; ``reliability``: the share of the setting means' variance that is not seed
+    noise, ``1 - seed_sd^2 / (k between_sd^2)`` with ``k`` seeds per setting (the
+    reliability of a k-seed mean, Spearman-Brown); ``range``: min and max setting mean;
+    ``distinct``: distinct run accuracies (of ``runs``).
+    """
+    out: dict[str, Any] = {}
+    for data in sorted({r.data for r in results}):
+        raw = [r for r in results if r.data == data]
+        groups: dict[str, list[float]] = {}
+        for r in raw:
+            groups.setdefault(setting_key(r.run), []).append(100 * getattr(r, target))
+        means = np.array([np.mean(v) for v in groups.values()])
+        reps = [v for v in groups.values() if len(v) >= 2]
+        pooled = (float(np.sqrt(np.mean([np.var(v, ddof=1) for v in reps])))
+                  if reps else math.nan)  # fmt: skip
+        k = float(np.mean([len(v) for v in groups.values()]))
+        between = float(np.std(means, ddof=1)) if means.size > 1 else math.nan
+        n_test = EVAL_SUBSET.get(data, (0, 0))[1] or None
+        p = float(np.mean([getattr(r, target) for r in raw]))
+        out[data] = {
+            "runs": len(raw), "settings": len(groups), "seeds_per_setting": k,
+            "seed_sd": pooled,
+            "sampling_se": 100 * math.sqrt(p * (1 - p) / n_test) if n_test else math.nan,
+            "n_test": n_test, "between_sd": between,
+            "reliability": 1 - pooled**2 / (k * between**2) if between > 0 else math.nan,
+            "range": [float(means.min()), float(means.max())],
+            "distinct": len({round(100 * getattr(r, target), 6) for r in raw}),
+        }  # fmt: skip
+    return out
+
+
+#: Spearman's rho: var(atanh rho_hat) ~ 1.06 / (n - 3) (Fieller, Hartley & Pearson 1957)
+SPEARMAN_Z_VAR = 1.06
+
+
+def power_fisher(n: int, rho: float = 0.5, alpha: float = 0.05) -> float:
+    """Probability that a two-sided test at level ``alpha`` finds a Spearman correlation
+    of true value ``rho`` significant with ``n`` independent pairs, by Fisher's z with
+    Spearman's variance ``1.06 / (n - 3)``."""
+    from scipy.stats import norm
+
+    if n <= 3:
+        return math.nan
+    shift = math.atanh(rho) / math.sqrt(SPEARMAN_Z_VAR / (n - 3))
+    z = float(norm.ppf(1 - alpha / 2))
+    return float(norm.cdf(shift - z) + norm.cdf(-shift - z))
+
+
+def power_simulated(
+    n: int, rho: float = 0.5, alpha: float = 0.05, sims: int = 20000, seed: int = 0
+) -> float:
+    """:func:`power_fisher` by simulation: ``sims`` samples of ``n`` pairs from a Gaussian
+    copula whose Spearman correlation is ``rho`` (Pearson ``2 sin(pi rho / 6)``), each
+    tested as :func:`scipy.stats.spearmanr` does (t with ``n - 2`` degrees of freedom)."""
+    from scipy.stats import t as student
+
+    r = 2 * math.sin(math.pi * rho / 6)
+    g = np.random.default_rng(seed)
+    x = g.normal(size=(sims, n))
+    y = r * x + math.sqrt(1 - r * r) * g.normal(size=(sims, n))
+    rs, _ = rank_correlations(x, y, block=1 << 20)
+    with np.errstate(divide="ignore"):
+        tt = rs * np.sqrt((n - 2) / np.maximum(1 - rs**2, 1e-300))
+    p = 2 * student.sf(np.abs(tt), n - 2)
+    return float(np.mean(p < alpha))
+
+
+def power(n: int, rho: float = 0.5, alpha: float = 0.05) -> dict[str, Any]:
+    """Both power estimates for ``n`` independent settings (for the results file)."""
+    return {"n": n, "rho": rho, "alpha": alpha, "fisher_z": power_fisher(n, rho, alpha),
+            "simulated": power_simulated(n, rho, alpha)}  # fmt: skip
+
+
+def validation_table(
+    corrs: Sequence[Correlation],
+    target: str = "linear",
+    regret: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """What ``collapselab rank`` reads: per metric and data set, the across-method
-    Spearman correlation with ``target`` accuracy and its interval, plus the range of the
-    within-method ones; metrics ordered best first by their worst lower bound over data
-    sets (a metric is as trustworthy as its weakest validation)."""
+    Spearman correlation with ``target`` accuracy and its interval (``spearman``, over
+    ``n`` units: setting means when ``corrs`` came from :func:`setting_means`), the
+    within-method Spearman (``within``) and Kendall tau (``kendall_within``) intervals, and
+    the regret of the metric's pick (``regret``, :func:`regrets`); metrics ordered best
+    first by their worst lower bound over data sets (a metric is as trustworthy as its
+    weakest validation). ``extra`` is merged into the top level (level, power, ...)."""
     table: dict[str, Any] = {}
     for spec in METRICS:
         per_data: dict[str, Any] = {}
         for c in corrs:
             if c.metric != spec.name or c.target != target:
                 continue
-            entry = per_data.setdefault(c.data, {"within": {}})
-            s = dataclasses.asdict(c.spearman)
+            entry = per_data.setdefault(c.data, {"within": {}, "kendall_within": {}})
             if c.scope == "all":
-                entry.update({"n": c.n, "spearman": s})
+                entry.update({"n": c.n, "spearman": dataclasses.asdict(c.spearman),
+                              "kendall": dataclasses.asdict(c.kendall)})  # fmt: skip
             else:
-                entry["within"][c.scope] = s
+                entry["within"][c.scope] = dataclasses.asdict(c.spearman)
+                entry["kendall_within"][c.scope] = dataclasses.asdict(c.kendall)
+        for data, entry in per_data.items():
+            if regret and data in regret and spec.name in regret[data]:
+                entry["regret"] = regret[data][spec.name]
+                entry["regret_random"] = regret[data]["random"]
         if per_data:
             worst = min((e["spearman"]["lo"] for e in per_data.values() if "spearman" in e),
                         default=math.nan)  # fmt: skip
             table[spec.name] = {"sign": spec.sign, "needs_views": spec.needs_views,
                                 "worst_lo": worst, "data": per_data}  # fmt: skip
     order = sorted(table, key=lambda k: -nan_to_low(table[k]["worst_lo"]))
-    return {"target": target, "order": order, "metrics": table}
+    return {"target": target, **(extra or {}), "order": order, "metrics": table}
 
 
 def nan_to_low(v: float | None) -> float:
@@ -531,6 +734,8 @@ ArrayLike = Any
 
 __all__ = [
     "BOOTSTRAP",
+    "LEVEL",
+    "METRICS_VERSION",
     "METRICS",
     "METRIC_NAMES",
     "TARGETS",
@@ -548,11 +753,20 @@ __all__ = [
     "measure_method",
     "metric_spec",
     "nan_to_low",
+    "noise_floor",
+    "pick_regret",
+    "power",
+    "power_fisher",
+    "power_simulated",
     "rank_correlations",
+    "regrets",
     "results_from_json",
     "rows",
     "run_one",
     "run_sweep",
+    "setting_key",
+    "setting_means",
     "sweep_runs",
+    "sweep_settings",
     "validation_table",
 ]

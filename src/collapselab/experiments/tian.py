@@ -21,15 +21,25 @@ What :func:`run` measures:
 - **DirectPred**: ``Wp`` is not trained but set every step to
   ``U_hat diag(p) U_hat^T`` with ``p_j = sqrt(s_j / max_k s_k) + eps`` from the
   eigendecomposition of ``F_hat``, a moving average of the batch correlation ``f f^T`` of
-  the online branch. As in the paper's experiments DirectPred is trained with BYOL's
-  normalised loss (collapselab's :func:`~collapselab.losses.byol.normalized_mse`; the
-  ``p_j <= 1 + eps`` of DirectPred shrinks every direction of the unnormalised Eq. 1 when
-  ``(1 + sigma^2) p_j > 1``).
+  the online branch; ``eps = 0.01`` and ``F_hat <- 0.3 F_hat + 0.7 f f^T`` as the official
+  code's ``dyn_eps=0.01 dyn_lambda=0.3``.
+
+Two losses, named by :data:`LOSS_LABELS` in every table: ``loss="l2"`` is the paper's
+Eq. 1 (unnormalised), the one its analysis is about; ``loss="byol"`` is BYOL's normalised
+``2 - 2 cos`` (collapselab's :func:`~collapselab.losses.byol.byol_loss`), the one the
+paper's deep-network experiments train. They disagree on the fixed predictors: under Eq. 1
+a fixed ``Wp = I`` gives ``dW/dt = -(sigma^2 + eta) W`` and collapses; with ``Wp``
+sharing F's eigenvectors, an eigendirection with predictor eigenvalue ``p`` grows only
+while ``(1 + sigma^2) p^2 - p + eta < 0`` (``0.056 < p < 0.444`` at ``sigma = 1``,
+``eta = 0.05``), and DirectPred always gives the top direction ``p = 1 + eps``, so it
+shrinks, and the rest follow: DirectPred under Eq. 1 collapses too. Under the normalised
+loss, which is blind to scale, neither collapses.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -43,6 +53,11 @@ COLLAPSED_BELOW = 0.05
 #: (one direction left: a linear map of symmetric data to one line keeps rows at +-u, so
 #: the normalised std stays large and cannot tell)
 COLLAPSED_ERANK = 2.0
+#: what each loss is called in tables
+LOSS_LABELS: dict[str, str] = {
+    "l2": "Eq. 1 (unnormalised)",
+    "byol": "BYOL normalised (2 - 2 cos)",
+}
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,7 @@ class TianConfig:
     batch: int = 64
     predictor_init: float = 0.01  # Wp entries ~ N(0, (predictor_init)^2 / dim): small
     directpred_rho: float = 0.3  # F_hat <- rho F_hat + (1 - rho) f f^T / B
-    directpred_eps: float = 0.1  # added to every p_j (keeps weak directions trainable)
+    directpred_eps: float = 0.01  # added to every p_j; the official code's dyn_eps=0.01
     eval_every: int = 100  # steps between alignment measurements
     eval_rows: int = 1000
     seed: int = 0
@@ -95,9 +110,14 @@ class TianRun:
     final_loss: float
     trace_f: tuple[float, ...] = ()
 
+    @property
+    def loss_name(self) -> str:
+        """The loss trained, as tables name it (:data:`LOSS_LABELS`)."""
+        return LOSS_LABELS[self.config.loss]
+
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return asdict(self)
+        """JSON-ready dict (with ``loss_name``)."""
+        return {**asdict(self), "loss_name": self.loss_name}
 
 
 def eigenspace_alignment(f_corr: torch.Tensor, wp: torch.Tensor) -> float:
@@ -198,3 +218,8 @@ def run(cfg: TianConfig) -> TianRun:
         cfg, tuple(steps), tuple(align), rel_var, nstd, erank, bool(collapsed),
         float(loss.detach()), tuple(trf),
     )  # fmt: skip
+
+
+def run_seeds(cfg: TianConfig, seeds: Iterable[int]) -> list[TianRun]:
+    """:func:`run` of ``cfg`` once per seed (everything else unchanged)."""
+    return [run(replace(cfg, seed=int(s))) for s in seeds]

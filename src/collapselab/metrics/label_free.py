@@ -1,14 +1,17 @@
 """Label-free metrics that claim to rank checkpoints without labels, and their directions.
 
 RankMe (Garrido et al. 2023), LiDAR (Thilak et al. 2023), alpha-ReQ (Agrawal et al. 2022),
-the effective rank (Roy & Vetterli 2007), the std of L2-normalised rows (Chen & He 2021)
-and Wang & Isola's (2020) uniformity and alignment. :data:`METRICS` states each one's
-claimed direction (``MetricSpec.sign``: +1 higher is better, -1 lower is better);
-:func:`label_free_metrics` measures them on a representation. Which of them actually
-predicts accuracy is validated by :mod:`collapselab.experiments.selection`.
+the effective rank (Roy & Vetterli 2007), the std of L2-normalised rows (Chen & He 2021),
+Wang & Isola's (2020) uniformity and alignment, and the intrinsic dimension (TwoNN, Facco
+et al. 2017) as the baseline of the intrinsic-dimension family (IdEst, Mordacq et al.).
+:data:`METRICS` states each one's claimed direction (``MetricSpec.sign``: +1 higher is
+better, -1 lower is better); :func:`label_free_metrics` measures them on a representation.
+Which of them actually predicts accuracy is validated by
+:mod:`collapselab.experiments.selection`.
 
-Pure numpy: every value comes from :func:`collapselab.metrics.compute_metrics` (float64
-moments) and, for the view-based metrics, from :func:`lidar` and
+Pure numpy: the spectral values come from :func:`collapselab.metrics.compute_metrics`
+(float64 moments; alpha refitted by :func:`alpha_req_fit` as the authors' library does),
+the intrinsic dimension from :func:`twonn`, the view-based metrics from :func:`lidar` and
 :func:`collapselab.metrics.alignment`.
 """
 
@@ -27,6 +30,11 @@ from collapselab.metrics.summary import compute_metrics
 
 LIDAR_DELTA = 1e-4  # ridge on the within-class scatter, relative to its mean eigenvalue
 LIDAR_EPS = 1e-8  # added to each p_k, as RankMe's epsilon (Thilak et al. 2023, Eq. 5)
+#: alpha-ReQ's fit window, 1-based eigenvalue ranks (reptrix ``get_alpha``:
+#: ``fit_range=np.arange(5, 100)``, shifted by one inside ``get_powerlaw``)
+ALPHA_RANKS = (6, 100)
+TWONN_POINTS = 2000  # rows (a fixed random subset) the TwoNN estimate uses
+TWONN_DISCARD = 0.1  # fraction of the largest ratios r2/r1 left out (Facco et al. 2017)
 
 
 @dataclass(frozen=True)
@@ -56,19 +64,26 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("rankme", "RankMe", 1, False,
                "Garrido et al. 2023 Eq. 1: singular values of the uncentred Z, eps 1e-7"),
     MetricSpec("alpha", "alpha (power-law decay)", -1, False,
-               "power-law exponent of the centred spectrum, all positive eigenvalues; "
-               "a slower decay (smaller alpha) read as better"),
+               "power-law exponent of the centred spectrum, fitted as alpha-ReQ's library "
+               "(reptrix) does: log-log least squares over ranks 6-100 weighted 1/k; a "
+               "slower decay (smaller alpha) read as better"),
     MetricSpec("alpha_req", "alpha-ReQ -|alpha-1|", 1, False,
-               "Agrawal et al. 2022: alpha near 1 is best; score -|alpha - 1|"),
+               "Agrawal et al. 2022: alpha (ranks 6-100, weights 1/k) near 1 is best; "
+               "score -|alpha - 1|"),
     MetricSpec("lidar", "LiDAR", 1, True,
                "Thilak et al. 2023: entropy rank of the LDA matrix, augmented views of an "
-               "image as its class (n=200 images, q=10 views, delta=1e-4 relative, eps=1e-8)"),
+               "image as its class (n=1000 images > d=256, q=10 views, delta=1e-4 "
+               "relative, eps=1e-8)"),
     MetricSpec("std_l2", "std of L2-normalised rows", 1, False,
                "Chen & He 2021 Sec. 4.1: 0 collapsed, 1/sqrt(d) isotropic"),
     MetricSpec("uniformity", "uniformity (t=2)", -1, False,
                "Wang & Isola 2020: log E exp(-2 ||u_i - u_j||^2), lower is more uniform"),
     MetricSpec("alignment", "alignment (alpha=2)", -1, True,
                "Wang & Isola 2020: E ||u - u'||^2 of two views, lower is better"),
+    MetricSpec("twonn", "intrinsic dim. (TwoNN)", -1, False,
+               "Facco et al. 2017 TwoNN on 2000 rows (10% largest ratios discarded), the "
+               "IdEst baseline: a lower intrinsic dimension read as better (IdEst, Mordacq "
+               "et al.; Ansuini et al. 2019)"),
 )  # fmt: skip
 METRIC_NAMES = tuple(m.name for m in METRICS)
 
@@ -130,6 +145,73 @@ def lidar(
     return entropy_rank(np.clip(lam, 0.0, None), eps=eps)
 
 
+def alpha_req_fit(
+    eigenvalues: NDArray[np.floating[Any]], ranks: tuple[int, int] = ALPHA_RANKS
+) -> float:
+    """alpha-ReQ's decay exponent (Agrawal et al. 2022), fitted as the authors' library
+    does (reptrix ``get_powerlaw``, after Stringer et al. 2019).
+
+    ``log lam_k = b - alpha log k`` by weighted least squares over the 1-based ranks
+    ``k = lo..hi`` of the descending spectrum, weight ``1/k`` on each rank (the log-spaced
+    ranks count alike). Ranks past the last positive eigenvalue are left out.
+
+    Returns:
+        alpha; nan when fewer than 3 positive eigenvalues lie in the window.
+    """
+    lam = np.sort(np.asarray(eigenvalues, dtype=np.float64).ravel())[::-1]
+    lo, hi = ranks
+    hi = min(hi, int(np.count_nonzero(lam > 0)))
+    k = np.arange(lo, hi + 1, dtype=np.float64)
+    if k.size < 3:
+        return float("nan")
+    x = np.stack([-np.log(k), np.ones_like(k)], axis=1)  # (K, 2)
+    y = np.log(lam[lo - 1 : hi])
+    w = 1.0 / k
+    b = np.linalg.solve(x.T @ (x * w[:, None]), (x * w[:, None]).T @ y)
+    return float(b[0])
+
+
+def twonn(
+    x: NDArray[np.floating[Any]],
+    discard: float = TWONN_DISCARD,
+    max_points: int = TWONN_POINTS,
+    seed: int = 0,
+) -> float:
+    """Intrinsic dimension by TwoNN (Facco, d'Errico, Rodriguez & Laio 2017, Sci. Rep.).
+
+    For each point the ratio ``mu = r2 / r1`` of its second to first nearest-neighbour
+    distance is Pareto distributed, ``F(mu) = 1 - mu^(-d)``. With the ratios sorted and
+    ``F_i = i / N``, ``d`` is the slope through the origin of ``-log(1 - F_i)`` against
+    ``log mu_i`` over the smallest ``(1 - discard) N`` ratios (the paper's fit; the largest
+    ratios are the noisiest). Points at distance 0 from another (duplicates) are dropped.
+
+    Args:
+        x: ``(N, D)`` points; a fixed random subset of ``max_points`` rows (``seed``) is
+            used when ``N`` is larger (the pairwise distances cost ``N^2 D``).
+        discard: fraction of the largest ratios left out of the fit.
+
+    Returns:
+        The dimension estimate; nan with fewer than 3 usable points.
+    """
+    a = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if a.shape[0] > max_points:
+        a = a[np.sort(np.random.default_rng(seed).permutation(a.shape[0])[:max_points])]
+    sq = (a * a).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * (a @ a.T), 0.0)  # (N, N)
+    np.fill_diagonal(d2, np.inf)
+    two = np.sqrt(np.partition(d2, 1, axis=1)[:, :2])  # (N, 2): r1 <= r2
+    ok = two[:, 0] > 1e-12 * max(float(np.sqrt(sq.max(initial=0.0))), 1e-300)
+    mu = np.sort(two[ok, 1] / two[ok, 0])
+    n = mu.size
+    keep = int(np.floor(n * (1.0 - discard)))
+    if keep < 3:
+        return float("nan")
+    xs = np.log(mu[:keep])
+    ys = -np.log(1.0 - np.arange(1, keep + 1) / n)
+    denom = float(xs @ xs)
+    return float(xs @ ys / denom) if denom > 0 else float("nan")
+
+
 def label_free_metrics(
     rep: NDArray[np.floating[Any]],
     paired: NDArray[np.floating[Any]] | None = None,
@@ -150,13 +232,15 @@ def label_free_metrics(
     if paired is not None and views is None:
         raise InputError("label_free_metrics: paired views come with views")
     m = compute_metrics(rep)
+    alpha = alpha_req_fit(m.eigenvalues)
     out = {
         "effective_rank": m.effective_rank,
         "rankme": m.rankme,
-        "alpha": m.power_law_alpha,
-        "alpha_req": -abs(m.power_law_alpha - 1.0),
+        "alpha": alpha,
+        "alpha_req": -abs(alpha - 1.0),
         "std_l2": m.std_of_l2_normalized,
         "uniformity": m.uniformity,
+        "twonn": twonn(rep),
     }
     if views is not None:
         out["lidar"] = lidar(views)
@@ -166,12 +250,17 @@ def label_free_metrics(
 
 
 __all__ = [
+    "ALPHA_RANKS",
     "LIDAR_DELTA",
     "LIDAR_EPS",
     "METRICS",
     "METRIC_NAMES",
     "MetricSpec",
+    "TWONN_DISCARD",
+    "TWONN_POINTS",
+    "alpha_req_fit",
     "label_free_metrics",
     "lidar",
     "metric_spec",
+    "twonn",
 ]

@@ -1,30 +1,55 @@
-"""Run the verdict over the labelled corpus and judge it against the labels.
+"""Run the verdict over the labelled corpus, score it, and score it out of family.
 
-A case is right when the verdict says what its label asks (see
-:data:`collapselab.experiments.calibration.Label`):
+The score reads the verdict as a user's gate does (``--fail-on warning``): a case is
+*flagged* when the verdict is not ``healthy`` or carries a warning. A case labelled
+``healthy`` is right when it is not flagged, one labelled ``hurt`` when it is; an
+``ambiguous`` case is reported, not scored. A miss counts as a miss, whether or not it
+is a documented blind spot. The structural kind (``Case.structure``) is a second axis:
+for the hurt cases whose kind is known, does the verdict name it?
 
-- ``healthy``: verdict ``healthy`` and no warning;
-- ``warning``: a warning, or a ``dimensional`` / ``complete`` verdict (collapse under way
-  or crossed: anything but a clean bill of health);
-- ``dimensional`` / ``complete``: exactly that verdict.
-
-The margin of each threshold is the distance, in the evidence's own units, from the line
-to the nearest case of the other label (``margins``).
+The thresholds were tuned on this corpus, so the in-sample score flatters them.
+:func:`out_of_family` re-fits every threshold of :data:`REFIT` on all families but one
+(coordinate descent over a grid, ties broken towards the shipped value) and scores the
+family left out with the re-fitted lines: the error a new kind of data would meet.
+:func:`ranges` gives, for each threshold alone, the values over which the in-sample
+errors stay at the shipped value's count, and says when the corpus does not constrain
+a line at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-from collapselab.diagnose import Measurement, Thresholds, measure_array
+from collapselab.diagnose import Measurement, Thresholds, fails, measure
 from collapselab.experiments.calibration import Case
+from collapselab.metrics import Moments
 
 #: the corpus modules, in table order
 GROUPS = ("synthetic", "ssl", "text")
+
+#: the thresholds re-fitted out of family, and each one's grid: the shipped value times
+#: 2^(k/4) for k = -12..12 (a factor 8 either way, steps of 19%)
+REFIT = ("complete_relative_variance", "warn_relative_variance", "dimensional_rank_fraction",
+         "few_dims_fraction", "min_effective_rank", "baseline_complete_ratio",
+         "baseline_warn_ratio", "baseline_rank_ratio")  # fmt: skip
+GRID_STEPS = tuple(2.0 ** (k / 4) for k in range(-12, 13))
+
+
+def flagged(ms: Measurement) -> bool:
+    """What a ``--fail-on warning`` gate does: a warning or any collapse verdict."""
+    return fails(ms, "warning")
+
+
+def is_right(label: str, ms: Measurement) -> bool | None:
+    """Does the Measurement read the outcome right? None for an ambiguous case."""
+    if label == "ambiguous":
+        return None
+    return flagged(ms) == (label == "hurt")
 
 
 @dataclass(frozen=True)
@@ -35,15 +60,16 @@ class Outcome:
     measurement: Measurement
 
     @property
-    def right(self) -> bool:
-        """The verdict says what the label asks (a known blind spot counts as right)."""
-        return self.case.blind_spot is not None or is_right(self.case.label, self.measurement)
+    def right(self) -> bool | None:
+        """The verdict reads the outcome right (None: ambiguous, not scored)."""
+        return is_right(self.case.label, self.measurement)
 
     @property
-    def missed(self) -> bool:
-        """A known blind spot that the verdict indeed misses."""
-        return self.case.blind_spot is not None and not is_right(self.case.label,
-                                                                 self.measurement)
+    def kind_agrees(self) -> bool | None:
+        """For a hurt case of known structure: does the verdict name that kind?"""
+        if self.case.label != "hurt" or self.case.structure not in ("complete", "dimensional"):
+            return None
+        return self.measurement.verdict == self.case.structure
 
     def row(self) -> dict[str, Any]:
         """The table row: case, label, verdict and the key numbers."""
@@ -51,12 +77,16 @@ class Outcome:
         b = ms.baseline
         return {
             "case": self.case.name,
+            "group": self.case.group,
             "kind": self.case.kind,
             "label": self.case.label,
+            "structure": self.case.structure,
             "verdict": ms.verdict,
             "warning": ms.warning is not None,
+            "flagged": flagged(ms),
             "severity": round(ms.severity, 3),
             "right": self.right,
+            "kind_agrees": self.kind_agrees,
             "blind_spot": self.case.blind_spot,
             "n": m.n,
             "d": m.d,
@@ -80,15 +110,6 @@ def _r(v: Any) -> float | None:
     return round(v, 4) if math.isfinite(v) else None
 
 
-def is_right(label: str, ms: Measurement) -> bool:
-    """Does the Measurement say what the label asks?"""
-    if label == "healthy":
-        return ms.verdict == "healthy" and ms.warning is None
-    if label == "warning":
-        return ms.verdict != "healthy" or ms.warning is not None
-    return ms.verdict == label
-
-
 def corpus(fast: bool = False, groups: Iterable[str] = GROUPS) -> Iterator[Case]:
     """Every case of the named groups (``fast``: the subset the test suite rebuilds)."""
     for g in groups:
@@ -98,23 +119,159 @@ def corpus(fast: bool = False, groups: Iterable[str] = GROUPS) -> Iterator[Case]
                 yield case
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A case with its metrics computed once, to be judged under many thresholds."""
+
+    case: Case
+    moments: Moments
+    baseline: Measurement | None
+
+    def judge(self, thresholds: Thresholds | None = None) -> Measurement:
+        return measure(self.moments, baseline=self.baseline, thresholds=thresholds,
+                       classes=self.case.classes)  # fmt: skip
+
+
+def prepare(case: Case) -> Prepared:
+    """Accumulate a case's rows (and its baseline's) once."""
+    base = None if case.baseline is None else measure(Moments.of(case.baseline))
+    return Prepared(case, Moments.of(case.z), base)
+
+
 def judge_case(case: Case, thresholds: Thresholds | None = None) -> Outcome:
     """Measure one case (against its baseline, with its classes)."""
-    ms = measure_array(case.z, case.baseline, thresholds=thresholds, classes=case.classes)
-    return Outcome(case, ms)
+    return Outcome(case, prepare(case).judge(thresholds))
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class Score:
+    """Errors among the scored (healthy / hurt) cases."""
+
+    errors: int
+    scored: int
+    false_alarms: list[str]
+    misses: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def score(outcomes: Sequence[Outcome]) -> Score:
+    """In-sample score: misses count as misses."""
+    fa = [o.case.name for o in outcomes if o.right is False and o.case.label == "healthy"]
+    miss = [o.case.name for o in outcomes if o.right is False and o.case.label == "hurt"]
+    scored = sum(o.right is not None for o in outcomes)
+    return Score(len(fa) + len(miss), scored, fa, miss)
+
+
+class _Table:
+    """The verdict of every prepared case under one threshold moved at a time, cached."""
+
+    def __init__(self, prepared: Sequence[Prepared]) -> None:
+        self.prepared = [p for p in prepared if p.case.label != "ambiguous"]
+        self._cache: dict[tuple[tuple[str, float], ...], list[bool]] = {}
+
+    def rights(self, th: Thresholds) -> list[bool]:
+        key = tuple((n, getattr(th, n)) for n in REFIT)
+        if key not in self._cache:
+            self._cache[key] = [bool(is_right(p.case.label, p.judge(th))) for p in self.prepared]
+        return self._cache[key]
+
+    def errors(self, th: Thresholds, keep: Sequence[bool] | None = None) -> int:
+        r = self.rights(th)
+        return sum(not ok for ok, k in zip(r, keep or [True] * len(r), strict=True) if k)
+
+
+def _grid(name: str) -> list[float]:
+    return [getattr(Thresholds(), name) * f for f in GRID_STEPS]
+
+
+def _refit(table: _Table, keep: Sequence[bool], rounds: int = 2) -> Thresholds:
+    """Coordinate descent on the cases ``keep`` marks: each threshold in turn moves to the
+    grid value with the fewest errors, ties broken towards the shipped value."""
+    th = Thresholds()
+    for _ in range(rounds):
+        for name in REFIT:
+            shipped = getattr(Thresholds(), name)
+            best = min(_grid(name), key=lambda v: (
+                table.errors(dataclasses.replace(th, **{name: v}), keep),
+                abs(math.log(v / shipped))))  # fmt: skip
+            th = dataclasses.replace(th, **{name: best})
+    return th
+
+
+def out_of_family(prepared: Sequence[Prepared]) -> dict[str, Any]:
+    """Leave one family out: re-fit :data:`REFIT` on the others, score the one left out.
+
+    Returns:
+        ``families``: for each family its scored cases, errors with the re-fitted and
+        with the shipped thresholds, the names of the cases wrong, and the re-fitted
+        values that moved; ``errors`` / ``scored``: the totals.
+    """
+    table = _Table(prepared)
+    groups = [p.case.group for p in table.prepared]
+    families, total_err, total = {}, 0, 0
+    for fam in dict.fromkeys(groups):
+        train = [g != fam for g in groups]
+        held = [g == fam for g in groups]
+        th = _refit(table, train)
+        rights = table.rights(th)
+        wrong = [p.case.name for p, ok, h in zip(table.prepared, rights, held, strict=True)
+                 if h and not ok]  # fmt: skip
+        moved = {n: round(getattr(th, n), 4) for n in REFIT
+                 if not math.isclose(getattr(th, n), getattr(Thresholds(), n))}  # fmt: skip
+        families[fam] = {"scored": sum(held), "errors": len(wrong),
+                         "errors_shipped": table.errors(Thresholds(), held), "wrong": wrong,
+                         "refit": moved}  # fmt: skip
+        total_err += len(wrong)
+        total += sum(held)
+    return {"families": families, "errors": total_err, "scored": total}
+
+
+def ranges(prepared: Sequence[Prepared]) -> list[dict[str, Any]]:
+    """For each threshold of :data:`REFIT` alone: the grid values whose in-sample errors
+    equal the shipped value's, as the interval around it (``constrained``: False when the
+    interval reaches both ends of the grid, a factor 8 either way)."""
+    table = _Table(prepared)
+    base = table.errors(Thresholds())
+    out = []
+    for name in REFIT:
+        grid = _grid(name)
+        ok = [table.errors(dataclasses.replace(Thresholds(), **{name: v})) <= base for v in grid]
+        mid = len(grid) // 2
+        lo = hi = mid
+        while lo > 0 and ok[lo - 1]:
+            lo -= 1
+        while hi < len(grid) - 1 and ok[hi + 1]:
+            hi += 1
+        shipped = getattr(Thresholds(), name)
+        out.append({"threshold": name, "value": shipped, "errors": base,
+                    "low": _r(grid[lo]), "high": _r(grid[hi]),
+                    "low_pct": round(100 * (grid[lo] / shipped - 1)),
+                    "high_pct": round(100 * (grid[hi] / shipped - 1)),
+                    "constrained": not (lo == 0 and hi == len(grid) - 1),
+                    "fewer_errors_at": [_r(v) for v, e in zip(grid, (
+                        table.errors(dataclasses.replace(Thresholds(), **{name: v}))
+                        for v in grid), strict=True) if e < base]})  # fmt: skip
+    return out
 
 
 def margins(outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """For each verdict line: the nearest case on each side and the margin (ratio)."""
+    """For each verdict line: the nearest healthy case and the nearest flagged-by-outcome
+    case below it, and the healthy margin (ratio)."""
     th = outcomes[0].measurement.thresholds if outcomes else Thresholds()
     out = []
 
-    def line(name: str, value_of: Any, threshold: float, bad: set[str], note: str) -> None:
+    def line(name: str, value_of: Any, threshold: float, structures: set[str | None],
+             note: str) -> None:  # fmt: skip
         good_vals = [(value_of(o), o.case.name) for o in outcomes
-                     if o.case.label == "healthy" and o.case.blind_spot is None
-                     and value_of(o) is not None]  # fmt: skip
+                     if o.case.label == "healthy" and value_of(o) is not None]  # fmt: skip
         bad_vals = [(value_of(o), o.case.name) for o in outcomes
-                    if o.case.label in bad and value_of(o) is not None]  # fmt: skip
+                    if o.case.label == "hurt" and o.case.structure in structures
+                    and value_of(o) is not None]  # fmt: skip
         g = min(good_vals, default=None)
         b = max((v for v in bad_vals if v[0] < threshold), default=None)
         out.append({
@@ -124,10 +281,11 @@ def margins(outcomes: list[Outcome]) -> list[dict[str, Any]]:
             "healthy_margin": None if g is None else _r(g[0] / threshold),
         })  # fmt: skip
 
+    anything = {None, "complete", "dimensional", "outliers"}
     line("complete_relative_variance", lambda o: o.measurement.metrics.relative_variance,
          th.complete_relative_variance, {"complete"}, "spread / norm")
     line("warn_relative_variance", lambda o: o.measurement.metrics.relative_variance,
-         th.warn_relative_variance, {"complete", "warning"}, "spread / norm")
+         th.warn_relative_variance, anything, "spread / norm")
     line("few_dims_fraction",
          lambda o: o.measurement.metrics.dims_99 / max(min(o.measurement.metrics.d,
                                                            o.measurement.metrics.n - 1), 1),
@@ -137,5 +295,9 @@ def margins(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     line("baseline_warn_ratio",
          lambda o: None if o.measurement.baseline is None
          else o.measurement.baseline.ratios["relative_variance"],
-         th.baseline_warn_ratio, {"warning", "complete"}, "spread now / baseline")
+         th.baseline_warn_ratio, anything, "spread now / baseline")
     return out
+
+
+__all__ = ["GROUPS", "Outcome", "Prepared", "Score", "corpus", "flagged", "is_right",
+           "judge_case", "margins", "out_of_family", "prepare", "ranges", "score"]  # fmt: skip

@@ -29,41 +29,31 @@ a fixed 10000-image training subset and 2000-image test subset, the MLP encoder,
 - supervised: the same encoder plus a linear classifier trained with cross-entropy to
   near-zero training loss (neural collapse), on digits and Fashion-MNIST.
 
-Labels (earned outside the verdict: never from :mod:`collapselab.diagnose`):
+Labels (the downstream outcome; never from :mod:`collapselab.diagnose` nor from a
+quantity the verdict draws a line on):
 
-- downstream quality ``q`` is the kNN accuracy (k = 20, cosine) of the test
-  representation against the training representation
-  (:func:`collapselab.train.evaluate.evaluate_features`); the healthy reference ``ref`` is
-  the better of SimCLR's representation on the same data at the end of its run and the
-  raw pixels (digits: SimCLR 0.980, pixels 0.969; Fashion-MNIST subset with the MLP:
-  SimCLR 0.792, pixels 0.811, an untrained MLP 0.799);
-- structure (plain numpy on the test matrix): ``spread`` = RMS distance of the rows to
-  their mean / norm of the mean, ``dims99`` = directions holding 99% of the centred
-  variance;
+- downstream quality ``q`` is the kNN accuracy (k = 20, cosine) of the test matrix
+  (the representation, or the projector output for a projector case) against the
+  training matrix (:func:`collapselab.train.evaluate.evaluate_features`); the healthy
+  reference ``ref`` is the better of SimCLR's representation on the same data at the
+  end of its run and the raw pixels (digits: SimCLR 0.980, pixels 0.969; Fashion-MNIST
+  subset with the MLP: SimCLR 0.792, pixels 0.811, an untrained MLP 0.799);
 - a run "collapses later" when the kNN of its start is at least ``0.9 ref`` and that of
   its last snapshot below (it loses a quality it had);
-- representation, ``q >= 0.9 ref``: ``healthy``, except for a snapshot of a run that
-  collapses later: ``warning`` if its quality already dropped by 10% or more from its own
-  start, else left out (an early warning would be as right as none);
-- representation, ``q < 0.9 ref``: ``complete`` if ``spread < 0.05`` (rows within 5% of
-  their mean); left out if ``spread < 0.1`` (unless an onset ``warning``); else
-  ``dimensional`` if ``dims99 <= d / 8`` (the variance lives in a few
-  directions) and the run is not an onset snapshot; else ``warning`` for a snapshot of a
-  run that collapses later (quality dropped >= 10% from its start or the reference); other
-  cases have no defensible label and are left out;
-- projector outputs, by structure (``why`` gives the representation's label): ``complete``
-  if ``spread < 0.05`` and the projector output's own kNN is below ``0.9 ref`` (an
-  untrained network's projector has rows within 3% of their mean yet keeps the classes
-  apart: left out); left out if ``spread < 0.1`` (complete and dimensional both
-  defensible, e.g. DINO's 64-d head output at step 30); ``dimensional`` if
-  ``dims99 <= d / 8``; ``healthy`` if the
-  representation is healthy, ``dims99 > d / 4`` and ``erank >= d / 8``; otherwise left
-  out (e.g. SimCLR with strong augmentation: 99% of the variance in 45 of 128 directions
-  but an entropy rank of 4-5);
-- supervised features (cross-entropy to near-zero training loss): with ``classes`` set,
-  ``healthy`` when the test accuracy is at least 0.9 x the raw-pixel kNN; without
-  ``classes``, by structure: ``dimensional`` when at least 90% of the centred variance lies
-  in the top ``C - 1`` directions (neural collapse, Papyan et al. 2020).
+- ``hurt`` when ``q < 0.9 ref``, or, in a run that collapses later, when ``q`` already
+  fell by 10% or more from the run's start (collapse under way);
+- ``ambiguous`` for a snapshot of a run that collapses later whose quality is still
+  intact (an early warning is as right as none);
+- ``healthy`` otherwise;
+- the structural kind (second axis) comes from the objective, never from the matrix:
+  ``complete`` for the objectives whose optimum is one point (``alignment``,
+  ``variance``, SimSiam without stop-gradient, BYOL without predictor), ``dimensional``
+  for inputs projected on their top-4 principal directions (rank 4 by construction),
+  none otherwise;
+- supervised features (cross-entropy to near-zero training loss): ``healthy`` when the
+  test accuracy is at least 0.9 x the raw-pixel kNN, with ``classes`` set and without
+  (neural collapse, rank ``C - 1`` by design, is the healthy end state of supervised
+  training, Papyan et al. 2020).
 
 Trained snapshots are cached as ``.npz`` files under ``cache`` (default
 ``benchmarks/calibration/cache/ssl/``), one per run, named by a hash of every setting of
@@ -107,11 +97,9 @@ HEALTHY_STEPS = (30, 100, 300)
 ONSET_STEPS = (10, 20, 30, 60, 130, 300)
 
 HEALTHY_FRACTION = 0.9  # q >= 0.9 ref: healthy
-DROP = 0.9  # q <= 0.9 start (or ref): quality dropped noticeably
-COMPLETE_SPREAD = 0.05  # rows within 5% of their mean
-NEAR_SPREAD = 0.1  # 0.05 <= spread < 0.1: between complete and dimensional, left out
-FEW_DIMS = 1 / 8  # dims99 <= d / 8: variance in a few directions
-NC_SHARE = 0.9  # supervised: >= 90% of the variance in the top C - 1 directions
+DROP = 0.9  # q <= 0.9 start: quality dropped noticeably
+#: the objectives whose optimum is one point: their collapse is complete by construction
+POINT_OPTIMUM = ("alignment", "variance", "simsiam-no-stopgrad", "byol-no-predictor")
 
 F32 = NDArray[np.float32]
 
@@ -399,47 +387,25 @@ BLIND_SPOTS = {
 }
 
 
-def _label_representation(
-    q: float, q0: float, ref: float, st: dict[str, float], d: int, onset: bool
-) -> tuple[Label, str] | None:
-    """``onset``: a snapshot of a run whose objective collapses (a later one exists)."""
-    nums = (f"kNN {_fmt(q)} vs {_fmt(ref)} healthy ref (start {_fmt(q0)}); "
-            f"spread {st['spread']:.3g}, dims99 {int(st['dims99'])}/{d}")  # fmt: skip
-    if q >= HEALTHY_FRACTION * ref:
-        if onset and q <= DROP * q0:
-            return "warning", f"{nums}: collapse onset, kNN down >= 10% from start"
-        if onset:
-            return None  # quality intact in a run that collapses later: an early warning
-            # would be right and no warning too
-        return "healthy", f"{nums}: kNN >= 0.9 x ref"
-    if st["spread"] < COMPLETE_SPREAD:
-        return "complete", f"{nums}: quality lost, rows within 5% of their mean"
-    if st["spread"] < NEAR_SPREAD and not onset:
-        return None  # nearly coincident rows: complete and dimensional both defensible
-    if st["dims99"] <= FEW_DIMS * d and not onset:
-        return "dimensional", f"{nums}: quality lost, 99% of variance in <= d/8 dims"
-    if onset and (q <= DROP * q0 or q <= DROP * ref):
-        return "warning", f"{nums}: collapse onset, kNN down >= 10%"
-    return None
+def _label(q: float, q0: float, ref: float, onset: bool, what: str = "kNN") -> tuple[Label, str]:
+    """The outcome of a matrix of downstream quality ``q`` (its run started at ``q0``);
+    ``onset``: a snapshot of a run that collapses later."""
+    nums = f"{what} {_fmt(q)} vs {_fmt(ref)} healthy ref (start {_fmt(q0)})"
+    if q < HEALTHY_FRACTION * ref:
+        return "hurt", f"{nums}: {what} < 0.9 x ref"
+    if onset and q <= DROP * q0:
+        return "hurt", f"{nums}: collapse under way, {what} down >= 10% from the start"
+    if onset:
+        return "ambiguous", (f"{nums}: quality intact in a run that collapses later (an early "
+                             "warning is as right as none)")  # fmt: skip
+    return "healthy", f"{nums}: {what} >= 0.9 x ref"
 
 
-def _label_projector(
-    st: dict[str, float], d: int, rep_label: Label | None, pknn: float, ref: float
-) -> tuple[Label, str] | None:
-    rep = f"representation {rep_label or 'unlabelled'}"
-    nums = (f"projector kNN {_fmt(pknn)} vs {_fmt(ref)} ref; spread {st['spread']:.3g}, "
-            f"dims99 {int(st['dims99'])}/{d}; {rep}")  # fmt: skip
-    if st["spread"] < COMPLETE_SPREAD:
-        if pknn < HEALTHY_FRACTION * ref:
-            return "complete", f"{nums}: rows within 5% of their mean, quality lost"
-        return None  # a common offset that keeps the information: no defensible label
-    if st["spread"] < NEAR_SPREAD:
-        return None  # nearly coincident rows: complete and dimensional both defensible
-    if st["dims99"] <= FEW_DIMS * d:
-        return "dimensional", f"{nums}: 99% of variance in <= d/8 dims"
-    if rep_label == "healthy" and st["dims99"] > d / 4 and st["erank"] >= FEW_DIMS * d:
-        return "healthy", f"{nums}, entropy rank {st['erank']:.1f}: variance spread out"
-    return None
+def _structure(run: Run) -> str | None:
+    """The structural kind of a run's collapse, known from its objective or inputs."""
+    if run.method in POINT_OPTIMUM:
+        return "complete"
+    return "dimensional" if run.input_rank is not None and run.input_rank <= 4 else None
 
 
 def _f32(a: NDArray[Any]) -> F32:
@@ -462,61 +428,47 @@ def _run_cases(run: Run, res: dict[str, NDArray[Any]], ref: float) -> Iterator[C
         base = _f32(res["rep_test_0"])
         nc = (f"{st['top_share']:.1%} of the variance in the top C-1 = {c - 1} of {z.shape[1]} "
               f"dims, dims99 {int(st['dims99'])}")  # fmt: skip
-        if acc >= HEALTHY_FRACTION * raw:
-            yield Case(f"{prefix}-classes", "supervised", "healthy",
-                       f"test accuracy {acc:.3f} (raw-pixel kNN {raw:.3f}), train loss "
-                       f"{qual['train_loss']:.2g}; neural collapse: {nc}",
-                       z, base, classes=c, kind="representation",
-                       quality=qual, fast=run.fast)  # fmt: skip
-        if st["top_share"] >= NC_SHARE:
-            yield Case(f"{prefix}-noclasses", "supervised", "healthy",
-                       f"classes not given: neural collapse, {nc}, is expected structure; "
-                       f"test accuracy {acc:.3f}", z, base, kind="representation", quality=qual,
-                       fast=run.fast)  # fmt: skip
+        label: Label = "healthy" if acc >= HEALTHY_FRACTION * raw else "hurt"
+        why = (f"test accuracy {acc:.3f} (raw-pixel kNN {raw:.3f}), train loss "
+               f"{qual['train_loss']:.2g}; neural collapse: {nc}")  # fmt: skip
+        yield Case(f"{prefix}-classes", "supervised", label, why, z, base, classes=c,
+                   kind="representation", quality=qual, fast=run.fast)  # fmt: skip
+        yield Case(f"{prefix}-noclasses", "supervised", label, f"classes not given; {why}", z,
+                   base, kind="representation", quality=qual, fast=run.fast)  # fmt: skip
         return
-    q0 = float(res["quality_0"][0])
+    q0, p0 = float(res["quality_0"][0]), float(res["quality_0"][3])
     last = max(run.steps)
     # "a run that collapses later": its last snapshot lost quality (byol-no-predictor,
     # an ablation, keeps its quality on digits and is judged like a healthy run)
-    q_last = float(res[f"quality_{last}"][0])
-    collapsing = q0 >= HEALTHY_FRACTION * ref > q_last
+    collapsing = q0 >= HEALTHY_FRACTION * ref > float(res[f"quality_{last}"][0])
+    kind = _structure(run)
     for s in (0, *run.steps):
-        rep = _f32(res[f"rep_test_{s}"])
-        proj = _f32(res[f"proj_test_{s}"])
+        if s == 0 and run.tag not in ("simclr", "fast-simclr"):
+            continue  # one untrained network per data set is enough
+        rep, proj = _f32(res[f"rep_test_{s}"]), _f32(res[f"proj_test_{s}"])
         qv = res[f"quality_{s}"]
         qual = {"knn": float(qv[0]), "linear": float(qv[1]), "knn_5_per_class": float(qv[2]),
                 "projector_knn": float(qv[3]), "ref_knn": ref, "raw_knn": raw,
                 "start_knn": q0}  # fmt: skip
-        st = structure(rep)
-        onset = collapsing and s < last
-        if s == 0:
-            if run.tag not in ("simclr", "fast-simclr"):
-                continue  # one untrained network per data set is enough
-            lab = _label_representation(qual["knn"], q0, ref, st, rep.shape[1], False)
-        else:
-            lab = _label_representation(qual["knn"], q0, ref, st, rep.shape[1], onset)
-        base_r = None if s == 0 else _f32(res["rep_test_0"])
-        base_p = None if s == 0 else _f32(res["proj_test_0"])
+        onset = collapsing and 0 < s < last
         what = "untrained" if s == 0 else str(s)
-        if lab is not None:
-            name = f"{prefix}-repr-{what}"
-            spot = BLIND_SPOTS.get(name.split("/", 1)[1].replace("fast-", ""))
-            r64 = rep.astype(np.float64)
-            if s == 0 and r64.var(0).sum() < 0.05 * (r64**2).sum(1).mean():
-                spot = ("a random network before training (batch norm at its initial "
-                        "statistics): every row within a few % of one vector, complete by "
-                        "geometry, while cosine kNN still finds the classes in the residual")
-            yield Case(name, run.group, lab[0], lab[1], rep, base_r, kind="representation",
-                       quality=qual, fast=run.fast, blind_spot=spot)  # fmt: skip
-        plab = _label_projector(structure(proj), proj.shape[1], None if lab is None else lab[0],
-                                float(qv[3]), ref)  # fmt: skip
-        if plab is not None and s > 0:
-            # a projector's collapse, dimensional or complete, must be flagged either way
-            # (the advice then points to the representation): label "warning" (not healthy)
-            plab = (plab if plab[0] == "healthy" else
-                    ("warning", f"{plab[1]} (structure: {plab[0]}; either reading is right)"))
-            yield Case(f"{prefix}-proj-{what}", run.group, plab[0], plab[1], proj, base_p,
-                       kind="projector", quality=qual, fast=run.fast)  # fmt: skip
+        label, why = _label(qual["knn"], q0, ref, onset)
+        name = f"{prefix}-repr-{what}"
+        spot = BLIND_SPOTS.get(name.split("/", 1)[1].replace("fast-", ""))
+        r64 = rep.astype(np.float64)
+        if s == 0 and r64.var(0).sum() < 0.05 * (r64**2).sum(1).mean():
+            spot = ("a random network before training (batch norm at its initial statistics): "
+                    "every row within a few % of one vector, complete by geometry, while "
+                    "cosine kNN still finds the classes in the residual")  # fmt: skip
+        yield Case(name, run.group, label, why, rep, None if s == 0 else _f32(res["rep_test_0"]),
+                   kind="representation", quality=qual, fast=run.fast,
+                   structure=kind if label == "hurt" else None, blind_spot=spot)  # fmt: skip
+        if s == 0:
+            continue  # the untrained projector: the representation's case says it all
+        plabel, pwhy = _label(qual["projector_knn"], p0, ref, onset, "projector kNN")
+        yield Case(f"{prefix}-proj-{what}", run.group, plabel, pwhy, proj,
+                   _f32(res["proj_test_0"]), kind="projector", quality=qual, fast=run.fast,
+                   structure=kind if plabel == "hurt" else None)  # fmt: skip
 
 
 def _reference(run: Run, results: dict[Run, dict[str, NDArray[Any]]]) -> float:
