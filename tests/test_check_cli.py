@@ -133,8 +133,6 @@ def test_threshold_override_and_bad_threshold(
                 "--fail-on",
                 "dimensional",
                 "--threshold",
-                "dimensional_rank_fraction=0",
-                "--threshold",
                 "few_dims_fraction=0",
                 "--threshold",
                 "min_effective_rank=0",

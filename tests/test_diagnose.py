@@ -70,7 +70,7 @@ def test_thresholds_are_overridable_and_validated() -> None:
     m = compute_metrics(z)
     assert diagnose(m).verdict == "dimensional"
     assert (
-        diagnose(m, Thresholds(dimensional_rank_fraction=0.01, few_dims_fraction=0.01,
+        diagnose(m, Thresholds(few_dims_fraction=0.01,
                       min_effective_rank=1)).verdict
         == "healthy"
     )

@@ -72,11 +72,14 @@ def main() -> int:
     rg = ranges(prepared)
     mg = margins(outcomes)
     kinds = [o.kind_agrees for o in outcomes if o.kind_agrees is not None]
+    by_kind = {k: score([o for o in outcomes if o.case.kind == k])
+               for k in sorted({o.case.kind for o in outcomes})}  # fmt: skip
     ambiguous = [r for r in rows if r["right"] is None]
     seconds = time.perf_counter() - t0
     suffix = "_fast" if args.fast else ""
     RESULTS.mkdir(exist_ok=True)
     summary = {"in_sample": sc.to_dict(), "out_of_family": oof, "ranges": rg,
+               "by_kind": {k: v.to_dict() for k, v in by_kind.items()},
                "kind_agreement": {"agree": sum(kinds), "of": len(kinds)},
                "ambiguous": {"cases": len(ambiguous),
                              "flagged": sum(r["flagged"] for r in ambiguous)}}  # fmt: skip
@@ -106,6 +109,12 @@ def main() -> int:
         + (f": {', '.join(sc.false_alarms)}" if sc.false_alarms else ""),
         f"  - misses (hurt, not flagged): {len(sc.misses)}"
         + (f": {', '.join(sc.misses)}" if sc.misses else ""),
+        "",
+        "| matrix | scored | errors | false alarms | misses |",
+        "|---|---|---|---|---|",
+        *(f"| {k} | {v.scored} | {v.errors} | {len(v.false_alarms)} | {len(v.misses)} |"
+          for k, v in by_kind.items()),
+        "",
         f"- **Out of family** (each threshold re-fitted on the other families, scored on the "
         f"family left out): {oof['errors']} errors in {oof['scored']}.",
         "",

@@ -63,7 +63,7 @@ def _add_check(sub: Any) -> None:
       "level is at least this (warning: also when collapse is under way)")  # fmt: skip
     a("--threshold", action="append", default=[], metavar="NAME=VALUE", help="override a "
       "verdict threshold (see docs/verdict.md: complete_relative_variance, "
-      "warn_relative_variance, dimensional_rank_fraction, baseline_warn_ratio, ...)")  # fmt: skip
+      "warn_relative_variance, few_dims_fraction, baseline_warn_ratio, ...)")  # fmt: skip
     a("--engine", choices=["local", "ray", "spark"], default="local", help="where to read "
       "the rows: this process (default; torchrun slices them over ranks), a Ray cluster or "
       "Spark (.parquet shards; only d x d states travel)")  # fmt: skip

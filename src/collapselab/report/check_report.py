@@ -187,11 +187,11 @@ EXPLAIN: dict[str, str] = {
     "relative_variance": "Spread: the centred variance as a share of the mean squared norm; "
                          "near 0 when every row is nearly the same vector (complete collapse).",
     "effective_rank_fraction": "The effective rank as a share of an isotropic Gaussian's of "
-                               "the same shape; low alone is not collapse (healthy SSL "
-                               "features sit at 0.03-0.18): it gates the next line.",
+                               "the same shape; reported, not a line: low alone is not "
+                               "collapse (healthy SSL features sit at 0.03-0.18).",
     "dims_99_fraction": "The share of the available directions that hold 99% of the variance; "
-                        "dimensional collapse when it is small while the effective-rank "
-                        "fraction is low.",
+                        "dimensional collapse when it is small (the other directions have "
+                        "vanished).",
     "effective_rank": "How many directions the variance effectively uses (exp entropy of the "
                       "eigenvalues); below 1.5 the rows lie along a line.",
     "effective_rank_vs_classes": "The effective rank over C - 1: supervised features of C "

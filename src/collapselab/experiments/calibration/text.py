@@ -132,17 +132,22 @@ FAST_RUN = Run(FAST_SPLIT, "cosine", (5, 10), lr=2e-4, batch_size=16, extras=Fal
 # --------------------------------------------------------------------------- caching
 
 
-def _key(tag: str, settings: Any) -> str:
-    blob = json.dumps({"tag": tag, "version": VERSION, "model": MODEL,
+def _key(tag: str, settings: Any, model: str = MODEL) -> str:
+    blob = json.dumps({"tag": tag, "version": VERSION, "model": model,
                        "settings": asdict(settings)}, sort_keys=True)  # fmt: skip
     return f"{tag}-{hashlib.sha1(blob.encode()).hexdigest()[:12]}"
 
 
 def _cached(
-    cache: Path, tag: str, settings: Any, build: Callable[[], tuple[Arrays, dict[str, Any]]]
+    cache: Path,
+    tag: str,
+    settings: Any,
+    build: Callable[[], tuple[Arrays, dict[str, Any]]],
+    model: str = MODEL,
 ) -> tuple[Arrays, dict[str, Any]]:
-    """Arrays and quality numbers of one job, from ``cache`` or built and stored there."""
-    path = cache / f"{_key(tag, settings)}.npz"
+    """Arrays and quality numbers of one job, from ``cache`` or built and stored there
+    (``model``: the model's name, part of the key)."""
+    path = cache / f"{_key(tag, settings, model)}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files if k != "__quality__"}
@@ -226,12 +231,14 @@ def _scores(model: Any, d: _Data, extras: bool, whiten: bool) -> tuple[Arrays, d
     return arrays, quality
 
 
-def _frozen(spec: Frozen) -> tuple[Arrays, dict[str, Any]]:
+def _frozen(
+    spec: Frozen, model_path: str | os.PathLike[str] = MODEL
+) -> tuple[Arrays, dict[str, Any]]:
     from collapselab.text.data import lee_background, lee_corpus
     from collapselab.text.model import encode, load_model
 
     t0 = time.perf_counter()
-    model = load_model(MODEL)
+    model = load_model(model_path)
     d = _split(spec.split, spec.repair)
     arrays, quality = _scores(model, d, spec.extras, whiten=spec.extras)
     if spec.extras:
@@ -241,13 +248,19 @@ def _frozen(spec: Frozen) -> tuple[Arrays, dict[str, Any]]:
     return arrays, quality
 
 
-def _finetune(spec: Run) -> tuple[Arrays, dict[str, Any]]:
+def _finetune(
+    spec: Run,
+    model_path: str | os.PathLike[str] = MODEL,
+    on_step: Callable[[int, float, torch.Tensor], None] | None = None,
+) -> tuple[Arrays, dict[str, Any]]:
+    """``on_step(step, loss, za)``, if given, sees every training batch: ``step`` updates
+    done before it, its loss, ``za`` its first texts' embeddings (detached)."""
     from collapselab.text.experiment import flush_denormals, pair_loss
     from collapselab.text.model import forward, load_model
 
     t0 = time.perf_counter()
     torch.manual_seed(spec.split.seed)
-    model = load_model(MODEL)
+    model = load_model(model_path)
     d = _split(spec.split, spec.repair)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr)
     arrays: Arrays = {}
@@ -271,6 +284,8 @@ def _finetune(spec: Run) -> tuple[Arrays, dict[str, Any]]:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if on_step is not None:
+                on_step(step, float(loss.detach()), za.detach())
     quality["seconds"] = time.perf_counter() - t0
     return arrays, quality
 
