@@ -7,8 +7,8 @@ Cases (float32 ``.npy`` files in a temporary folder):
 - ``baseline``: a "fine-tuned" matrix against that one as its baseline: the same rows
   scaled by 0.8 and pulled towards one direction, so its spread is 0.4 of the baseline's
   (the card reads "collapse under way against the baseline").
-- ``rank``: :func:`rank_runs` of the two files and a rank-8 one (uniformity, the shipped
-  validation table).
+- ``rank``: :func:`rank_runs` of the two files and a rank-8 one (ranked by the metric the
+  shipped validation table recommends).
 
 For each: ``report.html`` bytes (figures embedded) and ``report.json`` bytes; the time to
 build and write the report (:func:`write_check_report` / :func:`write_rank_report` on a

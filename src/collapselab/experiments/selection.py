@@ -22,8 +22,13 @@ Conventions:
   augmentation (:func:`collapselab.data.default_augment`, generator seed 0), the same for
   every run, so runs trained with other augmentation strengths are measured alike.
 - Runs use the MLP encoder (512-256; a CNN costs ~10x more per step on CPU). Fashion-MNIST
-  runs train on the full 60000-image training split; evaluation and metrics use fixed
-  subsets of 5000 training and 1000 test images (seed 0).
+  runs train on the full 60000-image training split; metrics and accuracies use the whole
+  10000-image test split, the probes are fitted on a fixed subset of 4000 training images
+  (seed 0).
+- The unit of the statistics is the setting (:func:`setting_means`: seeds averaged), the
+  independent draw of the design; besides the correlations, :func:`regrets` gives the
+  accuracy lost by each metric's pick, :func:`noise_floor` how much of the target is signal
+  and :func:`power` the design's power to detect a true rho of 0.5.
 
 Each finished run is cached as ``CACHE/<key>/result.json`` (written atomically, so an
 interrupted run leaves no entry; its half-trained ``train/`` folder is trained again). The
