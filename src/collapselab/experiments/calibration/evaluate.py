@@ -30,7 +30,7 @@ from collapselab.experiments.calibration import Case
 from collapselab.metrics import Moments
 
 #: the corpus modules, in table order
-GROUPS = ("synthetic", "ssl", "text")
+GROUPS = ("synthetic", "ssl", "text", "text_mpnet")
 
 #: the thresholds re-fitted out of family, and each one's grid: the shipped value times
 #: 2^(k/4) for k = -12..12 (a factor 8 either way, steps of 19%)

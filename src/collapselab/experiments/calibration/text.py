@@ -33,7 +33,9 @@ Labels (the downstream outcome; never from the verdict nor from a quantity it dr
 on):
 
 - MiniLM fine-tunes and whitened models: ``r`` = held-out recall@1 / the frozen model's
-  recall@1 on the same pairs; ``healthy`` if ``r >= 0.9``, else ``hurt``. The no-baseline
+  recall@1 on the same pairs; ``healthy`` if ``r >= 0.9``, else ``hurt``; a snapshot of a
+  positives-only run with ``r >= 0.9`` is ``ambiguous`` (its objective collapses: an early
+  warning is as right as none). The no-baseline
   copy keeps its snapshot's label. Structural kind (second axis): ``complete`` for a hurt
   positives-only fine-tune (its loss is 0 when every text has one embedding), none for
   InfoNCE or whitening;
@@ -333,13 +335,19 @@ def _mean_cosine(z: NDArray[np.float32]) -> float:
     return float(compute_metrics(z).mean_cosine)
 
 
-def label_finetune(recall: float, ref_recall: float, mean_cosine: float) -> tuple[Label, str]:
+def label_finetune(recall: float, ref_recall: float, mean_cosine: float,
+                   onset: bool = False) -> tuple[Label, str]:  # fmt: skip
     """The outcome of a fine-tuned / transformed model and its one-line reason: ``hurt``
-    when its held-out recall@1 fell below 0.9 x the frozen model's. The random-pair cosine
-    is reported, never used (the verdict draws its lines on it)."""
+    when its held-out recall@1 fell below 0.9 x the frozen model's; ``onset`` (a snapshot
+    of a positives-only run, whose objective drives every text to one point): ``ambiguous``
+    while the recall is still kept, as for the SSL runs that collapse later. The random-pair
+    cosine is reported, never used (the verdict draws its lines on it)."""
     r = recall / ref_recall
     nums = (f"held-out recall@1 {recall:.3f} = {r:.2f} x the frozen model's {ref_recall:.3f}, "
             f"random-pair cosine {mean_cosine:.3f}")  # fmt: skip
+    if r >= 0.9 and onset:
+        return "ambiguous", (f"{nums}: retrieval kept so far in a run whose objective "
+                             "collapses (an early warning is as right as none)")  # fmt: skip
     if r >= 0.9:
         return "healthy", f"{nums}: kept >= 90% of the reference's retrieval"
     return "hurt", f"{nums}: lost {1 - r:.0%} of its retrieval"
@@ -370,7 +378,7 @@ def _fast_cases(cache: Path) -> Iterator[Case]:
     rz, rq = _cached(cache, "cosine-fast", FAST_RUN, lambda: _finetune(FAST_RUN))
     for step in FAST_RUN.steps:
         z, rec = rz[f"probe_{step}"], rq[str(step)]["recall_at_1"]
-        label, why = label_finetune(rec, ref, _mean_cosine(z))
+        label, why = label_finetune(rec, ref, _mean_cosine(z), onset=True)
         yield _case(f"minilm-cosine-lr{FAST_RUN.lr:g}-b{FAST_RUN.batch_size}-step{step}-{n}",
                     label, f"positives-only fine-tune, step {step}: {why}", z,
                     baseline=fz["probe"], quality={"recall_at_1": round(rec, 4),
@@ -408,7 +416,8 @@ def _full_cases(cache: Path) -> Iterator[Case]:
                 else "InfoNCE (in-batch negatives) fine-tune")  # fmt: skip
         for step in run.steps:
             z, q = rz[f"probe_{step}"], rq[str(step)]
-            label, why = label_finetune(q["recall_at_1"], ref, _mean_cosine(z))
+            label, why = label_finetune(q["recall_at_1"], ref, _mean_cosine(z),
+                                        onset=run.loss == "cosine")  # fmt: skip
             quality = {**{k: v for k, v in _round(q).items() if "whitened" not in k}, **ref_q}
             why = (f"{what}, step {step}: {why}; Lee-50 r {q['lee_pearson']:.3f} "
                    f"(frozen {fq['lee_pearson']:.3f})")  # fmt: skip
