@@ -239,3 +239,17 @@ def test_a_check_request_is_what_the_command_runs(
         CheckRequest(paths=["x.parquet"], engine="dask")
     rc, _, err = run(["check", "x.parquet", "--engine", "ray", "--master", "local[2]"], capsys)
     assert rc == 2 and "--master goes with --engine spark" in err
+
+
+def test_a_reported_quantity_shows_no_line(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The effective-rank fraction is reported, not a line: its row says "-" where a line
+    would be, never "nan", in the terminal table and in the JSON (null)."""
+    rc, out, _ = run(["check", str(files["lowrank"])], capsys)
+    row = next(ln for ln in out.splitlines() if ln.startswith("effective_rank_fraction"))
+    assert rc == 0 and "nan" not in out and row.split()[2:4] == ["-", "-"]
+    ev = {e["name"]: e for e in json.loads(run(["check", str(files["lowrank"]), "--json"],
+                                               capsys)[1])["evidence"]}  # fmt: skip
+    assert ev["effective_rank_fraction"]["threshold"] is None
+    assert ev["effective_rank_fraction"]["crossed"] is False

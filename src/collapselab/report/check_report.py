@@ -226,7 +226,8 @@ def evidence_rows(m: Measurement) -> list[list[Any]]:
     for against, evs in groups:
         for e in evs:
             explain = EXPLAIN.get(e.name, "")
-            rows.append([against, e.name, jsonable(float(e.value)), e.threshold,
+            line = e.threshold if math.isfinite(e.threshold) else None  # reported, no line
+            rows.append([against, e.name, jsonable(float(e.value)), line,
                          e.warn_threshold, evidence_status(e), round(e.severity, 4),
                          f"{explain} Here: {e.meaning}.".strip()])  # fmt: skip
     return rows

@@ -9,6 +9,7 @@ attributes (``CheckResult``, ``Ranking``, ``WhitenReport``, ``EmbedResult``,
 
 from __future__ import annotations
 
+import math
 import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -50,7 +51,7 @@ def check_text(result: Any, plot: str | None = None) -> str:
                                             f"{m.most_negative_eigenvalue:.2e})"))  # fmt: skip
     evidence = list(dg.evidence) + ([] if dg.baseline is None else dg.baseline.evidence)
     ev = [
-        (e.name, e.value, f"{e.op} {fmt(e.threshold)}",
+        (e.name, e.value, f"{e.op} {fmt(e.threshold)}" if math.isfinite(e.threshold) else "-",
          "-" if e.warn_threshold is None else f"< {fmt(e.warn_threshold)}",
          "CROSSED" if e.crossed else ("warning" if e.warned else "no"))
         for e in evidence
