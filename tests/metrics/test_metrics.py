@@ -436,28 +436,68 @@ def _kernel() -> object:
     return mom._rows
 
 
+def _built_kernel() -> object:
+    """The C row kernel if it is built, whether or not COLLAPSELAB_NO_KERNEL switched the
+    moments to the numpy path (so both paths are compared in either run)."""
+    try:
+        import collapselab.metrics._rows as rows
+    except ImportError:
+        return None
+    return rows
+
+
+def _kernel_switched_off() -> bool:
+    import os
+
+    return os.environ.get("COLLAPSELAB_NO_KERNEL", "") not in ("", "0")
+
+
 def _c_compiler() -> str | None:
-    """The C compiler setup.py would use ($CC, else sysconfig's CC), if it is on PATH."""
+    """The C compiler setup.py would use ($CC, else sysconfig's CC), if it is on PATH and
+    runs (``CC=false``, how CI and the README disable the compiler, is no compiler)."""
     import os
     import shlex
     import shutil
+    import subprocess
     import sysconfig
 
     cc = shlex.split(os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc")[:1]
-    return shutil.which(cc[0]) if cc else None
+    path = shutil.which(cc[0]) if cc else None
+    if path is None:
+        return None
+    try:
+        ok = subprocess.run([path, "--version"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return path if ok else None
 
 
 NO_KERNEL = "the optional C row kernel is not built here (no C compiler at install)"
 
 
 @pytest.mark.skipif(_c_compiler() is None, reason="no C compiler: setup.py skips the kernel")
+@pytest.mark.skipif(_kernel_switched_off(), reason="COLLAPSELAB_NO_KERNEL forces the numpy path")
 def test_the_row_kernel_is_built() -> None:
     # setup.py builds the C kernel wherever a compiler exists; without one the numpy path
     # gives the same numbers, slower (every other test here then runs on that path)
     assert _kernel() is not None, "a C compiler is present but the row kernel was not built"
 
 
-@pytest.mark.skipif(_kernel() is None, reason=NO_KERNEL)
+@pytest.mark.parametrize("value", ["1", "0", ""])
+def test_no_kernel_switch_forces_the_numpy_path(value: str) -> None:
+    """COLLAPSELAB_NO_KERNEL=1 (anything but "" and "0") leaves the built kernel unused."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLLAPSELAB_NO_KERNEL": value}
+    probe = "import collapselab.metrics.moments as m; print(m._rows is None)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env=env).stdout.split()[-1]  # fmt: skip
+    assert out == str(value == "1" or _built_kernel() is None)
+
+
+@pytest.mark.skipif(_built_kernel() is None, reason=NO_KERNEL)
 @pytest.mark.parametrize("case", ["collapsed32", "spread64", "zero_and_nan_rows"])
 def test_row_kernel_and_numpy_path_agree(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import collapselab.metrics.moments as mom
@@ -471,6 +511,7 @@ def test_row_kernel_and_numpy_path_agree(case: str, monkeypatch: pytest.MonkeyPa
         z = RNG.standard_normal((3000, 40)).astype(np.float32)
         z[[5, 1700]] = 0.0
         z[[9, 2222], [3, 0]] = np.nan
+    monkeypatch.setattr(mom, "_rows", _built_kernel())
     fast = Moments.of(z)
     monkeypatch.setattr(mom, "_rows", None)
     slow = Moments.of(z)
@@ -482,7 +523,26 @@ def test_row_kernel_and_numpy_path_agree(case: str, monkeypatch: pytest.MonkeyPa
         assert getattr(fast, key) == pytest.approx(getattr(slow, key), rel=1e-12)
 
 
-@pytest.mark.skipif(_kernel() is None, reason=NO_KERNEL)
+@pytest.mark.skipif(_built_kernel() is None, reason=NO_KERNEL)
+@pytest.mark.parametrize("n", [1, 5, 40, 70])
+def test_rank1_numpy_path_gives_the_kernels_bits(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merges' rank-1 updates are the same bits on both paths (a_ji += (alpha x_j) x_i,
+    one rounding each): only the row norms' summation order differs between them."""
+    import collapselab.metrics.moments as mom
+
+    monkeypatch.setattr(mom, "_STRIP_ELEMENTS", 256)  # several strips of rows at n = 40, 70
+    a0 = RNG.standard_normal((n, n + 3)) * 1e3
+    x, alpha = RNG.standard_normal(n + 2), -7.123456789
+    fast, slow = a0.copy(), a0.copy()
+    monkeypatch.setattr(mom, "_rows", _built_kernel())
+    mom._rank1(fast, n, alpha, x)
+    monkeypatch.setattr(mom, "_rows", None)
+    mom._rank1(slow, n, alpha, x)
+    np.testing.assert_array_equal(slow, fast)
+    np.testing.assert_array_equal(slow[:, n:], a0[:, n:])  # the columns beyond n untouched
+
+
+@pytest.mark.skipif(_built_kernel() is None, reason=NO_KERNEL)
 def test_row_kernel_rejects_mismatched_buffers() -> None:
     from collapselab.metrics import _rows
 

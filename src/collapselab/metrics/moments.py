@@ -28,9 +28,13 @@ rows are shifted before any product, and everything is accumulated in float64:
 Row statistics therefore cost next to nothing: a small C kernel (``_rows.c``, built by
 ``setup.py`` where a compiler exists) reads each row once, writes its shifted copy and
 extra columns into ``A``, and accumulates the row norms and the weighted squares
-``sum_i (b_ij / |z_i|)^2`` from L1 while it is there. Without the kernel a numpy path
-computes the same numbers in five passes (copy, norms, BLAS ``dger`` shift, and after the
-syrk a square and a matrix-vector product of the cache-resident block). Large calls split
+``sum_i (b_ij / |z_i|)^2`` from L1 while it is there. Without the kernel (or with
+``COLLAPSELAB_NO_KERNEL=1``) a numpy path computes the same numbers in five passes (copy,
+norms, shift, and after the syrk a square and a matrix-vector product of the
+cache-resident block): the shifted rows and the merges' rank-1 updates are the same bits,
+the row norms and weighted squares are summed in another order (the last digits may
+differ). It imports nothing beyond numpy (scipy's BLAS would bring ``numpy.random``, and
+more import time than a small check). Large calls split
 their rows over threads with single-threaded BLAS (the kernel releases the GIL), so every
 step runs on all cores; buffers are per-thread and reused (fresh pages cost more than the
 arithmetic done in them on a VM).
@@ -55,32 +59,41 @@ from collapselab._pool import LazyPool, blas_threads
 from collapselab.dist import world_size
 from collapselab.errors import InputError
 
+#: set (to anything but "" or "0") to force the numpy path even where the C kernel is
+#: built: how the tests and CI check that both paths give the same numbers
+NO_KERNEL_ENV = "COLLAPSELAB_NO_KERNEL"
+
 _rows: Any
-try:  # the C row kernel (setup.py builds it where a C compiler is present)
-    import collapselab.metrics._rows as _rows
-except ImportError:  # pragma: no cover - the numpy path computes the same numbers
+if os.environ.get(NO_KERNEL_ENV, "") not in ("", "0"):
     _rows = None
+else:
+    try:  # the C row kernel (setup.py builds it where a C compiler is present)
+        import collapselab.metrics._rows as _rows
+    except ImportError:  # pragma: no cover - the numpy path computes the same numbers
+        _rows = None
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _dger(*args: Any, **kwargs: Any) -> Any:
-    """scipy's BLAS ``dger``, imported on first use: the numpy path needs it, the kernel
-    path never does (``import scipy.linalg`` costs more than a whole small check)."""
-    from scipy.linalg.blas import dger
-
-    return dger(*args, **kwargs)
+#: products per strip of the numpy path's rank-1 update (512 KiB of float64)
+_STRIP_ELEMENTS = 2**16
 
 
 def _rank1(a: NDArray[np.float64], n: int, alpha: float, x: NDArray[np.float64]) -> None:
     """``a[:n, :n] += alpha x x^T`` in place, for a C-contiguous float64 ``a`` (square, or
-    wider than ``n``: the leading block): the kernel's one pass, else BLAS ``dger`` on the
-    column-major view."""
+    wider than ``n``: the leading block): the kernel's one pass, else numpy over strips of
+    rows with the kernel's arithmetic (``a_ji += (alpha x_j) x_i``, so both paths give the
+    same bits). No scipy BLAS: ``import scipy.linalg`` imports ``numpy.random`` and costs
+    more than a whole small check."""
+    xs = np.ascontiguousarray(x[:n], dtype=np.float64)
     if _rows is not None:
-        _rows.rank1(a, n, a.shape[1], alpha, np.ascontiguousarray(x[:n], dtype=np.float64))
+        _rows.rank1(a, n, a.shape[1], alpha, xs)
         return
-    pad = np.zeros(a.shape[0])
-    pad[:n] = x[:n]
-    _dger(alpha, pad, pad, a=a.T, overwrite_a=1)
+    t = alpha * xs
+    step = max(1, _STRIP_ELEMENTS // max(n, 1))
+    for j in range(0, n, step):
+        h = min(step, n - j)
+        prod = np.multiply(t[j : j + h, None], xs, out=_scratch("rank1", (h, n)))
+        a[j : j + h, :n] += prod
 
 #: Rows are accumulated in units of ``2**scale_exp`` chosen so that every entry lies in
 #: [2**-100, 2**100]: there squares, scatter sums and the eigenvalues' squares (the
@@ -220,7 +233,6 @@ class _Run:
 
     def __init__(self, shift: NDArray[Any], d: int, g: NDArray[np.float64]) -> None:
         self.shift = shift.astype(np.float64)  # exactly representable in the input precision
-        self.shift_aug = np.concatenate([self.shift, np.zeros(3)])
         with np.errstate(all="ignore"):  # a block that will be rescaled may overflow here
             s_norm = math.sqrt(float(self.shift @ self.shift))
         s_norm = s_norm if math.isfinite(s_norm) else 0.0
@@ -331,9 +343,10 @@ class _Partial:
         with np.errstate(all="ignore"):  # NaN/Inf rows: found from sq by block(), left out
             np.copyto(a[:, :d], x, casting="unsafe")  # (a signalling NaN's cast warns)
             sq = np.einsum("ij,ij->i", a[:, :d], a[:, :d])  # ||z_i||^2, (k,)
-        # b = x - s in place, as the rank-1 update A -= 1 s^T (BLAS dger on the
-        # column-major view; 3-4x faster than numpy's broadcast subtraction)
-        a = _dger(-1.0, run.shift_aug, np.ones(k), a=a.T, overwrite_a=1).T
+            # b = x - s in place, one rounding as in the kernel (exact for float32 rows).
+            # numpy's broadcast, not scipy's BLAS dger (faster, but ``import scipy.linalg``
+            # pulls in numpy.random and more than a small check costs)
+            np.subtract(a[:, :d], run.shift, out=a[:, :d])
         with np.errstate(all="ignore"):  # as in the kernel: huge rows are rescaled later
             inv = 1.0 / np.sqrt(sq)
             inv[sq == 0] = 0.0
@@ -546,8 +559,8 @@ class Moments:
         untouched, but for the row sample when ``sample``."""
         rows = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (8 * (self.d + 3)))
         workers = min(_WORKERS, x.shape[0] // _MIN_BLOCK_ROWS)
-        # Every BLAS call below runs single-threaded: two OpenBLAS pools (numpy's and
-        # scipy's, for dger) spinning on the same cores slow small updates down ~3x.
+        # Every BLAS call below runs single-threaded: the row threads are the parallelism,
+        # and a BLAS pool spinning on the same cores slows small updates down ~3x.
         acc = self._accumulators(max(workers, 1))
         with single_threaded_blas():
             if workers < 2:
