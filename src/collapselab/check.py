@@ -332,6 +332,7 @@ class CheckRequest:
     engine: str = "local"
     address: str | None = None
     master: str | None = None
+    verbose: bool = False
     chunk_rows: int | None = None
     sample_size: int | None = None
     thresholds: Thresholds | None = None

@@ -71,6 +71,7 @@ def _add_check(sub: Any) -> None:
       "default: start a local one")  # fmt: skip
     a("--master", metavar="URL", help="with --engine spark: the Spark master (default "
       "local[*])")  # fmt: skip
+    a("--verbose", action="store_true", help="with --engine: show the engine's own log")
     a("--chunk-rows", type=int, default=None, help="rows per read")
     a("--sample-size", type=int, default=None, help="rows sampled for pairwise statistics "
       "(uniformity, max cosine; default 2048)")  # fmt: skip

@@ -29,6 +29,14 @@ class ConfigError(CollapseLabError, ValueError):
     """An option or configuration value is invalid."""
 
 
+class EngineError(CollapseLabError, RuntimeError):
+    """A cluster engine (Spark, Ray) could not run the check: Java missing, workers that
+    cannot import collapselab, a cluster that cannot be reached. The message says what
+    failed and how to fix it, e.g. ``"Spark workers cannot import collapselab (they run
+    python3): set PYSPARK_PYTHON to an interpreter that has collapselab"``.
+    """
+
+
 class NonFiniteLossError(CollapseLabError, FloatingPointError):
     """Training produced a NaN or Inf loss; the message says at which step."""
 

@@ -41,7 +41,13 @@ def _session(master: str) -> Any:
         if active.sparkContext.master == master:
             return active
         active.stop()
-    spark = (
+    # the workers run this interpreter, not the first python3 on PATH (a venv not
+    # activated): Spark reads PYSPARK_PYTHON when the context starts, not a builder's
+    # spark.pyspark.python
+    before = os.environ.get("PYSPARK_PYTHON")
+    if before is None:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    builder = (
         SparkSession.builder.master(master)
         .appName("collapselab-tests")
         .config("spark.ui.enabled", "false")
@@ -50,10 +56,13 @@ def _session(master: str) -> Any:
         .config("spark.default.parallelism", "2")
         .config("spark.driver.memory", "1g")
         .config("spark.driver.extraJavaOptions", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
-        .config("spark.pyspark.python", sys.executable)
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(ROWS_PER_BATCH))
-        .getOrCreate()
     )
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if before is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

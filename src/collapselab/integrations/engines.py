@@ -20,23 +20,27 @@ def check_on_engine(
     baseline: Sequence[str] | None = None,
     address: str | None = None,
     master: str | None = None,
+    verbose: bool = False,
     **options: Any,
 ) -> CheckResult:
     """Check the ``.parquet`` shards ``paths`` (files, folders, globs, ``PATH:COLUMN``) on
     ``engine`` (``"ray"``: joins ``address`` or starts a local cluster; ``"spark"``: on
-    ``master``, default ``local[*]``); ``options`` go to the adapter's ``check_parquet``
-    (thresholds, classes, sample_size)."""
+    ``master``, default ``local[*]``, its workers running this interpreter); ``options``
+    go to the adapter's ``check_parquet`` (thresholds, classes, sample_size). The
+    engine's own log stays off the terminal unless ``verbose``; an engine that cannot run
+    raises :class:`~collapselab.errors.EngineError` (one line naming the fix)."""
     files, column = parquet_shards(paths, engine)
     base = None if not baseline else parquet_shards(baseline, engine)[0]
     if engine == "ray":
         from collapselab.integrations.ray_data import check_parquet
 
-        return check_parquet(files, column, address=address, baseline=base, **options)
+        return check_parquet(files, column, address=address, baseline=base, verbose=verbose,
+                             **options)  # fmt: skip
     if engine == "spark":
         from collapselab.integrations.spark import check_parquet as spark_check
 
         return spark_check(files, column, master=master or "local[*]", baseline=base,
-                           **options)  # fmt: skip
+                           verbose=verbose, **options)  # fmt: skip
     raise ConfigError(f"--engine {engine!r}: ray or spark")
 
 
@@ -59,6 +63,6 @@ def run_check(request: CheckRequest, progress: Progress | None = None) -> CheckR
                            **options)  # fmt: skip
     if r.engine != "local":
         return check_on_engine(r.engine, r.paths, baseline=r.baseline, address=r.address,
-                               master=r.master, **options)  # fmt: skip
+                               master=r.master, verbose=r.verbose, **options)  # fmt: skip
     return check_files(r.paths, chunk_rows=r.chunk_rows, progress=progress, baseline=r.baseline,
                        **options)  # fmt: skip

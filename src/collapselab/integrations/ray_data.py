@@ -19,14 +19,17 @@ Needs ``pip install "collapselab[ray]"``.
 
 from __future__ import annotations
 
-import logging
+import os
+import re
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from collapselab.check import CheckResult, measure_states, merge_states, moments_of_arrow
 from collapselab.diagnose import Thresholds
-from collapselab.errors import ConfigError, InputError
+from collapselab.errors import ConfigError, EngineError, InputError
+from collapselab.integrations._quiet import one_line, quiet_loggers
 from collapselab.metrics import Moments
 
 INSTALL_HINT = 'Ray engine needs Ray Data: pip install "collapselab[ray]"'
@@ -104,9 +107,13 @@ def _state(
         out = ds.aggregate(agg)
     except Exception as e:  # a Ray task failure wrapping ours: one line, ours
         err = _unwrap(e)
-        if err is None:
-            raise
-        raise err from None
+        if err is not None:
+            raise err from None
+        if "No module named 'collapselab'" in str(e):
+            raise EngineError("Ray workers cannot import collapselab: install it where the "
+                              "cluster's workers run (or pass it in the job's "
+                              "runtime_env)") from e  # fmt: skip
+        raise EngineError(f"Ray job failed: {one_line(e)} (--verbose shows Ray's log)") from e
     return column, out[agg.name]
 
 
@@ -152,26 +159,61 @@ def check_dataset(
                           seconds=time.perf_counter() - t0)  # fmt: skip
 
 
+#: ``HOST:PORT`` (``ray://`` or not; an IPv6 host in brackets) of an address to probe
+_ADDRESS = re.compile(r"^(?:ray://)?(\[[^\]]+\]|[^:/\[\]]+):(\d+)/?$")
+
+
+def _reachable(address: str | None) -> None:
+    """Raise EngineError at once when ``address`` (or ``RAY_ADDRESS``) names a host and
+    port that accept no connection: ``ray.init`` would retry for many minutes."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    match = _ADDRESS.match(address.strip()) if address else None
+    if match is None:  # None, "auto", "local": ray.init decides (quickly)
+        return
+    host, port = match.group(1).strip("[]"), int(match.group(2))
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as e:
+        raise EngineError(f"cannot reach the Ray cluster at {address} ({e.strerror or e}): "
+                          "start it (ray start --head) or fix --address; without --address "
+                          "a local Ray is started") from None  # fmt: skip
+
+
 def check_parquet(
     paths: Sequence[str],
     column: str | None = None,
     *,
     address: str | None = None,
     baseline: Sequence[str] | None = None,
+    verbose: bool = False,
     **kwargs: Any,
 ) -> CheckResult:
     """``ray.data.read_parquet(paths)`` then :func:`check_dataset` (what ``collapselab
     check --engine ray`` runs). Connects to ``address`` (e.g. ``"auto"``) or starts a
-    local cluster when Ray is not initialised yet."""
+    local cluster when Ray is not initialised yet; Ray's own log lines and warnings stay
+    off the terminal unless ``verbose``.
+
+    Raises:
+        EngineError: the cluster cannot be reached or started, or its job failed for
+            another reason than the data (one line naming the fix).
+    """
     ray = _ray()
-    # the one-line verdict is the output: Ray Data's per-operator INFO lines are not
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)  # fmt: skip
-    ds = ray.data.read_parquet(list(paths))
-    base = None if not baseline else ray.data.read_parquet(list(baseline))
-    name = ", ".join(paths) if len(paths) <= 3 else f"{paths[0]} and {len(paths) - 1} more"
-    result = check_dataset(ds, column, baseline=base, **kwargs, name=name)
-    return result
+    with quiet_loggers(not verbose, ("ray", "ray.data")):
+        # the one-line verdict is the output: Ray Data's progress bars are not
+        ray.data.DataContext.get_current().enable_progress_bars = verbose
+        if not ray.is_initialized():
+            _reachable(address)
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
+                         configure_logging=verbose)  # fmt: skip
+            except Exception as e:  # ConnectionError: no cluster at "auto", ...
+                where = f"join the Ray cluster at {address}" if address else "start Ray"
+                raise EngineError(f"cannot {where}: {one_line(e)} (start one with ray start "
+                                  "--head, or fix --address)") from e  # fmt: skip
+        try:
+            ds = ray.data.read_parquet(list(paths))
+            base = None if not baseline else ray.data.read_parquet(list(baseline))
+        except Exception as e:  # missing files, not Parquet
+            raise InputError(f"{paths[0]}: {one_line(e)}") from None
+        name = ", ".join(paths) if len(paths) <= 3 else f"{paths[0]} and {len(paths) - 1} more"
+        return check_dataset(ds, column, baseline=base, **kwargs, name=name)

@@ -29,6 +29,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -41,7 +42,13 @@ from collapselab.check import (
     state_moments,
 )
 from collapselab.diagnose import Thresholds
-from collapselab.errors import ConfigError, InputError
+from collapselab.errors import ConfigError, EngineError, InputError
+from collapselab.integrations._quiet import (
+    child_output_to_file,
+    last_lines,
+    one_line,
+    quiet_loggers,
+)
 from collapselab.metrics import Moments
 
 INSTALL_HINT = 'Spark engine needs pyspark: pip install "collapselab[spark]"'
@@ -168,14 +175,31 @@ def dataframe_state(df: Any, column: str, name: str, *, sample_size: int | None 
         raise
     except ValueError as e:  # pyspark: "Cannot reduce empty RDD"
         if "empty" not in str(e).lower():
-            raise
+            raise _run_failure(e, df) from e
         return None
     except Exception as e:  # a Py4JJavaError / PythonException carrying an executor's error
         remote = _remote_error(e)
         if remote is None:
-            raise
+            raise _run_failure(e, df) from e
         raise remote from None
     return Moments.from_bytes(state)
+
+
+def _run_failure(exc: BaseException, df: Any) -> EngineError:
+    """What went wrong in a Spark job that raised no collapselab error, and the fix."""
+    try:
+        python = df.sparkSession.sparkContext.pythonExec
+    except Exception:  # the JVM is gone
+        python = os.environ.get("PYSPARK_PYTHON", "python3")
+    fix = "set PYSPARK_PYTHON to an interpreter that has collapselab"
+    text = str(exc)
+    if "No module named 'collapselab'" in text:
+        return EngineError(f"Spark workers cannot import collapselab (they run {python}): "
+                           f"{fix} (e.g. {sys.executable})")  # fmt: skip
+    if "PYTHON_VERSION_MISMATCH" in text or "different version" in text:
+        return EngineError(f"Spark workers run another Python version ({python}) than "
+                           f"collapselab ({sys.version.split()[0]}): {fix}")  # fmt: skip
+    return EngineError(f"Spark job failed: {one_line(exc)} (--verbose shows Spark's log)")
 
 
 def check_dataframe(
@@ -251,6 +275,7 @@ def check_parquet(
     master: str = "local[2]",
     spark: Any = None,
     baseline: Any = None,
+    verbose: bool = False,
     **kw: Any,
 ) -> CheckResult:
     """Check Parquet files (files, directories or globs, local or any filesystem Spark
@@ -263,43 +288,85 @@ def check_parquet(
             and no active session); that session is stopped at the end.
         spark: a ``SparkSession`` to use (never stopped here).
         baseline: Parquet paths of the baseline (same column), a DataFrame, or Moments.
+        verbose: let Spark's own output through (the JVM's log and warnings, the workers'
+            tracebacks); by default a session built here writes them to a file.
         **kw: the other arguments of :func:`check_dataframe` (``thresholds``,
             ``classes``, ``sample_size``, ``depth``, ``name``).
 
     Raises:
         ConfigError: pyspark is not installed.
         InputError: as :func:`check_dataframe`; unreadable files.
+        EngineError: Java cannot start, the workers cannot import collapselab, another
+            failure of the Spark job (one line naming the fix).
     """
     sql = _pyspark_sql()
     files = _paths(paths)
     base_files = None if baseline is None or isinstance(baseline, Moments) or hasattr(
         baseline, "schema") else _paths(baseline)  # fmt: skip
     created = False
-    if spark is None:
-        spark = sql.SparkSession.getActiveSession()
-    if spark is None:
-        from pyspark import SparkContext
+    with quiet_loggers(not verbose, ("py4j", "pyspark")):
+        if spark is None:
+            spark = sql.SparkSession.getActiveSession()
+        if spark is None:
+            from pyspark import SparkContext
 
-        created = SparkContext._active_spark_context is None
-        builder = (sql.SparkSession.builder.master(master).appName("collapselab")
-                   .config("spark.ui.enabled", "false")
-                   .config("spark.ui.showConsoleProgress", "false"))  # fmt: skip
-        if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
-            # local workers run this interpreter, hence import this very collapselab
-            builder = builder.config("spark.pyspark.python", sys.executable)
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("ERROR")
-    try:
-        df = _read(spark, files)
-        if base_files is not None:
-            baseline = _read(spark, base_files)
-        kw.setdefault("name", _label(files))
-        result = check_dataframe(df, column, baseline=baseline, **kw)
-    finally:
-        if created:
-            spark.stop()
+            created = SparkContext._active_spark_context is None
+            spark = _start_session(sql, master, verbose)
+        try:
+            df = _read(spark, files)
+            if base_files is not None:
+                baseline = _read(spark, base_files)
+            kw.setdefault("name", _label(files))
+            result = check_dataframe(df, column, baseline=baseline, **kw)
+        finally:
+            if created:
+                spark.stop()
     return replace(result, files=files,
                    baseline_files=base_files or result.baseline_files)  # fmt: skip
+
+
+@contextmanager
+def _workers_python(master: str) -> Iterator[None]:
+    """On a local master, ``PYSPARK_PYTHON`` is this interpreter while the session starts
+    (unless set): the workers then import this very collapselab, however it was started
+    (a console script run by its path, pipx, ``python -m``), not the first ``python3`` on
+    PATH. Spark reads the variable when the context starts (``spark.pyspark.python`` set
+    on a builder is not read there)."""
+    here = master.startswith("local") and "PYSPARK_PYTHON" not in os.environ and bool(
+        sys.executable)  # fmt: skip
+    if here:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        yield
+    finally:
+        if here:
+            os.environ.pop("PYSPARK_PYTHON", None)
+
+
+def _start_session(sql: Any, master: str, verbose: bool) -> Any:
+    """A session on ``master`` whose JVM (and the workers it starts) writes to a file
+    unless ``verbose``; a JVM that cannot start is one EngineError."""
+    builder = (sql.SparkSession.builder.master(master).appName("collapselab")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false"))  # fmt: skip
+    with _workers_python(master), child_output_to_file(not verbose) as log:
+        try:
+            spark = builder.getOrCreate()
+        except Exception as e:  # PySparkRuntimeError JAVA_GATEWAY_EXITED, ...
+            why = _java_said(last_lines(log)) or one_line(e)
+            raise EngineError(f"Spark could not start Java ({why}): install Java 17 or "
+                              "set JAVA_HOME to it") from e  # fmt: skip
+    if not verbose:
+        spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def _java_said(lines: list[str]) -> str | None:
+    """What the Spark launcher said about Java (``JAVA_HOME is not set``, ``.../bin/java:
+    No such file or directory``), else its last line; None when it said nothing."""
+    lines = [re.sub(r"^\S*spark-(?:class|submit): line \d+: ", "", ln) for ln in lines
+             if "log4j" not in ln.lower()]  # fmt: skip
+    return next((ln for ln in lines if "java" in ln.lower()), lines[-1] if lines else None)
 
 
 def _read(spark: Any, files: list[str]) -> Any:
