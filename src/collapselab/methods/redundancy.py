@@ -15,14 +15,21 @@ from collapselab.methods.base import MethodConfig, ProjectorMethod, StepOutput, 
 
 
 @dataclass
-class BarlowConfig(MethodConfig):
-    """Barlow Twins defaults scaled to small images (paper: 8192-8192-8192, batch 2048)."""
+class ExpanderConfig(MethodConfig):
+    """The expander both papers use, scaled to small images (paper: 8192-8192-8192, batch
+    2048), and the optimiser for batch 256 (papers: LARS 0.2; weight decay 1.5e-6 / 1e-6)."""
 
     proj_hidden_dim: int = 512  # paper 8192
-    proj_dim: int = 512  # paper 8192; accuracy grows with it (Fig. 4), cost d^2
+    proj_dim: int = 512  # paper 8192; Barlow's accuracy grows with it (Fig. 4), cost d^2
+    lr: float = 1e-3  # AdamW for batch 256
+    weight_decay: float = 1e-4
+
+
+@dataclass
+class BarlowConfig(ExpanderConfig):
+    """Barlow Twins defaults."""
+
     lambda_: float = 0.0051  # paper 0.0051 (~1/D for D = 8192 would be smaller; stable here)
-    lr: float = 1e-3  # AdamW for batch 256 (paper: LARS 0.2)
-    weight_decay: float = 1e-4  # paper 1.5e-6 with LARS
 
 
 @register
@@ -45,16 +52,12 @@ class BarlowTwins(ProjectorMethod):
 
 
 @dataclass
-class VICRegConfig(MethodConfig):
-    """VICReg defaults scaled to small images (paper: 8192-8192-8192, batch 2048)."""
+class VICRegConfig(ExpanderConfig):
+    """VICReg defaults."""
 
-    proj_hidden_dim: int = 512  # paper 8192
-    proj_dim: int = 512  # paper 8192
     invariance_weight: float = 25.0  # paper lambda = 25
     variance_weight: float = 25.0  # paper mu = 25
     covariance_weight: float = 1.0  # paper nu = 1
-    lr: float = 1e-3  # AdamW for batch 256 (paper: LARS 0.2 x B/256)
-    weight_decay: float = 1e-4  # paper 1e-6 with LARS
 
 
 @register

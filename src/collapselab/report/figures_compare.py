@@ -123,6 +123,13 @@ def compare_figures(records: Sequence[RunRecord], report: Report, section: Secti
     styles = ["-", "--", "-.", ":"]
     seeds = "" if len(records) == len(first) else " (first seed of each)"
 
+    def finish(title: str, name: str, caption: str, ncols: int = 5, which: str = "major") -> None:
+        """Title, grid and legend of the current one-axis figure, then into the report."""
+        ax.set_title(title)
+        ax.grid(True, which=which, alpha=0.3)
+        legend_below(fig, ax, ncols=ncols)
+        add_report_figure(report, section, name, fig, caption)
+
     fig = page_figure(height=4.6)
     ax1, ax2 = fig.subplots(1, 2)
     for i, (m, r) in enumerate(first.items()):
@@ -156,15 +163,10 @@ def compare_figures(records: Sequence[RunRecord], report: Report, section: Secti
     ax.axhline(1 / max(d, 1), color="0.3", lw=1, ls="--", label="isotropic (1/d)")
     ax.set_xlabel("eigenvalue rank k")
     ax.set_ylabel("share of variance in direction k (log)")
-    ax.set_title(f"Final eigen-spectrum of the representation per method{seeds}")
-    ax.grid(True, which="both", alpha=0.3)
-    legend_below(fig, ax, ncols=5)
-    add_report_figure(
-        report, section, "compare-spectrum", fig,
-        "The article's 'Eigenvalue Plot' done right: centred covariance "
-        "eigenvalues at the end of training, normalised to shares, on a log "
-        "scale against the isotropic reference 1/d.",
-    )  # fmt: skip
+    finish(f"Final eigen-spectrum of the representation per method{seeds}", "compare-spectrum",
+           "The article's 'Eigenvalue Plot' done right: centred covariance eigenvalues at the "
+           "end of training, normalised to shares, on a log scale against the isotropic "
+           "reference 1/d.", which="both")  # fmt: skip
 
     fig = page_figure(height=5.0)
     ax = fig.subplots()
@@ -180,11 +182,8 @@ def compare_figures(records: Sequence[RunRecord], report: Report, section: Secti
             ax.plot(u[-1], a[-1], "o", color=colour[m], ms=8)
     ax.set_xlabel("uniformity  log E exp(-2||u - v||^2)  (lower: rows further apart in angle)")
     ax.set_ylabel("alignment  E||u - u'||^2\n(lower: the two views agree)")
-    ax.set_title(f"Alignment-uniformity plane of the representation (dot = end){seeds}")
-    ax.grid(True, alpha=0.3)
-    legend_below(fig, ax, ncols=2)
-    add_report_figure(report, section, "compare-align-uniform", fig,
-                      align_uniform_caption(records))  # fmt: skip
+    finish(f"Alignment-uniformity plane of the representation (dot = end){seeds}",
+           "compare-align-uniform", align_uniform_caption(records), ncols=2)  # fmt: skip
 
     fig = page_figure(height=4.6)
     ax = fig.subplots()
@@ -198,15 +197,10 @@ def compare_figures(records: Sequence[RunRecord], report: Report, section: Secti
             ax.plot(ranks[-1], lv[-1], "o", color=colour[m])
     ax.set_xlabel("effective rank of the representation")
     ax.set_ylabel("training loss")
-    ax.set_title(f"Loss vs effective rank (dot = end){seeds}")
-    ax.grid(True, alpha=0.3)
-    legend_below(fig, ax, ncols=5)
-    add_report_figure(
-        report, section, "compare-loss-rank", fig,
-        "Where the loss keeps falling while the space collapses: each line "
-        "is a run, read in time from its start (dot = end of training). Losses of "
-        "different methods are on different scales; compare the direction of each line.",
-    )  # fmt: skip
+    finish(f"Loss vs effective rank (dot = end){seeds}", "compare-loss-rank",
+           "Where the loss keeps falling while the space collapses: each line is a run, read "
+           "in time from its start (dot = end of training). Losses of different methods are "
+           "on different scales; compare the direction of each line.")  # fmt: skip
 
 
 __all__ = [

@@ -552,12 +552,18 @@ def main(argv: list[str] | None = None) -> int:
         "Labels:",
         "",
     ]
-    lines += [f"- `{c.name}`: **{c.label}**: {c.why}" for c in built]
-    took = time.perf_counter() - t0
-    text = "\n".join(lines) + f"\n\n(built or read from cache in {took:.0f} s)\n"
+    return publish(lines, built, f"(built or read from cache in {time.perf_counter() - t0:.0f} s)",
+                   args.out)  # fmt: skip
+
+
+def publish(lines: list[str], built: list[Case], tail: str, out: str | None) -> int:
+    """A cases page: ``lines``, then each case's label and reason, then ``tail``; printed,
+    and written to ``out`` when given."""
+    lines = [*lines, *(f"- `{c.name}`: **{c.label}**: {c.why}" for c in built)]
+    text = "\n".join(lines) + f"\n\n{tail}\n"
     print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
     return 0
 
 

@@ -77,6 +77,7 @@ from collapselab.experiments.calibration.text import (
     _frozen,
     _mean_cosine,
     label_finetune,
+    publish,
     render_table,
 )
 
@@ -352,18 +353,12 @@ def main(argv: list[str] | None = None) -> int:
              "benchmarks/calibration/mpnet_cases.md` (module "
              "docstring: cases and the label rule).", "", "Order of events:", "",
              timeline(fq, runs), render_table(built), "Labels:", ""]  # fmt: skip
-    lines += [f"- `{c.name}`: **{c.label}**: {c.why}" for c in built]
     seconds = {"frozen": round(fq["seconds"])}
     seconds |= {
         f"{r.loss}-steps-{min(r.steps)}-{max(r.steps)}": round(q["seconds"]) for r, _, q in runs
     }
     took = time.perf_counter() - t0
-    lines += ["", f"(build seconds: {seconds}; read in {took:.0f} s)"]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text)
-    return 0
+    return publish(lines, built, f"(build seconds: {seconds}; read in {took:.0f} s)", args.out)
 
 
 if __name__ == "__main__":
