@@ -148,7 +148,8 @@ def test_parse_spec_takes_pathlike_literally_and_rejects_empty_key() -> None:
     assert parse_spec(Path("a.npz:k")) == (Path("a.npz:k"), None)
     with pytest.raises(InputError, match=r"^emb\.npz: empty KEY in 'emb\.npz:'"):
         parse_spec("emb.npz:")
-    assert SUPPORTED == (".csv", ".npy", ".npz", ".parquet", ".pt", ".pth", ".safetensors", ".tsv")
+    assert SUPPORTED == (".csv", ".faiss", ".index", ".lance", ".npy", ".npz", ".parquet", ".pt",
+                         ".pth", ".safetensors", ".sqlite3", ".tsv")
 
 
 def test_iter_sources_expands_globs_sorted_and_keeps_keys(tmp_path: Path) -> None:

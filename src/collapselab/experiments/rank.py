@@ -159,10 +159,13 @@ def rank_inputs(specs: Sequence[str]) -> list[str]:
     """
     import glob
 
-    from collapselab.io.api import READERS, parse_spec
+    from collapselab.io.api import DIRECTORY_FORMATS, READERS, is_url, parse_spec
 
     out: list[str] = []
     for spec in specs:
+        if is_url(spec):  # a database table: one input
+            out.append(spec)
+            continue
         path, key = parse_spec(spec)
         text = str(path)
         found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
@@ -171,7 +174,7 @@ def rank_inputs(specs: Sequence[str]) -> list[str]:
         for f in map(Path, found):
             if not f.exists():
                 raise InputError(f"{f}: no such file or folder")
-            if f.is_dir() and not _is_checkpoint(f):
+            if f.is_dir() and not _is_checkpoint(f) and f.suffix not in DIRECTORY_FORMATS:
                 inner = sorted(c for c in f.iterdir() if _is_checkpoint(c)
                                or (c.is_file() and c.suffix.lower() in READERS))  # fmt: skip
                 if not inner:

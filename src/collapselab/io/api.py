@@ -19,6 +19,20 @@ from collapselab.io.torch_file import open_torch
 Spec = str | os.PathLike[str]
 Reader = Callable[[Path, str, str | None], EmbeddingSource]
 
+
+def _lazy(module: str, function: str) -> Reader:
+    """A reader whose module (and optional library: faiss, lance, chromadb) is imported
+    only when a file of its kind is opened."""
+
+    def reader(path: Path, name: str, key: str | None) -> EmbeddingSource:
+        import importlib
+
+        open_store: Reader = getattr(importlib.import_module(module), function)
+        return open_store(path, name, key)
+
+    return reader
+
+
 #: File extension -> reader(path, display name, key or None).
 READERS: dict[str, Reader] = {
     ".npy": open_npy,
@@ -29,10 +43,24 @@ READERS: dict[str, Reader] = {
     ".csv": open_csv,
     ".tsv": open_tsv,
     ".parquet": open_parquet,
+    # vector stores and indexes, each an optional extra (collapselab[faiss], ...)
+    ".faiss": _lazy("collapselab.io.faiss_index", "open_faiss"),
+    ".index": _lazy("collapselab.io.faiss_index", "open_faiss"),
+    ".lance": _lazy("collapselab.io.lance", "open_lance"),
+    ".sqlite3": _lazy("collapselab.io.chroma", "open_chroma"),
 }
 #: Formats that hold exactly one array, so ``PATH:KEY`` makes no sense for them.
-SINGLE_ARRAY = (".npy", ".csv", ".tsv")
+SINGLE_ARRAY = (".npy", ".csv", ".tsv", ".faiss", ".index")
+#: Formats stored as a directory (a Lance dataset: ``DB/TABLE.lance``).
+DIRECTORY_FORMATS = (".lance",)
+#: URL schemes read from a database server: ``postgresql://...?table=T&column=C``.
+URL_SCHEMES = ("postgresql://", "postgres://")
 SUPPORTED = tuple(sorted(READERS))
+
+
+def is_url(spec: Spec) -> bool:
+    """``spec`` names a database table (``postgresql://...``), not a file."""
+    return isinstance(spec, str) and spec.lower().startswith(URL_SCHEMES)
 
 
 def _split(spec: Spec) -> tuple[str, str | None]:
@@ -42,6 +70,8 @@ def _split(spec: Spec) -> tuple[str, str | None]:
     text = str(spec)
     if not text:
         raise InputError("(empty path): expected PATH or PATH:KEY")
+    if is_url(text):  # its ':'s are the URL's own (port, password)
+        return text, None
     lower = text.lower()
     for i, ch in enumerate(text):
         if ch == ":" and lower[:i].endswith(SUPPORTED):
@@ -67,11 +97,15 @@ def parse_spec(spec: Spec) -> tuple[Path, str | None]:
 
 
 def _open(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
+    if is_url(path_name):
+        from collapselab.io.postgres import open_postgres
+
+        return open_postgres(path_name)
     if not path.exists():
         raise fail(path_name, "no such file")
-    if path.is_dir():
-        raise fail(path_name, "is a directory, not a file")
     ext = path.suffix.lower()
+    if path.is_dir() and ext not in DIRECTORY_FORMATS:
+        raise fail(path_name, "is a directory, not a file")
     if ext not in READERS:
         kind = f"file type {ext!r}" if ext else "file without an extension"
         raise fail(path_name, f"unsupported {kind}; supported: {', '.join(SUPPORTED)}")
@@ -135,7 +169,9 @@ def expand_specs(specs: Sequence[Spec]) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for spec in specs:
         pattern, key = _split(spec)
-        if isinstance(spec, os.PathLike) or not any(c in pattern for c in "*?["):
+        if is_url(pattern) or Path(pattern).suffix.lower() in DIRECTORY_FORMATS:
+            files = [pattern]
+        elif isinstance(spec, os.PathLike) or not any(c in pattern for c in "*?["):
             files = folder_files(pattern) if Path(pattern).is_dir() else [pattern]
         else:
             files = sorted(glob.glob(pattern))
