@@ -43,8 +43,8 @@ def test_missing_file_directory_and_unknown_extension(tmp_path: Path) -> None:
     assert error(tmp_path / "d.npy") == f"{tmp_path / 'd.npy'}: is a directory, not a file"
     (tmp_path / "e.h5").write_bytes(b"x")
     assert error(tmp_path / "e.h5") == (
-        f"{tmp_path / 'e.h5'}: unsupported file type '.h5'; supported: .csv, .npy, .npz, "
-        ".parquet, .pt, .pth, .safetensors, .tsv"
+        f"{tmp_path / 'e.h5'}: unsupported file type '.h5'; supported: .csv, .faiss, "
+        ".index, .lance, .npy, .npz, .parquet, .pt, .pth, .safetensors, .sqlite3, .tsv"
     )
     (tmp_path / "noext").write_bytes(b"x")
     assert "unsupported file without an extension; supported: .csv" in error(tmp_path / "noext")
