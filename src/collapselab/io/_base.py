@@ -120,6 +120,13 @@ class EmbeddingSource(abc.ABC):
     n: int
     d: int
     dtype: str
+    #: how a store's rows were obtained, for the user ("exact stored vectors",
+    #: "reconstructed from PQ codes (lossy)"); None for plain files
+    note: str | None = None
+    #: for a store holding both the originals (these rows) and a compressed copy of them
+    #: (a FAISS IndexRefine): the compressed copy decoded, same rows in the same order;
+    #: index health reports the quantisation error from the pair
+    quantised: EmbeddingSource | None = None
 
     def __init__(self, name: str, n: int, d: int, dtype: str, out_dtype: np.dtype) -> None:
         self.name = name
