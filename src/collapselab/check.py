@@ -23,6 +23,7 @@ import numpy as np
 
 from collapselab import dist
 from collapselab.diagnose import Measurement, Thresholds, measure
+from collapselab.drift import PERMUTATIONS, BlockPlan, Drift, drift_of_blocks
 from collapselab.errors import ConfigError, InputError
 from collapselab.io import (
     EmbeddingSource,
@@ -45,12 +46,17 @@ class CheckResult:
     baseline_files: list[str] | None = None
     #: the baseline's accumulated moments (its row sample: the report's histogram)
     baseline_moments: Moments | None = field(default=None, repr=False, compare=False)
+    #: the two-sample test against the baseline (:mod:`collapselab.drift`), or why none ran
+    drift: Drift | str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self.measurement.to_dict()
         out.update(files=self.files, seconds=round(self.seconds, 4))
         if self.baseline_files is not None and out.get("baseline") is not None:
             out["baseline"]["files"] = self.baseline_files
+        if self.drift is not None:
+            out["drift"] = (self.drift.to_dict() if isinstance(self.drift, Drift)
+                            else {"skipped": self.drift})  # fmt: skip
         return out
 
 
@@ -80,6 +86,95 @@ def _prefetched(chunks: Iterator[np.ndarray], ahead: int = _AHEAD) -> Iterator[n
                 f.cancel()
 
 
+class _Blocks:
+    """The moments of one set fed as the drift test's blocks (``plan.rows`` consecutive
+    rows each; the rows after the last full block in a tail), so one pass gives both the
+    blocks and, merged in row order, the whole set's moments. Each block keeps a row
+    sample of ``2 * sample_size / blocks`` rows (twice its share: the merged sample is then
+    the bottom-``sample_size`` of nearly every block's keys)."""
+
+    def __init__(self, d: int, plan: BlockPlan, which: int, sample_size: int, seed: int):
+        self.k, self.rows, self.at = plan.blocks[which], plan.rows, 0
+        per = -(-2 * sample_size // self.k)
+        self.parts = [Moments(d, sample_size=per, seed=seed * 1_000_003 + i)
+                      for i in range(self.k + 1)]  # fmt: skip
+        self.sample_size, self.seed = sample_size, seed
+
+    def update(self, chunk: np.ndarray) -> None:
+        i = 0
+        while i < len(chunk):
+            b = min(self.at // self.rows, self.k)
+            take = len(chunk) - i if b == self.k else min(len(chunk) - i,
+                                                          (b + 1) * self.rows - self.at)
+            self.parts[b].update(chunk[i : i + take])
+            i, self.at = i + take, self.at + take
+
+    @property
+    def nonfinite_rows(self) -> int:
+        return sum(p.nonfinite_rows for p in self.parts)
+
+    @property
+    def rows_seen(self) -> int:
+        return self.at
+
+    @property
+    def first_nonfinite(self) -> int:
+        seen = 0
+        for p in self.parts:
+            if p.first_nonfinite >= 0:
+                return seen + p.first_nonfinite
+            seen += p.rows_seen
+        return -1
+
+    def total(self) -> Moments:
+        out = Moments(self.parts[0].d, sample_size=self.sample_size, seed=self.seed)
+        for p in self.parts:
+            out.merge(p)
+        return out
+
+
+def _stream(
+    sources: Sequence[EmbeddingSource],
+    feed: Moments | _Blocks,
+    rows: int,
+    progress: Progress | None,
+) -> list[str]:
+    """Feed this rank's rows of every source into ``feed``; the NaN/Inf findings, one line
+    per source (raised at once when not distributed)."""
+    rank, world = dist.rank(), dist.world_size()
+    spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
+    total, done = sum(b - a for _, a, b in spans), 0
+    bad: list[str] = []
+    for src, start, stop in spans:
+        before, seen_before = feed.nonfinite_rows, feed.rows_seen
+        chunks = src.chunks(rows, start=start, stop=stop, buffers=_AHEAD + 1)
+        for chunk in _prefetched(chunks):
+            feed.update(chunk)
+            done += chunk.shape[0]
+            if progress is not None:
+                progress(done, total)
+        if feed.nonfinite_rows > before:
+            count = feed.nonfinite_rows - before
+            first = feed.first_nonfinite - seen_before + start if before == 0 else start
+            bad.append(
+                f"{src.name}: {count} row{'s' if count != 1 else ''} contain NaN or Inf "
+                f"(first: row {first})"
+            )
+            if world == 1:
+                raise InputError(bad[0])
+    return bad
+
+
+def _same_d(sources: Sequence[EmbeddingSource]) -> int:
+    if not sources:
+        raise InputError("no input files")
+    d = sources[0].d
+    for s in sources[1:]:
+        if s.d != d:
+            raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
+    return d
+
+
 def accumulate_sources(
     sources: Sequence[EmbeddingSource],
     *,
@@ -102,44 +197,36 @@ def accumulate_sources(
         InputError: files disagree on d, or a file has NaN/Inf rows (named, with the
             count and the first bad row).
     """
-    if not sources:
-        raise InputError("no input files")
-    d = sources[0].d
-    for s in sources[1:]:
-        if s.d != d:
-            raise InputError(f"{s.name}: {s.d} columns, but {sources[0].name} has {d}")
-    rank, world = dist.rank(), dist.world_size()
-    rows = chunk_rows or default_chunk_rows(d)
+    d = _same_d(sources)
     try:
-        moments = Moments(d, sample_size=_sample_size(sample_size), seed=rank)
+        moments = Moments(d, sample_size=_sample_size(sample_size), seed=dist.rank())
     except InputError as e:  # d too large for this machine's memory: name the file
         raise InputError(f"{sources[0].name}: {e}") from e
-    spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
-    total, done = sum(b - a for _, a, b in spans), 0
-    bad: list[str] = []
-    for src, start, stop in spans:
-        before, seen_before = moments.nonfinite_rows, moments.rows_seen
-        chunks = src.chunks(rows, start=start, stop=stop, buffers=_AHEAD + 1)
-        for chunk in _prefetched(chunks):
-            moments.update(chunk)
-            done += chunk.shape[0]
-            if progress is not None:
-                progress(done, total)
-        if moments.nonfinite_rows > before:
-            count = moments.nonfinite_rows - before
-            first = moments.first_nonfinite - seen_before + start if before == 0 else start
-            bad.append(
-                f"{src.name}: {count} row{'s' if count != 1 else ''} contain NaN or Inf "
-                f"(first: row {first})"
-            )
-            if world == 1:
-                raise InputError(bad[0])
+    bad = _stream(sources, moments, chunk_rows or default_chunk_rows(d), progress)
     moments.all_reduce()
     if moments.nonfinite_rows:
         raise InputError(
             bad[0] if bad else f"{moments.nonfinite_rows} rows on other ranks contain NaN or Inf"
         )
     return moments
+
+
+def accumulate_blocks(
+    sources: Sequence[EmbeddingSource],
+    plan: BlockPlan,
+    which: int,
+    *,
+    chunk_rows: int | None = None,
+    sample_size: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Moments, list[Moments]]:
+    """As :func:`accumulate_sources` (one process), also keeping the drift test's blocks:
+    ``(the whole set's moments, the moments of each full block)``; ``which`` is 0 for the
+    reference and 1 for the current set of ``plan``."""
+    d = _same_d(sources)
+    feed = _Blocks(d, plan, which, _sample_size(sample_size), seed=which)
+    _stream(sources, feed, chunk_rows or default_chunk_rows(d), progress)
+    return feed.total(), feed.parts[:-1]
 
 
 def check_sources(
@@ -151,34 +238,53 @@ def check_sources(
     progress: Progress | None = None,
     baseline: Sequence[EmbeddingSource] | Moments | None = None,
     classes: int | None = None,
+    permutations: int = PERMUTATIONS,
 ) -> CheckResult:
     """Stream every source through one accumulator and measure the whole
     (see :func:`accumulate_sources` for the arguments and errors).
 
     Args:
         baseline: the reference (files, or moments already accumulated, e.g. of a model
-            before fine-tuning): the result also compares against it.
+            before fine-tuning): the result also compares against it and, for files read
+            in one process, tests whether the distribution moved (:mod:`collapselab.drift`).
         classes: number of classes of supervised features (rank ``C - 1`` expected).
+        permutations: of the drift test's null; 0 skips the test.
     """
     t0 = time.perf_counter()
-    if sources and baseline is not None and not isinstance(baseline, Moments):
-        for b in baseline:  # before any reading, and naming the file
-            if b.d != sources[0].d:
-                raise InputError(f"{b.name}: baseline of {b.d} columns, but {sources[0].name} "
-                                 f"has {sources[0].d}")  # fmt: skip
-    moments = accumulate_sources(
-        sources, chunk_rows=chunk_rows, sample_size=sample_size, progress=progress
-    )
+    options: dict[str, Any] = {"chunk_rows": chunk_rows, "sample_size": sample_size}
+    drift: Drift | str | None = None
     base_files = None
-    if baseline is not None and not isinstance(baseline, Moments):
+    if baseline is None or isinstance(baseline, Moments):
+        moments = accumulate_sources(sources, progress=progress, **options)
+        if baseline is not None:
+            drift = "no drift test: the baseline is given as moments, without blocks"
+    else:
+        d = _same_d(sources)
+        for b in baseline:  # before any reading, and naming the file
+            if b.d != d:
+                raise InputError(f"{b.name}: baseline of {b.d} columns, but {sources[0].name} "
+                                 f"has {d}")  # fmt: skip
         base_files = [s.name for s in baseline]
-        baseline = accumulate_sources(baseline, chunk_rows=chunk_rows, sample_size=sample_size)
+        plan = BlockPlan.of(sum(b.n for b in baseline), sum(s.n for s in sources), d)
+        if permutations < 1 or isinstance(plan, str) or dist.world_size() > 1:
+            drift = ("no drift test: --permutations 0" if permutations < 1 else plan
+                     if isinstance(plan, str) else "no drift test under torchrun: each rank "
+                     "holds a slice of the rows, not whole blocks")  # fmt: skip
+            moments = accumulate_sources(sources, progress=progress, **options)
+            baseline = accumulate_sources(baseline, **options)
+        else:
+            moments, cur_blocks = accumulate_blocks(sources, plan, 1, progress=progress,
+                                                    **options)  # fmt: skip
+            baseline, ref_blocks = accumulate_blocks(baseline, plan, 0, **options)
+            drift = drift_of_blocks(ref_blocks, cur_blocks, totals=(baseline, moments),
+                                    block_rows=plan.rows, permutations=permutations)  # fmt: skip
     return CheckResult(
         measure(moments, baseline=baseline, thresholds=thresholds, classes=classes),
         [s.name for s in sources],
         time.perf_counter() - t0,
         base_files,
         baseline,
+        drift,
     )
 
 
@@ -191,6 +297,7 @@ def check_files(
     progress: Progress | None = None,
     baseline: Sequence[str] | None = None,
     classes: int | None = None,
+    permutations: int = PERMUTATIONS,
 ) -> CheckResult:
     """Check embedding files (``PATH``, ``PATH:KEY`` or globs) as one matrix, optionally
     against baseline files (e.g. the same texts embedded before fine-tuning).
@@ -208,6 +315,7 @@ def check_files(
         progress=progress,
         baseline=None if baseline is None else iter_sources(list(baseline)),
         classes=classes,
+        permutations=permutations,
     )
 
 
@@ -335,6 +443,8 @@ class CheckRequest:
     verbose: bool = False
     chunk_rows: int | None = None
     sample_size: int | None = None
+    #: of the drift test's null (with ``baseline`` files); None: the default, 0: no test
+    permutations: int | None = None
     thresholds: Thresholds | None = None
 
     def __post_init__(self) -> None:
@@ -351,6 +461,8 @@ class CheckRequest:
             (self.baseline_model is not None and bool(self.baseline), "give --baseline files "
              "or --baseline-model, not both"),
             (classes is not None and classes < 2, f"--classes must be >= 2, got {classes}"),
+            ((self.permutations or 0) < 0, f"--permutations must be >= 0, got "
+             f"{self.permutations}"),
             (engine not in ("local", "ray", "spark"), f"--engine {engine!r}: local, ray or "
              "spark"),
             (engine != "local" and model is not None, f"--engine {engine} reads .parquet "

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from collapselab.check import CheckRequest, CheckResult, Progress, check_files, parquet_shards
+from collapselab.drift import PERMUTATIONS
 from collapselab.errors import ConfigError
 
 
@@ -50,7 +51,8 @@ def run_check(request: CheckRequest, progress: Progress | None = None) -> CheckR
     otherwise the files are read here (``progress(done, total)`` bytes).
 
     Example:
-        >>> from collapselab.check import CheckRequest
+        >>> from collapselab.drift import PERMUTATIONS
+from collapselab.check import CheckRequest
         >>> from collapselab.integrations.engines import run_check
         >>> run_check(CheckRequest(paths=["emb.npy"])).measurement.verdict  # doctest: +SKIP
     """
@@ -65,4 +67,5 @@ def run_check(request: CheckRequest, progress: Progress | None = None) -> CheckR
         return check_on_engine(r.engine, r.paths, baseline=r.baseline, address=r.address,
                                master=r.master, verbose=r.verbose, **options)  # fmt: skip
     return check_files(r.paths, chunk_rows=r.chunk_rows, progress=progress, baseline=r.baseline,
+                       permutations=PERMUTATIONS if r.permutations is None else r.permutations,
                        **options)  # fmt: skip

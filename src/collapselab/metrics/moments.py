@@ -649,6 +649,8 @@ class Moments:
         """Bottom-k sampling: each row gets a uniform key; keep the finite rows of the k
         smallest keys. Mergeable (the union's bottom-k is the bottom-k of the union);
         only the rows that enter the sample are ever gathered."""
+        if self.sample_size <= 0:  # no sample kept (e.g. the drift test's blocks)
+            return
         keys = _row_keys(self._stream, self.rows_seen, x.shape[0])
         while True:
             limit = self.sample_keys.max() if self.sample_keys.size >= self.sample_size else 2.0
@@ -667,6 +669,8 @@ class Moments:
         """Merge rows with ``keys`` into the bottom-k sample; ``take(i)`` returns the
         rows of positions ``i``, asked only for those that enter. Returns the positions of
         entering rows with NaN/Inf (nothing changed then), or None once done."""
+        if self.sample_size <= 0:
+            return None
         old = self.sample_keys.size
         all_keys = np.concatenate([self.sample_keys, keys])
         if all_keys.size <= self.sample_size:

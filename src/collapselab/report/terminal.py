@@ -66,6 +66,9 @@ def check_text(result: Any, plot: str | None = None) -> str:
         brow.append((f"top-{b.k} subspace overlap", f"{b.subspace_overlap:.3g}"))
         brow.append(("relative verdict", b.verdict))
         out += ["", f"against {names} (now / baseline):", table(brow)]
+    drift = getattr(result, "drift", None)
+    if drift is not None:
+        out += ["", _wrap(drift if isinstance(drift, str) else drift.headline(), more="  ")]
     out += ["", table(ev, header=("evidence", "value", "verdict line", "warning line",
                                   "crossed")),
             "", f"advice: {dg.advice}", f"({result.seconds:.2f} s)"]  # fmt: skip
