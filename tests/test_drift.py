@@ -143,3 +143,17 @@ def test_a_far_mean_costs_no_digits() -> None:
     far = drift_test(ref + 1e8, cur + 1e8 + 0.1, permutations=49)
     assert (far.p_value, far.p_mean, far.p_bures) == (near.p_value, near.p_mean, near.p_bures)
     assert far.frechet == pytest.approx(near.frechet, rel=1e-6)
+
+
+def test_the_report_carries_the_test(tmp_path) -> None:
+    from collapselab.report.check_report import write_check_report
+
+    ref, cur = np.split(_gaussian(2000, 6, 12).astype(np.float32), 2)
+    np.save(tmp_path / "ref.npy", ref)
+    np.save(tmp_path / "cur.npy", cur * np.float32(1.5))
+    result = check_files([str(tmp_path / "cur.npy")], baseline=[str(tmp_path / "ref.npy")],
+                         permutations=39)  # fmt: skip
+    page = write_check_report(result, tmp_path / "rep")
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert data["sections"]["baseline"]["data"]["drift"]["p_bures"] == pytest.approx(0.025)
+    assert "Drift: the distribution moved beyond sampling noise (p = 0.025" in page.read_text()

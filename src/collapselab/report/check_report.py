@@ -418,6 +418,25 @@ def build_check_report(result: CheckResult, *, title: str | None = None) -> Repo
                                  subspace_rows(m), "Do the top directions of variance stay "
                                  "where they were?"))  # fmt: skip
         base.data = b.to_dict()
+        drift = getattr(result, "drift", None)
+        if isinstance(drift, str):
+            base.paragraphs.append(drift[:1].upper() + drift[1:] + ".")
+        elif drift is not None:
+            base.paragraphs.append(
+                "Drift: the distribution " + drift.headline()[len("drift: "):] + ". The "
+                "null permutes blocks of consecutive rows between the two sets: exact when "
+                "rows are in random order, conservative when their order carries structure "
+                "(by time, by topic).")
+            base.tables.append(Table("drift", ["", "distance", "p-value"], [
+                ["squared Frechet distance", jsonable(drift.frechet), jsonable(drift.p_value)],
+                ["mean shift term", jsonable(drift.mean_term), jsonable(drift.p_mean)],
+                ["covariance (Bures) term", jsonable(drift.bures_term),
+                 jsonable(drift.p_bures)],
+                ["over the baseline's total variance", jsonable(drift.relative), ""],
+                ["permutations / blocks of rows", drift.permutations,
+                 f"{drift.blocks[0]} + {drift.blocks[1]} blocks of {drift.block_rows}"],
+            ], "The two-sample test (collapselab.drift)."))  # fmt: skip
+            base.data["drift"] = drift.to_dict()
         report.sections.append(base)
 
     mt = Section("metrics", "Every metric")
@@ -452,11 +471,7 @@ def _text_in_json(report: Report) -> Report:
 
 def result_dict(result: CheckResult) -> dict[str, Any]:
     """``check --json``'s object (:meth:`collapselab.check.CheckResult.to_dict`)."""
-    out = result.measurement.to_dict()
-    out.update(files=list(result.files), seconds=round(result.seconds, 4))
-    if result.baseline_files is not None and out.get("baseline") is not None:
-        out["baseline"]["files"] = list(result.baseline_files)
-    return out
+    return result.to_dict()
 
 
 def write_check_report(result: CheckResult, out_dir: str | Path, *,
