@@ -25,6 +25,7 @@ from collapselab import dist
 from collapselab.diagnose import Measurement, Thresholds, measure
 from collapselab.drift import PERMUTATIONS, BlockPlan, Drift, drift_of_blocks
 from collapselab.errors import ConfigError, InputError
+from collapselab.health import Health, HealthCounter, index_health
 from collapselab.io import (
     EmbeddingSource,
     arrow_matrix,
@@ -48,6 +49,8 @@ class CheckResult:
     baseline_moments: Moments | None = field(default=None, repr=False, compare=False)
     #: the two-sample test against the baseline (:mod:`collapselab.drift`), or why none ran
     drift: Drift | str | None = None
+    #: index health (``--health``): NaN/Inf/zero rows, duplicates, norms, rogue dimensions
+    health: Health | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = self.measurement.to_dict()
@@ -57,6 +60,8 @@ class CheckResult:
         if self.drift is not None:
             out["drift"] = (self.drift.to_dict() if isinstance(self.drift, Drift)
                             else {"skipped": self.drift})  # fmt: skip
+        if self.health is not None:
+            out["health"] = self.health.to_dict()
         return out
 
 
@@ -138,29 +143,37 @@ def _stream(
     feed: Moments | _Blocks,
     rows: int,
     progress: Progress | None,
+    health: HealthCounter | None = None,
 ) -> list[str]:
-    """Feed this rank's rows of every source into ``feed``; the NaN/Inf findings, one line
-    per source (raised at once when not distributed)."""
+    """Feed this rank's rows of every source into ``feed`` (and ``health``, with each
+    row's number counted over the sources in order); the NaN/Inf findings, one line per
+    source (raised at once when not distributed, unless ``health`` reports them)."""
     rank, world = dist.rank(), dist.world_size()
     spans = [(s, s.n * rank // world, s.n * (rank + 1) // world) for s in sources]
     total, done = sum(b - a for _, a, b in spans), 0
     bad: list[str] = []
+    first_row = 0  # of the current source, counted over all sources
     for src, start, stop in spans:
         before, seen_before = feed.nonfinite_rows, feed.rows_seen
         chunks = src.chunks(rows, start=start, stop=stop, buffers=_AHEAD + 1)
+        at = first_row + start
         for chunk in _prefetched(chunks):
             feed.update(chunk)
+            if health is not None:
+                health.update(chunk, at)
+            at += chunk.shape[0]
             done += chunk.shape[0]
             if progress is not None:
                 progress(done, total)
+        first_row += src.n
         if feed.nonfinite_rows > before:
             count = feed.nonfinite_rows - before
             first = feed.first_nonfinite - seen_before + start if before == 0 else start
             bad.append(
                 f"{src.name}: {count} row{'s' if count != 1 else ''} contain NaN or Inf "
-                f"(first: row {first})"
+                f"(first: row {first}); --health lists them"
             )
-            if world == 1:
+            if world == 1 and health is None:
                 raise InputError(bad[0])
     return bad
 
@@ -181,6 +194,7 @@ def accumulate_sources(
     chunk_rows: int | None = None,
     sample_size: int | None = None,
     progress: Progress | None = None,
+    health: HealthCounter | None = None,
 ) -> Moments:
     """Stream every source into one float64 accumulator (all-reduced under torchrun).
 
@@ -192,19 +206,21 @@ def accumulate_sources(
             default :data:`~collapselab.metrics.SAMPLE_SIZE`.
         progress: called as ``progress(rows_done, rows_total)`` after each chunk (this
             rank's rows when distributed).
+        health: fed the same chunks (one process only); NaN/Inf rows are then left to it
+            to report (the moments exclude them) instead of raised.
 
     Raises:
         InputError: files disagree on d, or a file has NaN/Inf rows (named, with the
-            count and the first bad row).
+            count and the first bad row) and no ``health`` counter takes them.
     """
     d = _same_d(sources)
     try:
         moments = Moments(d, sample_size=_sample_size(sample_size), seed=dist.rank())
     except InputError as e:  # d too large for this machine's memory: name the file
         raise InputError(f"{sources[0].name}: {e}") from e
-    bad = _stream(sources, moments, chunk_rows or default_chunk_rows(d), progress)
+    bad = _stream(sources, moments, chunk_rows or default_chunk_rows(d), progress, health)
     moments.all_reduce()
-    if moments.nonfinite_rows:
+    if moments.nonfinite_rows and health is None:
         raise InputError(
             bad[0] if bad else f"{moments.nonfinite_rows} rows on other ranks contain NaN or Inf"
         )
@@ -219,13 +235,14 @@ def accumulate_blocks(
     chunk_rows: int | None = None,
     sample_size: int | None = None,
     progress: Progress | None = None,
+    health: HealthCounter | None = None,
 ) -> tuple[Moments, list[Moments]]:
     """As :func:`accumulate_sources` (one process), also keeping the drift test's blocks:
     ``(the whole set's moments, the moments of each full block)``; ``which`` is 0 for the
     reference and 1 for the current set of ``plan``."""
     d = _same_d(sources)
     feed = _Blocks(d, plan, which, _sample_size(sample_size), seed=which)
-    _stream(sources, feed, chunk_rows or default_chunk_rows(d), progress)
+    _stream(sources, feed, chunk_rows or default_chunk_rows(d), progress, health)
     return feed.total(), feed.parts[:-1]
 
 
@@ -239,6 +256,7 @@ def check_sources(
     baseline: Sequence[EmbeddingSource] | Moments | None = None,
     classes: int | None = None,
     permutations: int = PERMUTATIONS,
+    health: bool = False,
 ) -> CheckResult:
     """Stream every source through one accumulator and measure the whole
     (see :func:`accumulate_sources` for the arguments and errors).
@@ -249,13 +267,24 @@ def check_sources(
             in one process, tests whether the distribution moved (:mod:`collapselab.drift`).
         classes: number of classes of supervised features (rank ``C - 1`` expected).
         permutations: of the drift test's null; 0 skips the test.
+        health: also report the index health of ``sources`` (:mod:`collapselab.health`;
+            NaN/Inf rows are then reported and left out of the verdict, not raised).
+
+    Raises:
+        ConfigError: ``health`` under torchrun (it reads every row in one process).
     """
     t0 = time.perf_counter()
     options: dict[str, Any] = {"chunk_rows": chunk_rows, "sample_size": sample_size}
+    counter = None
+    if health:
+        if dist.world_size() > 1:
+            raise ConfigError("--health reads every row in one process; run it without "
+                              "torchrun")  # fmt: skip
+        counter = HealthCounter(_same_d(sources))
     drift: Drift | str | None = None
     base_files = None
     if baseline is None or isinstance(baseline, Moments):
-        moments = accumulate_sources(sources, progress=progress, **options)
+        moments = accumulate_sources(sources, progress=progress, health=counter, **options)
         if baseline is not None:
             drift = "no drift test: the baseline is given as moments, without blocks"
     else:
@@ -270,14 +299,22 @@ def check_sources(
             drift = ("no drift test: --permutations 0" if permutations < 1 else plan
                      if isinstance(plan, str) else "no drift test under torchrun: each rank "
                      "holds a slice of the rows, not whole blocks")  # fmt: skip
-            moments = accumulate_sources(sources, progress=progress, **options)
+            moments = accumulate_sources(sources, progress=progress, health=counter,
+                                         **options)  # fmt: skip
             baseline = accumulate_sources(baseline, **options)
         else:
             moments, cur_blocks = accumulate_blocks(sources, plan, 1, progress=progress,
-                                                    **options)  # fmt: skip
+                                                    health=counter, **options)  # fmt: skip
             baseline, ref_blocks = accumulate_blocks(baseline, plan, 0, **options)
             drift = drift_of_blocks(ref_blocks, cur_blocks, totals=(baseline, moments),
                                     block_rows=plan.rows, permutations=permutations)  # fmt: skip
+    report = None
+    if counter is not None:
+        if moments.n < 2:
+            raise InputError(f"{sources[0].name}: {moments.n} finite rows of "
+                             f"{moments.rows_seen}; nothing left to measure")  # fmt: skip
+        report = index_health(counter, moments, sources[0] if len(sources) == 1 else None,
+                              chunk_rows=chunk_rows)  # fmt: skip
     return CheckResult(
         measure(moments, baseline=baseline, thresholds=thresholds, classes=classes),
         [s.name for s in sources],
@@ -285,6 +322,7 @@ def check_sources(
         base_files,
         baseline,
         drift,
+        report,
     )
 
 
@@ -298,6 +336,7 @@ def check_files(
     baseline: Sequence[str] | None = None,
     classes: int | None = None,
     permutations: int = PERMUTATIONS,
+    health: bool = False,
 ) -> CheckResult:
     """Check embedding files (``PATH``, ``PATH:KEY`` or globs) as one matrix, optionally
     against baseline files (e.g. the same texts embedded before fine-tuning).
@@ -316,6 +355,7 @@ def check_files(
         baseline=None if baseline is None else iter_sources(list(baseline)),
         classes=classes,
         permutations=permutations,
+        health=health,
     )
 
 
@@ -445,6 +485,8 @@ class CheckRequest:
     sample_size: int | None = None
     #: of the drift test's null (with ``baseline`` files); None: the default, 0: no test
     permutations: int | None = None
+    #: also report index health (NaN/Inf/zero rows, duplicates, norms, rogue dimensions)
+    health: bool = False
     thresholds: Thresholds | None = None
 
     def __post_init__(self) -> None:
@@ -468,6 +510,8 @@ class CheckRequest:
             (engine != "local" and model is not None, f"--engine {engine} reads .parquet "
              "files, not --model/--texts"),
             (self.address is not None and engine != "ray", "--address goes with --engine ray"),
+            (self.health and (engine != "local" or model is not None), "--health reads "
+             "embedding files or stores here (not --engine ray/spark, not --model)"),
             (self.master is not None and engine != "spark", "--master goes with --engine "
              "spark"),
         ]  # fmt: skip

@@ -75,6 +75,10 @@ def _add_check(sub: Any) -> None:
     a("--chunk-rows", type=int, default=None, help="rows per read")
     a("--sample-size", type=int, default=None, help="rows sampled for pairwise statistics "
       "(uniformity, max cosine; default 2048)")  # fmt: skip
+    a("--health", action="store_true", help="also report index health: NaN/Inf/all-zero "
+      "rows, exact and near duplicates, norm outliers, rogue dimensions, isotropy and, for "
+      "a compressed index holding its originals, the quantisation error (NaN/Inf rows are "
+      "then reported, not an error)")  # fmt: skip
     a("--permutations", type=int, default=None, metavar="N", help="with --baseline: "
       "permutations of the drift test's null (blocks of rows swapped between the sets; "
       "default 199; 0 skips the test)")  # fmt: skip

@@ -68,4 +68,4 @@ from collapselab.check import CheckRequest
                                master=r.master, verbose=r.verbose, **options)  # fmt: skip
     return check_files(r.paths, chunk_rows=r.chunk_rows, progress=progress, baseline=r.baseline,
                        permutations=PERMUTATIONS if r.permutations is None else r.permutations,
-                       **options)  # fmt: skip
+                       health=r.health, **options)  # fmt: skip
