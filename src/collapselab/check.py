@@ -51,6 +51,8 @@ class CheckResult:
     drift: Drift | str | None = None
     #: index health (``--health``): NaN/Inf/zero rows, duplicates, norms, rogue dimensions
     health: Health | None = None
+    #: how each store's rows were read ("NAME: exact stored vectors (IndexFlatL2)")
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = self.measurement.to_dict()
@@ -62,6 +64,8 @@ class CheckResult:
                             else {"skipped": self.drift})  # fmt: skip
         if self.health is not None:
             out["health"] = self.health.to_dict()
+        if self.notes:
+            out["read"] = list(self.notes)
         return out
 
 
@@ -313,16 +317,19 @@ def check_sources(
         if moments.n < 2:
             raise InputError(f"{sources[0].name}: {moments.n} finite rows of "
                              f"{moments.rows_seen}; nothing left to measure")  # fmt: skip
+        line = (thresholds or Thresholds()).outlier_norm_ratio
         report = index_health(counter, moments, sources[0] if len(sources) == 1 else None,
-                              chunk_rows=chunk_rows)  # fmt: skip
+                              chunk_rows=chunk_rows, outlier_norm_ratio=line)  # fmt: skip
     return CheckResult(
-        measure(moments, baseline=baseline, thresholds=thresholds, classes=classes),
+        measure(moments, baseline=baseline, thresholds=thresholds, classes=classes,
+                nonfinite_reported=report is not None),
         [s.name for s in sources],
         time.perf_counter() - t0,
         base_files,
         baseline,
         drift,
         report,
+        tuple(f"{s.name}: {s.note}" for s in sources if s.note),
     )
 
 

@@ -688,15 +688,21 @@ def judge(
     subspace: tuple[float, int] = (math.nan, 0),
     classes: int | None = None,
     moments: Moments | None = None,
+    nonfinite_reported: bool = False,
 ) -> Measurement:
     """The verdict rule on ready metrics (``measure`` is the usual entry point).
 
+    Args:
+        nonfinite_reported: NaN/Inf rows are reported elsewhere (``check --health``
+            lists them): judge the finite rows instead of refusing.
+
     Raises:
-        InputError: the matrix had NaN/Inf rows (a verdict on the rest would mislead).
+        InputError: the matrix had NaN/Inf rows (a verdict on the rest would mislead,
+            unless they are reported).
         ConfigError: ``classes`` below 2.
     """
     th = thresholds or Thresholds()
-    if metrics.nonfinite_rows:
+    if metrics.nonfinite_rows and not nonfinite_reported:
         s = "s" if metrics.nonfinite_rows != 1 else ""
         raise InputError(
             f"{metrics.nonfinite_rows} row{s} contain NaN or Inf "
@@ -754,6 +760,7 @@ def measure(
     baseline: Moments | Measurement | None = None,
     thresholds: Thresholds | None = None,
     classes: int | None = None,
+    nonfinite_reported: bool = False,
 ) -> Measurement:
     """Metrics, verdict, grade and baseline comparison of accumulated moments.
 
@@ -763,9 +770,10 @@ def measure(
             (keeps its moments); same ``d``.
         thresholds: overrides of the defaults.
         classes: the number of classes of supervised features (rank ``C - 1`` expected).
+        nonfinite_reported: see :func:`judge`.
 
     Raises:
-        InputError: NaN/Inf rows, or a baseline of another dimension.
+        InputError: NaN/Inf rows (unless reported), or a baseline of another dimension.
         DegenerateInputError: fewer than 2 finite rows.
     """
     metrics = summarize(moments)
@@ -786,7 +794,7 @@ def measure(
         k = int(min(max(base_met.dims_90, 1), 64, moments.d))
         subspace = (_overlap(base_m, moments, k), k)
     return judge(metrics, thresholds, baseline=base_met, subspace=subspace, classes=classes,
-                 moments=moments)  # fmt: skip
+                 moments=moments, nonfinite_reported=nonfinite_reported)  # fmt: skip
 
 
 def measure_array(z: Any, baseline: Any = None, *, thresholds: Thresholds | None = None,

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from collapselab._json import jsonable
 from collapselab._pool import LazyPool, blas_threads
+from collapselab.diagnose import Thresholds
 from collapselab.errors import InputError
 from collapselab.metrics.moments import _mix64
 
@@ -555,7 +556,8 @@ class Health:
             out.append(f"{_rows_phrase(no.count)} ({_pct(no.share)}) ha"
                        f"{'s an outlying norm' if no.count == 1 else 've outlying norms'}, "
                        f"outside [{no.lower:.3g}, {no.upper:.3g}] (log2-norm beyond the median "
-                       f"+- {no.k:g} robust spreads): {_outlier_rows(no)}")  # fmt: skip
+                       f"+- {no.k:g} robust spreads, or a squared norm beyond the verdict's "
+                       f"outlier line): {_outlier_rows(no)}")  # fmt: skip
         ro = self.rogue
         if ro is not None:
             for i in ro.rogue:
@@ -590,8 +592,9 @@ class Health:
             tail = f": {_outlier_rows(no)}" if no.count else ""
             out.append(f"norms: min {no.min_norm:.3g}, median {no.median_norm:.3g}, max "
                        f"{no.max_norm:.3g}; {no.count} outlier{_s(no.count)} ({_pct(no.share)}) "
-                       f"beyond median +- {no.k:g} robust spreads of log2-norm, i.e. outside "
-                       f"[{no.lower:.3g}, {no.upper:.3g}]{tail}")  # fmt: skip
+                       f"outside [{no.lower:.3g}, {no.upper:.3g}] (median +- {no.k:g} robust "
+                       "spreads of log2-norm, the top capped at the verdict's outlier line)"
+                       f"{tail}")  # fmt: skip
         ro = self.rogue
         if ro is not None:
             out.append("variance share, top dims: " + _tops(ro.variance_top))
@@ -711,7 +714,8 @@ def _dim_shares(ro: RogueDimensions, i: int) -> str:
 # ---------------------------------------------------------------------------- measuring
 def index_health(counter: HealthCounter, moments: Moments,
                  source: EmbeddingSource | None = None, *,
-                 chunk_rows: int | None = None) -> Health:  # fmt: skip
+                 chunk_rows: int | None = None,
+                 outlier_norm_ratio: float = Thresholds.outlier_norm_ratio) -> Health:  # fmt: skip
     """Everything wrong with a store's rows that a pass over them can find.
 
     Args:
@@ -722,6 +726,9 @@ def index_health(counter: HealthCounter, moments: Moments,
             copy the reason is "the index keeps no originals" when ``source.note`` says
             "lossy" (rows decoded from codes), else "not a compressed index".
         chunk_rows: rows per read of that second pass (default: the source's).
+        outlier_norm_ratio: the verdict's outlier line (``Thresholds``): a row whose
+            squared norm exceeds this many times the mean squared norm is a norm outlier
+            too, however wide the norms spread, so health and verdict agree.
     """
     d = moments.d
     if counter.d is not None and counter.d != d:
@@ -744,9 +751,18 @@ def index_health(counter: HealthCounter, moments: Moments,
                   else "not a compressed index")  # fmt: skip
     return Health(
         rows=counter.rows_seen, d=d, nan=nan, inf=inf, zero=zero, duplicates=dup,
-        near_duplicates=near, norms=_norm_outliers(counter), rogue=rogue, isotropy=iso,
+        near_duplicates=near, norms=_norm_outliers(counter, _heavy(moments, outlier_norm_ratio)),
+        rogue=rogue, isotropy=iso,
         isotropy_sample=int(sample.shape[0]), quantisation=quant, quantisation_reason=reason,
     )  # fmt: skip
+
+
+def _heavy(moments: Moments, ratio: float) -> float:
+    """log2 of the norm at ``ratio`` times the mean squared norm (inf without rows)."""
+    if moments.n < 1 or not moments.sq_norm_sum > 0:
+        return math.inf
+    mean_sq = math.log2(moments.sq_norm_sum / moments.n) + 2 * moments.scale_exp
+    return 0.5 * (math.log2(ratio) + mean_sq)
 
 
 def _unit(rows: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -783,7 +799,9 @@ def _near_duplicates(sample: NDArray[np.float64], block: int = 1024) -> NearDupl
     return NearDuplicates(pairs, rows, m, rows / m)
 
 
-def _norm_outliers(counter: HealthCounter) -> NormOutliers | None:
+def _norm_outliers(counter: HealthCounter, heavy: float = math.inf) -> NormOutliers | None:
+    """``heavy``: the log2 norm above which a row is an outlier whatever the spread (the
+    verdict's outlier line, so that the two never disagree)."""
     hist = counter.norm_hist
     if hist is None:
         return None
@@ -798,6 +816,7 @@ def _norm_outliers(counter: HealthCounter) -> NormOutliers | None:
     mad = float(dist[order][np.searchsorted(np.cumsum(counts[order]), (total + 1) / 2)])
     spread = max(1.4826 * mad, NORM_MIN_SPREAD)
     lo_line, hi_line = median - NORM_MAD_K * spread, median + NORM_MAD_K * spread
+    hi_line = min(hi_line, heavy)
     low = int(counts[centres < lo_line].sum())
     high = int(counts[centres > hi_line].sum())
 

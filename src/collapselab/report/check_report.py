@@ -439,6 +439,21 @@ def build_check_report(result: CheckResult, *, title: str | None = None) -> Repo
             base.data["drift"] = drift.to_dict()
         report.sections.append(base)
 
+    health = getattr(result, "health", None)
+    if health is not None:
+        hs = Section("health", "Index health")
+        problems = health.problems
+        hs.paragraphs.append(
+            (f"{len(problems)} finding{'s' if len(problems) != 1 else ''} to look at: "
+             + "; ".join(problems) + "." if problems else "Nothing to look at: no NaN, "
+             "Inf, all-zero or duplicate rows, no outlying norms, no rogue dimension.")
+            + " The lines are conventions, not calibrated against outcomes (there is no "
+            "labelled corpus of store faults); row numbers count over the files in order.")
+        hs.tables.append(Table("health", ["finding"], [[line] for line in health.lines()],
+                               "What one pass over the rows found (collapselab.health)."))
+        hs.data = health.to_dict()
+        report.sections.append(hs)
+
     mt = Section("metrics", "Every metric")
     mt.paragraphs.append("Every scalar metric of the matrix" + (" and of the baseline" if b else "")
                          + "; report.json holds check --json's whole object under "
@@ -451,6 +466,7 @@ def build_check_report(result: CheckResult, *, title: str | None = None) -> Repo
     fs = Section("files", "Files checked and time")
     rows: list[list[Any]] = [["checked", f] for f in result.files]
     rows += [["baseline", f] for f in (result.baseline_files or [])]
+    rows += [["read as", note] for note in getattr(result, "notes", ())]
     fs.tables.append(Table("files", ["role", "file"], rows))
     fs.tables.append(Table("run", ["", "value"], [
         ["rows", met.n], ["columns", met.d], ["check time (s)", round(result.seconds, 4)],

@@ -58,7 +58,9 @@ def check_text(result: Any, plot: str | None = None) -> str:
     ]  # fmt: skip
     also = "" if dg.level_name == dg.verdict else f"; verdict {dg.verdict}"
     out = [f"{', '.join(result.files)}: {dg.level_name.upper()} (level {dg.level} of 3, "
-           f"severity {dg.severity:.2f}{also})", _wrap(dg.headline), "", table(rows)]  # fmt: skip
+           f"severity {dg.severity:.2f}{also})", _wrap(dg.headline)]  # fmt: skip
+    out += [_wrap(f"read: {note}", more="  ") for note in getattr(result, "notes", ())]
+    out += ["", table(rows)]
     if dg.baseline is not None:
         b = dg.baseline
         names = ", ".join(result.baseline_files or ["baseline"])
@@ -69,6 +71,9 @@ def check_text(result: Any, plot: str | None = None) -> str:
     drift = getattr(result, "drift", None)
     if drift is not None:
         out += ["", _wrap(drift if isinstance(drift, str) else drift.headline(), more="  ")]
+    health = getattr(result, "health", None)
+    if health is not None:
+        out += ["", "index health:"] + [_wrap(line, "  ", "    ") for line in health.lines()]
     out += ["", table(ev, header=("evidence", "value", "verdict line", "warning line",
                                   "crossed")),
             "", f"advice: {dg.advice}", f"({result.seconds:.2f} s)"]  # fmt: skip
