@@ -171,6 +171,7 @@ def rank_inputs(specs: Sequence[str]) -> list[str]:
         found = sorted(glob.glob(text)) if glob.has_magic(text) else [text]
         if not found:
             raise InputError(f"{spec}: no files match this pattern")
+        mine: list[str] = []  # this spec's inputs: its key applies to them only
         for f in map(Path, found):
             if not f.exists():
                 raise InputError(f"{f}: no such file or folder")
@@ -180,10 +181,11 @@ def rank_inputs(specs: Sequence[str]) -> list[str]:
                 if not inner:
                     raise InputError(f"{f}: a folder with no run folders, checkpoints or "
                                      "embedding files")  # fmt: skip
-                out += [str(c) for c in inner]
+                mine += [str(c) for c in inner]
             else:
-                out.append(str(f))
-    return [p if key is None or _is_checkpoint(Path(p)) else f"{p}:{key}" for p in out]
+                mine.append(str(f))
+        out += [p if key is None or _is_checkpoint(Path(p)) else f"{p}:{key}" for p in mine]
+    return out
 
 
 def rank_runs(

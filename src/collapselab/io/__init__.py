@@ -10,8 +10,13 @@ Formats: ``.npy`` (streamed with ``readinto``; any byte order, C or Fortran orde
 ``.npz`` (members streamed out of the zip), ``.safetensors`` (streamed; bfloat16 too),
 ``.pt``/``.pth`` (``torch.load(weights_only=True)``, memory-mapped), ``.csv``/``.tsv``
 (streamed in line batches), ``.parquet`` (``pip install "collapselab[parquet]"``; read by
-batches). :func:`atomic_npy` writes a float32 ``.npy`` back, streamed and atomically.
-Nothing is ever unpickled. Every problem is an
+batches). Vector stores, each an optional extra: FAISS ``.faiss`` / ``.index`` files
+(``collapselab[faiss]``; flat, IVF, PQ, SQ, HNSW and refine indexes, rows read by file
+offset, lossy kinds decoded: ``source.note`` says which), Lance datasets
+``DB/TABLE.lance:COLUMN`` (``collapselab[lancedb]``), Chroma ``DIR/chroma.sqlite3:COLLECTION``
+(``collapselab[chroma]``) and PostgreSQL tables ``postgresql://...?table=T&column=C``
+(``collapselab[postgres]``; a server-side cursor). :func:`atomic_npy` writes a float32
+``.npy`` back, streamed and atomically. Nothing is ever unpickled. Every problem is an
 :class:`~collapselab.errors.InputError` whose one-line message names the file.
 
 Example:
