@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,7 @@ from collapselab._json import jsonable
 from collapselab._pool import LazyPool, blas_threads
 from collapselab.diagnose import Thresholds
 from collapselab.errors import InputError
-from collapselab.metrics.moments import _mix64
+from collapselab.metrics.moments import _mix64, _scratch
 
 if TYPE_CHECKING:
     from collapselab.io import EmbeddingSource
@@ -107,7 +106,6 @@ _BLOCK_BYTES = 192 * 1024
 _PARALLEL_ROWS = 8192
 _WORKERS = min(4, os.cpu_count() or 1)
 _POOL = LazyPool(_WORKERS, "health")
-_LOCAL = threading.local()
 
 
 def _keys(words: int, salt: int) -> NDArray[np.uint64]:
@@ -121,16 +119,6 @@ def _keys(words: int, salt: int) -> NDArray[np.uint64]:
         k = (_mix64(i) | np.uint64(1)).reshape(2, words)
         _KEYS[(words, salt)] = k
     return k
-
-
-def _scratch(name: str, shape: tuple[int, ...], dtype: Any) -> NDArray[Any]:
-    """A reusable per-thread buffer (fresh pages cost more than hashing them)."""
-    size = math.prod(shape)
-    buf = getattr(_LOCAL, name, None)
-    if buf is None or buf.size < size or buf.dtype != dtype:
-        buf = np.empty(size, dtype=dtype)
-        setattr(_LOCAL, name, buf)
-    return buf[:size].reshape(shape)
 
 
 def _hash_words(u: NDArray[np.uint64], keys: NDArray[np.uint64], t: NDArray[np.uint64],

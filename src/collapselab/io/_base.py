@@ -106,6 +106,28 @@ def convert_into(out: np.ndarray, raw: np.ndarray, bf16: bool = False) -> None:
         np.copyto(out, raw, casting="unsafe")
 
 
+def rechunk(blocks: Iterator[np.ndarray], rows: int, d: int, dtype: np.dtype, buffers: int
+            ) -> Iterator[np.ndarray]:  # fmt: skip
+    """Chunks of exactly ``rows`` rows (the last may be shorter) filled in turn from
+    ``blocks`` of any lengths (decoded batches, fetched pages), cast on the way into a ring
+    of ``buffers`` reused ``(rows, d)`` arrays of ``dtype``: what every reader of a store
+    that hands out its own batch sizes needs."""
+    ring = [np.empty((rows, d), dtype) for _ in range(buffers)]
+    filled, i = 0, 0
+    for block in blocks:
+        j = 0
+        while j < len(block):
+            out = ring[i % buffers]
+            take = min(rows - filled, len(block) - j)
+            convert_into(out[filled : filled + take], block[j : j + take])
+            filled, j = filled + take, j + take
+            if filled == rows:
+                yield out
+                filled, i = 0, i + 1
+    if filled:
+        yield ring[i % buffers][:filled]
+
+
 class EmbeddingSource(abc.ABC):
     """An embedding matrix ``Z`` of shape ``(n, d)`` in a file, read in row chunks.
 

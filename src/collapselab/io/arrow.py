@@ -61,3 +61,13 @@ def arrow_matrix(column: Any, name: str, d: int | None = None, row0: int = 0,
     if values.null_count:
         raise fail(name, f"{what} has null values inside its lists")
     return values.to_numpy(zero_copy_only=False).reshape(-1, size)
+
+
+def is_list(pa: Any, t: Any) -> bool:
+    """``t`` is a list, large-list or fixed-size-list Arrow type."""
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def is_number(pa: Any, t: Any) -> bool:
+    """``t`` is an integer or floating Arrow type."""
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))

@@ -26,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from collapselab.errors import InputError
-from collapselab.io._base import EmbeddingSource, check_shape, fail, one_line, pick_key
+from collapselab.io._base import (
+    EmbeddingSource,
+    check_shape,
+    fail,
+    one_line,
+    pick_key,
+    rechunk,
+)
 
 INSTALL_HINT = 'reading Chroma stores needs chromadb: pip install "collapselab[chroma]"'
 #: the catalogue file Chroma keeps in its directory
@@ -133,28 +140,19 @@ class ChromaSource(EmbeddingSource):
         return page_matrix(got.get("embeddings"), self.name, self.d, offset)
 
     def _chunks(self, rows: int, start: int, stop: int, buffers: int = 1) -> Iterator[np.ndarray]:
-        k_max = min(rows, stop - start)
-        ring = [np.empty((k_max, self.d), np.float32) for _ in range(buffers)]
-        filled, i, row = 0, 0, start
-        while row < stop:
-            limit = min(_PAGE_ROWS, stop - row)
-            block = self._page(row, limit)
-            if len(block) != limit:
-                raise fail(self.name, f"page at row {row} has {len(block)} rows, expected "
-                                      f"{limit}: was the collection modified while being "
-                                      "read?")  # fmt: skip
-            row += limit
-            j = 0
-            while j < len(block):
-                out = ring[i % buffers]
-                take = min(k_max - filled, len(block) - j)
-                out[filled : filled + take] = block[j : j + take]
-                filled, j = filled + take, j + take
-                if filled == k_max:
-                    yield out
-                    filled, i = 0, i + 1
-        if filled:
-            yield ring[i % buffers][:filled]
+        def pages() -> Iterator[np.ndarray]:
+            row = start
+            while row < stop:
+                limit = min(_PAGE_ROWS, stop - row)
+                block = self._page(row, limit)
+                if len(block) != limit:
+                    raise fail(self.name, f"page at row {row} has {len(block)} rows, expected "
+                                          f"{limit}: was the collection modified while being "
+                                          "read?")  # fmt: skip
+                row += limit
+                yield block
+
+        yield from rechunk(pages(), min(rows, stop - start), self.d, self._out, buffers)
 
 
 def open_chroma(path: Path, path_name: str, key: str | None) -> EmbeddingSource:

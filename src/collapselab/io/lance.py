@@ -30,14 +30,14 @@ from collapselab.errors import InputError
 from collapselab.io._base import (
     EmbeddingSource,
     check_shape,
-    convert_into,
     fail,
     list_keys,
     one_line,
     output_dtype,
     pick_key,
+    rechunk,
 )
-from collapselab.io.arrow import arrow_matrix
+from collapselab.io.arrow import arrow_matrix, is_list, is_number
 
 INSTALL_HINT = 'reading Lance datasets needs pylance: pip install "collapselab[lancedb]"'
 
@@ -58,14 +58,6 @@ def _lance(name: str) -> Any:
     except ImportError as e:
         raise fail(name, INSTALL_HINT) from e
     return lance
-
-
-def _is_list(pa: Any, t: Any) -> bool:
-    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
-
-
-def _is_number(pa: Any, t: Any) -> bool:
-    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
 
 
 class LanceSource(EmbeddingSource):
@@ -102,36 +94,29 @@ class LanceSource(EmbeddingSource):
     def _read(self, lance: Any, rows: int, start: int, stop: int, buffers: int
               ) -> Iterator[np.ndarray]:  # fmt: skip
         k_max = min(rows, stop - start)
-        ring = [np.empty((k_max, self.d), self._out) for _ in range(buffers)]
-        filled, i, row = 0, 0, start
         batches = lance.dataset(str(self._path)).to_batches(
             columns=[self._column], offset=start, limit=stop - start,
             batch_size=min(k_max, _BATCH_ROWS), batch_readahead=_READAHEAD,
             fragment_readahead=1, io_buffer_size=_IO_BUFFER, scan_in_order=True,
         )  # fmt: skip
         what = f"column {self._column!r}"
-        for batch in batches:
-            if not batch.num_rows:
-                continue
-            block = arrow_matrix(batch.column(0), self.name, self.d, row, what)
-            row += len(block)
-            if row > stop:
-                raise fail(self.name, f"more rows than the {self.n} counted: was the table "
+
+        def blocks() -> Iterator[np.ndarray]:
+            row = start
+            for batch in batches:
+                if not batch.num_rows:
+                    continue
+                block = arrow_matrix(batch.column(0), self.name, self.d, row, what)
+                row += len(block)
+                if row > stop:
+                    raise fail(self.name, f"more rows than the {self.n} counted: was the "
+                                          "table modified while being read?")  # fmt: skip
+                yield block
+            if row < stop:
+                raise fail(self.name, f"ended after row {row} of {stop}: was the table "
                                       "modified while being read?")  # fmt: skip
-            j = 0
-            while j < len(block):
-                out = ring[i % buffers]
-                take = min(k_max - filled, len(block) - j)
-                convert_into(out[filled : filled + take], block[j : j + take])
-                filled, j = filled + take, j + take
-                if filled == k_max:
-                    yield out
-                    filled, i = 0, i + 1
-        if row < stop:
-            raise fail(self.name, f"ended after row {row} of {stop}: was the table modified "
-                                  "while being read?")  # fmt: skip
-        if filled:
-            yield ring[i % buffers][:filled]
+
+        yield from rechunk(blocks(), k_max, self.d, self._out, buffers)
 
 
 def open_lance(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
@@ -152,7 +137,7 @@ def open_lance(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
             raise fail(path_name, "not a Lance dataset (no _versions manifest: expected "
                                   "the directory DB/TABLE.lance that LanceDB writes)") from e
         raise fail(path_name, f"not a readable Lance dataset ({text[:300]})") from e
-    lists = [f.name for f in schema if _is_list(pa, f.type)]
+    lists = [f.name for f in schema if is_list(pa, f.type)]
     if key is not None:
         if key not in schema.names:
             raise fail(path_name, f"no column named {key!r}; available: {list_keys(schema.names)}")
@@ -165,7 +150,7 @@ def open_lance(path: Path, path_name: str, key: str | None) -> EmbeddingSource:
     key = pick_key(path_name, lists, key, what="vector column")
     name = f"{path_name}:{key}"
     field = schema.field(key)
-    if not _is_number(pa, field.type.value_type):
+    if not is_number(pa, field.type.value_type):
         raise fail(name, f"column {key!r} holds lists of {field.type.value_type}; expected numbers")
     if pa.types.is_fixed_size_list(field.type):
         d = int(field.type.list_size)

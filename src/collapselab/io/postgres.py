@@ -73,6 +73,7 @@ from collapselab.io._base import (
     fail,
     list_keys,
     one_line,
+    rechunk,
 )
 
 if TYPE_CHECKING:
@@ -333,36 +334,30 @@ class PostgresSource(EmbeddingSource):
               ) -> Iterator[np.ndarray]:  # fmt: skip
         k_max = min(rows, stop - start)
         fetch = max(1, min(k_max, FETCH_BYTES // self._row.itemsize))
-        ring = [np.empty((k_max, self.d), self._out) for _ in range(buffers)]
-        filled, i, at = 0, 0, start  # rows in the current chunk, chunks given, next row
-        with _connect(pg, self._spec) as conn:
-            # the same heap order on every connection: no scan joining another one
-            # midway, no parallel workers interleaving pages
-            conn.execute("SET synchronize_seqscans = off")
-            conn.execute("SET max_parallel_workers_per_gather = 0")
-            query = self._query(pg, "OFFSET %s LIMIT %s")
-            with conn.cursor("collapselab_rows", binary=True,
-                             row_factory=pg.rows.scalar_row) as cur:  # fmt: skip
-                cur.adapters.register_loader(_ARRAY_OID[self._cast], _raw_loader())
-                cur.execute(query, (start, stop - start))
-                while at < stop:
-                    batch = cur.fetchmany(min(fetch, stop - at))
-                    if not batch:
-                        raise fail(self.name, f"the table has {at} rows now, {self.n} when "
-                                              "opened: it changed while being read")  # fmt: skip
-                    block = self._parse(conn, batch, at)
-                    at += len(block)
-                    j = 0
-                    while j < len(block):
-                        out = ring[i % buffers]
-                        take = min(k_max - filled, len(block) - j)
-                        np.copyto(out[filled : filled + take], block[j : j + take]["x"])
-                        filled, j = filled + take, j + take
-                        if filled == k_max:
-                            yield out
-                            filled, i = 0, i + 1
-        if filled:
-            yield ring[i % buffers][:filled]
+
+        def blocks() -> Iterator[np.ndarray]:
+            at = start  # the next row
+            with _connect(pg, self._spec) as conn:
+                # the same heap order on every connection: no scan joining another one
+                # midway, no parallel workers interleaving pages
+                conn.execute("SET synchronize_seqscans = off")
+                conn.execute("SET max_parallel_workers_per_gather = 0")
+                query = self._query(pg, "OFFSET %s LIMIT %s")
+                with conn.cursor("collapselab_rows", binary=True,
+                                 row_factory=pg.rows.scalar_row) as cur:  # fmt: skip
+                    cur.adapters.register_loader(_ARRAY_OID[self._cast], _raw_loader())
+                    cur.execute(query, (start, stop - start))
+                    while at < stop:
+                        batch = cur.fetchmany(min(fetch, stop - at))
+                        if not batch:
+                            raise fail(self.name, f"the table has {at} rows now, {self.n} "
+                                                  "when opened: it changed while being "
+                                                  "read")  # fmt: skip
+                        block = self._parse(conn, batch, at)
+                        at += len(block)
+                        yield block["x"]
+
+        yield from rechunk(blocks(), k_max, self.d, self._out, buffers)
 
     def _parse(self, conn: Any, batch: list[Any], row0: int) -> np.ndarray:
         """The ``(k, d)`` big-endian ``(len, value)`` records of a fetched batch whose
