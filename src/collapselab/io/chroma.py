@@ -9,8 +9,13 @@ The stored embeddings (float32) are read through Chroma's own client, page by pa
 (``collection.get(include=["embeddings"], limit=..., offset=...)``, at most 4096 rows a
 page), in Chroma's insertion order. The client is opened with telemetry off and every
 collection with ``embedding_function=None``: nothing is embedded, so no embedding model
-is ever loaded or downloaded. Memory is bounded by one page plus one chunk on our side;
-Chroma itself may keep a collection's vector index in memory while it is open.
+is ever loaded or downloaded. Memory is bounded by one page plus one chunk on our side,
+but not in Chroma's client: chromadb 1.5 loads the collection's whole HNSW segment (every
+vector plus the graph) on the first ``get``, so the peak grows with the store
+(``benchmarks/results/stores.md``: +254 MiB from 40k to 120k rows of 384, for 143 MiB of
+data). Reading the segment files directly would bound it; they are Chroma's internal
+format (vectors normalised for cosine collections, recent rows still in its log), so the
+client is used.
 
 Before Chroma opens anything, the file is checked (read-only) to be a Chroma catalogue:
 Chroma would otherwise create its tables in any ``chroma.sqlite3`` it is given.
