@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from collapselab._pool import blas_threads
 from collapselab.errors import ConfigError
 from collapselab.metrics import Moments
 
@@ -247,9 +248,13 @@ def drift_of_blocks(
     t_mean, t_bures = stat(observed, fast=True)
     rng = np.random.default_rng(seed)
     hits = np.zeros(3, dtype=np.int64)
-    for _ in range(permutations):
-        p_mean, p_bures = stat(rng.permutation(observed), fast=True)
-        hits += [p_mean + p_bures >= t_mean + t_bures, p_mean >= t_mean, p_bures >= t_bures]
+    # d x d solves, one per permutation: one BLAS thread (two threads on a busy 2-core
+    # machine made drift_test 5-7x slower: 68 s against 9.9 s at 8000 x 384)
+    with blas_threads(1, "blas"):
+        for _ in range(permutations):
+            p_mean, p_bures = stat(rng.permutation(observed), fast=True)
+            hits += [p_mean + p_bures >= t_mean + t_bures, p_mean >= t_mean,
+                     p_bures >= t_bures]
     p = (1.0 + hits) / (1.0 + permutations)
     if totals is None:
         ref_total, cur_total = Moments(d, sample_size=0), Moments(d, sample_size=0)
